@@ -1,0 +1,34 @@
+import { z } from "zod";
+import { NonRetryableError, RelayMeshError, ErrorCode } from "../errors.js";
+import type { AgentFunction } from "./context.js";
+
+/** `sleep` input: how long to wait. */
+export const SleepInputSchema = z.strictObject({ ms: z.number().int().min(0).max(86_400_000) });
+/** `fail` input: optional message. */
+export const FailInputSchema = z.union([z.strictObject({ message: z.string().optional() }), z.null(), z.undefined()]);
+
+const echo: AgentFunction = ({ input }) => input;
+
+const fail: AgentFunction = ({ input, attempt }) => {
+  const message = (input as { message?: string } | null | undefined)?.message ?? "the fail agent always fails";
+  throw new RelayMeshError(ErrorCode.AGENT_FAILED, `${message} (attempt ${attempt})`);
+};
+
+const sleep: AgentFunction = ({ input, signal }) => {
+  const parsed = SleepInputSchema.safeParse(input);
+  if (!parsed.success) throw new NonRetryableError(`sleep agent: input must be {"ms": <integer>}: ${z.prettifyError(parsed.error)}`);
+  const ms = parsed.data.ms;
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => { signal.removeEventListener("abort", onAbort); resolve({ sleptMs: ms }); }, ms);
+    const onAbort = () => { clearTimeout(timer); reject(signal.reason); };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+};
+
+/** The built-in agents and the input each accepts (checked at submission). */
+export const BUILTIN_AGENTS: Readonly<Record<string, { fn: AgentFunction; inputSchema?: z.ZodType }>> = {
+  echo: { fn: echo },
+  fail: { fn: fail, inputSchema: FailInputSchema },
+  sleep: { fn: sleep, inputSchema: SleepInputSchema },
+};

@@ -1,0 +1,18 @@
+/** What an agent function receives for one step attempt. */
+export interface AgentContext<I = unknown> {
+  /** The step's `input` from the workflow. */
+  input: I;
+  /** Outputs of the step's dependencies, by step id. */
+  deps: Record<string, unknown>;
+  /** Fires on timeout, hard cancel, shutdown or a lost lease; `signal.reason` says which. */
+  signal: AbortSignal;
+  /** 1 for the first attempt. */
+  attempt: number;
+  taskId: string;
+  stepId: string;
+  /** W3C traceparent of this attempt's span. */
+  traceparent: string;
+}
+
+/** An agent: returns the step's output (any JSON value) or throws. */
+export type AgentFunction<I = unknown, O = unknown> = (ctx: AgentContext<I>) => O | Promise<O>;

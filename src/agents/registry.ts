@@ -1,0 +1,58 @@
+import { isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+import type { AgentRef } from "../pool/protocol.js";
+import { BUILTIN_AGENTS } from "./builtins.js";
+
+export type AgentKind = "builtin" | "module";
+
+/** A JavaScript module agent: the named export of a module, run in the worker-thread pool. */
+export const ModuleAgentSchema = z.strictObject({
+  id: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, "may use only letters, digits and _ . : -"),
+  /** Path of the module (relative paths resolve against the root). */
+  module: z.string().min(1),
+  /** Export name (default: "default"). */
+  export: z.string().min(1).default("default"),
+});
+export type ModuleAgentConfig = z.input<typeof ModuleAgentSchema>;
+
+/** `<root>/agents/modules.json`. */
+export const ModuleAgentsFileSchema = z.strictObject({ agents: z.array(ModuleAgentSchema) });
+
+interface Entry { kind: AgentKind; ref: AgentRef; inputSchema?: z.ZodType }
+
+/** Every agent this engine can run, by id. */
+export class AgentRegistry {
+  readonly #entries = new Map<string, Entry>();
+
+  constructor(modules: readonly z.output<typeof ModuleAgentSchema>[], baseDir: string) {
+    for (const [name, builtin] of Object.entries(BUILTIN_AGENTS)) {
+      this.#entries.set(name, { kind: "builtin", ref: { kind: "builtin", name }, ...(builtin.inputSchema ? { inputSchema: builtin.inputSchema } : {}) });
+    }
+    for (const m of modules) {
+      const module = isAbsolute(m.module) ? m.module : resolve(baseDir, m.module);
+      this.#entries.set(m.id, { kind: "module", ref: { kind: "module", module, exportName: m.export } });
+    }
+  }
+
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
+  ids(): ReadonlySet<string> {
+    return new Set(this.#entries.keys());
+  }
+
+  /** How a worker thread finds the agent; undefined when unknown. */
+  ref(id: string): AgentRef | undefined {
+    return this.#entries.get(id)?.ref;
+  }
+
+  /** The schema a built-in agent's input must satisfy, if it declares one. */
+  inputSchema(id: string): z.ZodType | undefined {
+    return this.#entries.get(id)?.inputSchema;
+  }
+
+  list(): { id: string; kind: AgentKind }[] {
+    return [...this.#entries].map(([id, e]) => ({ id, kind: e.kind })).sort((a, b) => a.id.localeCompare(b.id));
+  }
+}

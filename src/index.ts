@@ -1,0 +1,15 @@
+export { RelayMesh, type EngineState } from "./engine.js";
+export { type EngineOptions, type CloseOptions, EngineOptionsSchema } from "./options.js";
+export { type EngineEventMap, type EngineEventName } from "./events.js";
+export {
+  RelayMeshError, ErrorCode, InvalidInputError, InvalidOptionsError, NotFoundError, StoreError, LeaseLostError,
+  StepTimeoutError, InvalidStateError, ShutdownTimeoutError, NonRetryableError, RetryLaterError, isRelayMeshError,
+  type Problem, type WireError,
+} from "./errors.js";
+export type { AgentContext, AgentFunction } from "./agents/context.js";
+export { type ModuleAgentConfig } from "./agents/registry.js";
+export { WorkflowSpecSchema, type WorkflowSpec, type StepSpec, type Priority } from "./model/workflow.js";
+export { SettingsSchema, type Settings, type SettingsInput } from "./model/settings.js";
+export type { TaskStatus, StepStatus, TaskRecord, TaskWithSteps, StepRecord, LeaseConflict } from "./store/types.js";
+export type { SubmitOptions } from "./model/build-task.js";
+export { AGENT_WORKER_FILE } from "./pool/pool.js";

@@ -1,0 +1,87 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { InvalidInputError } from "../errors.js";
+import type { AgentRegistry } from "../agents/registry.js";
+import { validateWorkflow } from "../dag/validate.js";
+import type { NewTask } from "../store/types.js";
+import type { Settings } from "./settings.js";
+import { SingleTaskSpecSchema, TraceparentSchema, priorityToInt, type WorkflowSpec } from "./workflow.js";
+import { zodProblems } from "./problems.js";
+
+export interface BuildContext {
+  agents: AgentRegistry;
+  settings: Settings;
+  /** Names the input in error messages (a file path, "submit"). */
+  source: string;
+}
+
+export interface SubmitOptions {
+  /** Overrides the spec's own key. */
+  idempotencyKey?: string | undefined;
+  /** A W3C traceparent to continue: its trace id reaches every step. */
+  traceparent?: string | undefined;
+}
+
+/** Step id of the one step of a task made by `submit`. */
+export const SINGLE_STEP_ID = "main";
+
+/** Validates a workflow spec and resolves it into the rows to insert. Throws InvalidInputError. */
+export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: SubmitOptions = {}): NewTask {
+  const problems = [];
+  let trace: { traceId: string; parentSpanId: string | null } = { traceId: randomBytes(16).toString("hex"), parentSpanId: null };
+  if (options.traceparent !== undefined) {
+    const tp = TraceparentSchema.safeParse(options.traceparent);
+    if (tp.success) trace = { traceId: tp.data.split("-")[1]!, parentSpanId: tp.data.split("-")[2]! };
+    else problems.push(...zodProblems(tp.error, "traceparent"));
+  }
+  let spec: WorkflowSpec;
+  try {
+    spec = validateWorkflow(raw, {
+      source: ctx.source, knownAgents: ctx.agents.ids(), maxPayloadBytes: ctx.settings.maxPayloadBytes,
+      inputSchema: (agent) => ctx.agents.inputSchema(agent),
+    });
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new InvalidInputError([...problems, ...error.problems]);
+    throw error;
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems);
+  const taskPriority = spec.priority ?? "normal";
+  const s = ctx.settings;
+  return {
+    taskId: randomUUID(),
+    name: spec.name ?? null,
+    priority: priorityToInt(taskPriority),
+    idempotencyKey: options.idempotencyKey ?? spec.idempotencyKey ?? null,
+    failFast: spec.failFast ?? false,
+    traceId: trace.traceId,
+    parentSpanId: trace.parentSpanId,
+    steps: spec.steps.map((step) => ({
+      stepId: step.id,
+      agent: step.agent,
+      inputJson: JSON.stringify(step.input === undefined ? null : step.input),
+      priority: priorityToInt(step.priority ?? taskPriority),
+      dependsOn: step.dependsOn ?? [],
+      maxAttempts: step.retry?.maxAttempts ?? s.maxAttempts,
+      baseBackoffMs: step.retry?.baseBackoffMs ?? s.baseBackoffMs,
+      maxBackoffMs: Math.max(step.retry?.maxBackoffMs ?? s.maxBackoffMs, step.retry?.baseBackoffMs ?? 0),
+      timeoutMs: step.timeoutMs ?? null,
+    })),
+  };
+}
+
+/** Validates a one-step task (`submit`) and resolves it like a workflow of one step named "main". */
+export function buildSingleTask(raw: unknown, ctx: BuildContext, options: SubmitOptions = {}): NewTask {
+  const parsed = SingleTaskSpecSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidInputError(zodProblems(parsed.error, ctx.source, raw));
+  const { agent, input, priority, idempotencyKey, retry, timeoutMs, name } = parsed.data;
+  const workflow = {
+    ...(name !== undefined ? { name } : {}),
+    ...(priority !== undefined ? { priority } : {}),
+    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    steps: [{
+      id: SINGLE_STEP_ID, agent, input,
+      ...(retry !== undefined ? { retry } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    }],
+  };
+  return buildWorkflowTask(workflow, ctx, options);
+}

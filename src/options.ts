@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { Piscina } from "piscina";
+import { ModuleAgentSchema } from "./agents/registry.js";
+
+/** Options of `RelayMesh.open()`. */
+export const EngineOptionsSchema = z.strictObject({
+  /** Folder holding the store, settings, agents and audit log (default: $RELAYMESH_ROOT, else "./relaymesh-data"). */
+  root: z.string().min(1).optional(),
+  /** Store URL: omitted for SQLite in the root; "postgres://…" for PostgreSQL (default: $RELAYMESH_STORE). */
+  store: z.string().min(1).optional(),
+  /** Step attempts running at once in this process (default: 8). */
+  concurrency: z.number().int().min(1).max(10_000).default(8),
+  /** Worker threads of the agent pool (default: the core count). */
+  threads: z.number().int().min(1).max(256).optional(),
+  /** This process's node id in leases (default: "<hostname>-<pid>"). */
+  nodeId: z.string().min(1).max(200).optional(),
+  /** Start claiming and running steps at open (default: true). With false, call start() later. */
+  work: z.boolean().default(true),
+  /** Settings layered over `<root>/relaymesh-settings.json` (same fields; validated together). */
+  settings: z.record(z.string(), z.unknown()).optional(),
+  /** Module agents, in addition to `<root>/agents/modules.json`. */
+  agents: z.array(ModuleAgentSchema).default([]),
+  /** How often an idle worker looks for work submitted by other processes (default: 100). */
+  pollIntervalMs: z.number().int().min(5).max(60_000).default(100),
+  /** An existing Piscina pool running RelayMesh's agent worker (AGENT_WORKER_FILE); left open by close(). */
+  piscina: z.instanceof(Piscina).optional(),
+});
+export type EngineOptions = z.input<typeof EngineOptionsSchema>;
+export type ResolvedEngineOptions = z.output<typeof EngineOptionsSchema>;
+
+/** Options of `close()`. */
+export const CloseOptionsSchema = z.strictObject({
+  /** How long in-flight steps may run on before they are aborted and their leases released (default: 30000). */
+  timeoutMs: z.number().int().min(0).default(30_000),
+  /** Abort in-flight steps at once and release their leases (default: false). */
+  force: z.boolean().default(false),
+}).default({ timeoutMs: 30_000, force: false });
+export type CloseOptions = z.input<typeof CloseOptionsSchema>;

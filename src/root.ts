@@ -1,0 +1,72 @@
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { InvalidInputError, InvalidOptionsError } from "./errors.js";
+import { ModuleAgentsFileSchema, type ModuleAgentSchema } from "./agents/registry.js";
+import { SettingsSchema, type Settings } from "./model/settings.js";
+import { zodProblems } from "./model/problems.js";
+
+/** Paths inside a root (CONTRACT.md "Files in a root"). */
+export function rootPaths(root: string) {
+  const dir = resolve(root);
+  return {
+    dir,
+    db: join(dir, "relaymesh.db"),
+    settings: join(dir, "relaymesh-settings.json"),
+    agentsDir: join(dir, "agents"),
+    modules: join(dir, "agents", "modules.json"),
+    auditDir: join(dir, "audit"),
+    reportsDir: join(dir, "reports"),
+  };
+}
+export type RootPaths = ReturnType<typeof rootPaths>;
+
+export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.RELAYMESH_ROOT && env.RELAYMESH_ROOT.length > 0 ? env.RELAYMESH_ROOT : "./relaymesh-data";
+}
+
+/** Creates the root's folders when missing. Idempotent. */
+export function ensureRoot(paths: RootPaths): void {
+  for (const dir of [paths.dir, paths.agentsDir, paths.auditDir, paths.reportsDir]) mkdirSync(dir, { recursive: true });
+}
+
+/** Configuration read from a root's files; reading writes nothing. */
+export interface RootConfig {
+  settings: Settings;
+  modules: z.output<typeof ModuleAgentSchema>[];
+}
+
+/**
+ * Reads and validates the settings file (layered with `overrides`) and agents/modules.json.
+ * A missing file means defaults; an invalid one throws naming the file and field.
+ */
+export function readRootConfig(paths: RootPaths, overrides: Record<string, unknown> = {}): RootConfig {
+  const fileSettings = readJsonFile(paths.settings) ?? {};
+  if (typeof fileSettings !== "object" || fileSettings === null || Array.isArray(fileSettings)) {
+    throw new InvalidOptionsError(`${paths.settings}: must be a JSON object`);
+  }
+  const settings = SettingsSchema.safeParse({ ...fileSettings, ...overrides });
+  if (!settings.success) {
+    const problems = zodProblems(settings.error, paths.settings);
+    throw new InvalidOptionsError(problems.map((p) => `${p.where}: ${p.message}`).join("; "), { cause: settings.error, details: problems });
+  }
+  const modulesRaw = readJsonFile(paths.modules);
+  let modules: RootConfig["modules"] = [];
+  if (modulesRaw !== undefined) {
+    const parsed = ModuleAgentsFileSchema.safeParse(modulesRaw);
+    if (!parsed.success) throw new InvalidInputError(zodProblems(parsed.error, paths.modules, modulesRaw));
+    modules = parsed.data.agents;
+  }
+  return { settings: settings.data, modules };
+}
+
+/** Parses a JSON file; undefined when it does not exist; InvalidInputError naming the file when it is not JSON. */
+export function readJsonFile(path: string): unknown {
+  if (!existsSync(path)) return undefined;
+  const text = readFileSync(path, "utf8");
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new InvalidInputError([{ where: path, message: `invalid JSON: ${(cause as Error).message}` }], { cause });
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Numbered, append-only schema migrations. Each step carries both dialects so the SQLite and
+ * PostgreSQL schemas cannot drift. Never edit a released step: add the next one.
+ */
+export interface Migration {
+  id: number;
+  name: string;
+  sqlite: string;
+  pg: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    id: 1,
+    name: "tasks, steps, edges, lease conflicts, counters",
+    sqlite: `
+      CREATE TABLE tasks (
+        task_id TEXT PRIMARY KEY,
+        name TEXT,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        fail_fast INTEGER NOT NULL,
+        trace_id TEXT NOT NULL,
+        parent_span_id TEXT,
+        steps_total INTEGER NOT NULL,
+        steps_open INTEGER NOT NULL,
+        dead_count INTEGER NOT NULL DEFAULT 0,
+        cancelled_count INTEGER NOT NULL DEFAULT 0,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        finished_at_ms INTEGER
+      );
+      CREATE INDEX tasks_created ON tasks (created_at_ms);
+      CREATE INDEX tasks_status_created ON tasks (status, created_at_ms);
+      CREATE TABLE steps (
+        id INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        trace_id TEXT NOT NULL,
+        input_json TEXT NOT NULL,
+        output_json TEXT,
+        error_json TEXT,
+        depends_on_json TEXT NOT NULL,
+        deps_open INTEGER NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        base_backoff_ms INTEGER NOT NULL,
+        max_backoff_ms INTEGER NOT NULL,
+        timeout_ms INTEGER,
+        lease_owner TEXT,
+        lease_epoch INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at_ms INTEGER,
+        ready_at_ms INTEGER,
+        started_at_ms INTEGER,
+        finished_at_ms INTEGER,
+        UNIQUE (task_id, step_id)
+      );
+      CREATE INDEX steps_ready ON steps (priority, ready_at_ms, id) WHERE status = 'READY';
+      CREATE INDEX steps_retry ON steps (ready_at_ms) WHERE status = 'RETRY_WAIT';
+      CREATE INDEX steps_running ON steps (lease_expires_at_ms) WHERE status = 'RUNNING';
+      CREATE TABLE edges (
+        task_id TEXT NOT NULL,
+        from_step TEXT NOT NULL,
+        to_step TEXT NOT NULL,
+        PRIMARY KEY (task_id, from_step, to_step)
+      ) WITHOUT ROWID;
+      CREATE INDEX edges_to ON edges (task_id, to_step);
+      CREATE TABLE lease_conflicts (
+        id INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        expected_epoch INTEGER NOT NULL,
+        actual_epoch INTEGER,
+        node_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+      );
+      CREATE INDEX lease_conflicts_at ON lease_conflicts (at_ms);
+      CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+    pg: `
+      CREATE TABLE tasks (
+        task_id TEXT PRIMARY KEY,
+        name TEXT,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        fail_fast BOOLEAN NOT NULL,
+        trace_id TEXT NOT NULL,
+        parent_span_id TEXT,
+        steps_total INTEGER NOT NULL,
+        steps_open INTEGER NOT NULL,
+        dead_count INTEGER NOT NULL DEFAULT 0,
+        cancelled_count INTEGER NOT NULL DEFAULT 0,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        finished_at_ms BIGINT
+      );
+      CREATE INDEX tasks_created ON tasks (created_at_ms);
+      CREATE INDEX tasks_status_created ON tasks (status, created_at_ms);
+      CREATE TABLE steps (
+        id BIGSERIAL PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        trace_id TEXT NOT NULL,
+        input_json TEXT NOT NULL,
+        output_json TEXT,
+        error_json TEXT,
+        depends_on_json TEXT NOT NULL,
+        deps_open INTEGER NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        base_backoff_ms INTEGER NOT NULL,
+        max_backoff_ms INTEGER NOT NULL,
+        timeout_ms INTEGER,
+        lease_owner TEXT,
+        lease_epoch INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at_ms BIGINT,
+        ready_at_ms BIGINT,
+        started_at_ms BIGINT,
+        finished_at_ms BIGINT,
+        UNIQUE (task_id, step_id)
+      );
+      CREATE INDEX steps_ready ON steps (priority, ready_at_ms, id) WHERE status = 'READY';
+      CREATE INDEX steps_retry ON steps (ready_at_ms) WHERE status = 'RETRY_WAIT';
+      CREATE INDEX steps_running ON steps (lease_expires_at_ms) WHERE status = 'RUNNING';
+      CREATE TABLE edges (
+        task_id TEXT NOT NULL,
+        from_step TEXT NOT NULL,
+        to_step TEXT NOT NULL,
+        PRIMARY KEY (task_id, from_step, to_step)
+      );
+      CREATE INDEX edges_to ON edges (task_id, to_step);
+      CREATE TABLE lease_conflicts (
+        id BIGSERIAL PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        expected_epoch INTEGER NOT NULL,
+        actual_epoch INTEGER,
+        node_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+      );
+      CREATE INDEX lease_conflicts_at ON lease_conflicts (at_ms);
+      CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+      );
+    `,
+  },
+];

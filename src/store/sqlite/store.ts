@@ -1,0 +1,203 @@
+import Database from "better-sqlite3";
+import { StoreError } from "../../errors.js";
+import type { WireError } from "../../errors.js";
+import { MIGRATIONS } from "../migrations.js";
+import type { Store } from "../store.js";
+import type {
+  CommitBatch, CommitResult, LeaseConflict, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps,
+} from "../types.js";
+import { applyBatch } from "./commit.js";
+import { prepareStatements, type Statements } from "./statements.js";
+
+export interface SqliteStoreOptions {
+  /** Path of the database file. */
+  path: string;
+  /** "full": synchronous=FULL (survives power loss); "normal": synchronous=NORMAL. */
+  durability: "full" | "normal";
+  /** How long a writer waits for another process's lock (default: 15000). */
+  busyTimeoutMs?: number;
+}
+
+/** The embedded store: one SQLite file in WAL mode, shared by the processes of one root. */
+export class SqliteStore implements Store {
+  readonly location: string;
+  readonly #db: Database.Database;
+  #statements: Statements | null = null;
+  #commitTx: ((batch: CommitBatch) => CommitResult) | null = null;
+  #closed = false;
+
+  private constructor(db: Database.Database, path: string) {
+    this.#db = db;
+    this.location = `sqlite:${path}`;
+  }
+
+  /** Opens the file, sets and reads back the PRAGMAs, and fails fast when one did not take. */
+  static open(options: SqliteStoreOptions): SqliteStore {
+    let db: Database.Database;
+    try {
+      db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 15_000 });
+    } catch (cause) {
+      throw new StoreError(`cannot open SQLite store at ${options.path}: ${(cause as Error).message}`, { cause });
+    }
+    const wanted = { journal_mode: "wal", synchronous: options.durability === "full" ? 2 : 1, foreign_keys: 0 };
+    try {
+      db.pragma(`journal_mode = ${wanted.journal_mode}`);
+      db.pragma(`synchronous = ${wanted.synchronous}`);
+      db.pragma(`foreign_keys = ${wanted.foreign_keys}`);
+      const actual = {
+        journal_mode: db.pragma("journal_mode", { simple: true }),
+        synchronous: db.pragma("synchronous", { simple: true }),
+        foreign_keys: db.pragma("foreign_keys", { simple: true }),
+      };
+      for (const key of Object.keys(wanted) as (keyof typeof wanted)[]) {
+        if (actual[key] !== wanted[key]) {
+          throw new StoreError(`SQLite PRAGMA ${key} is ${String(actual[key])} at ${options.path}, expected ${wanted[key]}; ` +
+            `the file system may not support WAL (use a local disk)`);
+        }
+      }
+    } catch (cause) {
+      db.close();
+      if (cause instanceof StoreError) throw cause;
+      throw new StoreError(`cannot configure SQLite store at ${options.path}: ${(cause as Error).message}`, { cause });
+    }
+    return new SqliteStore(db, options.path);
+  }
+
+  /** PRAGMAs as they are now, for health checks. */
+  pragmas(): Record<string, unknown> {
+    return {
+      journal_mode: this.#db.pragma("journal_mode", { simple: true }),
+      synchronous: this.#db.pragma("synchronous", { simple: true }),
+      busy_timeout: this.#db.pragma("busy_timeout", { simple: true }),
+    };
+  }
+
+  async migrate(): Promise<void> {
+    const db = this.#db;
+    this.#guard(() => {
+      db.transaction(() => {
+        db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)`);
+        const done = new Set((db.prepare(`SELECT id FROM schema_migrations`).all() as { id: number }[]).map((r) => r.id));
+        for (const m of MIGRATIONS) {
+          if (done.has(m.id)) continue;
+          db.exec(m.sqlite);
+          db.prepare(`INSERT INTO schema_migrations (id, name, applied_at_ms) VALUES (?, ?, ?)`).run(m.id, m.name, Date.now());
+        }
+      }).immediate();
+    }, "migrate");
+    this.#statements = prepareStatements(db);
+    const statements = this.#statements;
+    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, batch));
+    this.#commitTx = (batch) => tx.immediate(batch);
+  }
+
+  async commit(batch: CommitBatch): Promise<CommitResult> {
+    const commitTx = this.#commitTx;
+    if (!commitTx) throw new StoreError("store is not migrated (call migrate() first) or is closed");
+    return this.#guard(() => commitTx(batch), "commit");
+  }
+
+  async getTask(taskId: string): Promise<TaskWithSteps | null> {
+    const s = this.#s();
+    return this.#guard(() => this.#db.transaction(() => {
+      const row = s.getTask.get(taskId) as TaskRow | undefined;
+      if (!row) return null;
+      const steps = (s.stepsOfTask.all(taskId) as StepRow[]).map(toStepRecord);
+      const edges = (s.edgesOfTask.all(taskId) as { from_step: string; to_step: string }[]).map((e) => [e.from_step, e.to_step] as [string, string]);
+      return { ...toTaskRecord(row), steps, edges };
+    })(), "getTask");
+  }
+
+  async findTaskByIdempotencyKey(key: string): Promise<string | null> {
+    const row = this.#guard(() => this.#s().taskByKey.get(key) as { task_id: string } | undefined, "findTaskByIdempotencyKey");
+    return row ? row.task_id : null;
+  }
+
+  async listTasks(query: { status?: TaskStatus; limit: number; offset: number }): Promise<{ tasks: TaskRecord[]; total: number }> {
+    const s = this.#s();
+    return this.#guard(() => this.#db.transaction(() => {
+      const rows = (query.status
+        ? s.listTasksByStatus.all(query.status, query.limit, query.offset)
+        : s.listTasks.all(query.limit, query.offset)) as TaskRow[];
+      const total = (query.status ? s.countTasksByStatus.get(query.status) : s.countTasks.get()) as { n: number };
+      return { tasks: rows.map(toTaskRecord), total: total.n };
+    })(), "listTasks");
+  }
+
+  async taskStatuses(taskIds: readonly string[]): Promise<Map<string, TaskStatus>> {
+    const s = this.#s();
+    return this.#guard(() => {
+      const out = new Map<string, TaskStatus>();
+      for (const id of taskIds) {
+        const row = s.taskStatus.get(id) as { status: TaskStatus } | undefined;
+        if (row) out.set(id, row.status);
+      }
+      return out;
+    }, "taskStatuses");
+  }
+
+  async listLeaseConflicts(query: { sinceMs: number; limit: number }): Promise<LeaseConflict[]> {
+    const rows = this.#guard(() => this.#s().listConflicts.all(query.sinceMs, query.limit), "listLeaseConflicts") as {
+      task_id: string; step_id: string; expected_epoch: number; actual_epoch: number | null; node_id: string; operation: string; at_ms: number;
+    }[];
+    return rows.map((r) => ({
+      taskId: r.task_id, stepId: r.step_id, expectedLeaseEpoch: r.expected_epoch, actualLeaseEpoch: r.actual_epoch,
+      nodeId: r.node_id, operation: r.operation, atMs: r.at_ms,
+    }));
+  }
+
+  async counters(): Promise<Record<string, number>> {
+    const rows = this.#guard(() => this.#s().counters.all(), "counters") as { name: string; value: number }[];
+    return Object.fromEntries(rows.map((r) => [r.name, r.value]));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#commitTx = null;
+    this.#statements = null;
+    this.#db.close();
+  }
+
+  #s(): Statements {
+    if (!this.#statements) throw new StoreError("store is not migrated (call migrate() first) or is closed");
+    return this.#statements;
+  }
+
+  #guard<T>(fn: () => T, operation: string): T {
+    try {
+      return fn();
+    } catch (cause) {
+      if (cause instanceof StoreError) throw cause;
+      const code = (cause as { code?: string }).code;
+      throw new StoreError(`SQLite ${operation} failed${code ? ` (${code})` : ""}: ${(cause as Error).message}`, { cause });
+    }
+  }
+}
+
+interface TaskRow {
+  task_id: string; name: string | null; status: TaskStatus; priority: number; idempotency_key: string | null; fail_fast: number;
+  trace_id: string; created_at_ms: number; updated_at_ms: number; finished_at_ms: number | null;
+}
+interface StepRow {
+  step_id: string; agent: string; status: StepStatus; priority: number; attempt: number; max_attempts: number;
+  depends_on_json: string; input_json: string; output_json: string | null; error_json: string | null; lease_owner: string | null;
+  lease_epoch: number; lease_expires_at_ms: number | null; ready_at_ms: number | null; started_at_ms: number | null; finished_at_ms: number | null;
+}
+
+function toTaskRecord(r: TaskRow): TaskRecord {
+  return {
+    taskId: r.task_id, name: r.name, status: r.status, priority: r.priority, idempotencyKey: r.idempotency_key,
+    failFast: r.fail_fast === 1, traceId: r.trace_id, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms, finishedAtMs: r.finished_at_ms,
+  };
+}
+
+function toStepRecord(r: StepRow): StepRecord {
+  return {
+    stepId: r.step_id, agent: r.agent, status: r.status, priority: r.priority, attempt: r.attempt, maxAttempts: r.max_attempts,
+    dependsOn: JSON.parse(r.depends_on_json) as string[], input: JSON.parse(r.input_json),
+    output: r.output_json === null ? null : JSON.parse(r.output_json), error: r.error_json === null ? null : (JSON.parse(r.error_json) as WireError),
+    leaseOwner: r.lease_owner, leaseEpoch: r.lease_epoch, leaseExpiresAtMs: r.lease_expires_at_ms, readyAtMs: r.ready_at_ms,
+    startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms,
+  };
+}

@@ -1,0 +1,51 @@
+import type { CommitBatch, CommitResult, LeaseConflict, TaskRecord, TaskStatus, TaskWithSteps } from "./types.js";
+
+export * from "./types.js";
+
+/**
+ * The durable state of RelayMesh, as semantic operations. Two implementations: SQLite
+ * (embedded, one folder, several processes) and PostgreSQL (many machines). No caller ever
+ * sees SQL, a connection or a transaction.
+ *
+ * Every write method is one transaction: it applies entirely or not at all, and it has
+ * committed durably (per the configured durability) before its promise resolves.
+ */
+export interface Store {
+  /** Human-readable location ("sqlite:/path/relaymesh.db"). */
+  readonly location: string;
+
+  /** Applies the numbered migrations not yet applied. Idempotent; safe from concurrent processes. */
+  migrate(): Promise<void>;
+
+  /**
+   * The supervisor's group commit: submissions, completions, failures, lease renewals, retry
+   * release, expired-lease reclaim and a claim, all in one transaction (see `CommitBatch` for
+   * the order). Completions, failures and renewals are fenced: each applies only if the step
+   * is still RUNNING under the same owner and `leaseEpoch`; otherwise it changes nothing and
+   * is recorded as a lease conflict and returned in `refused`. A success resolves the DAG in
+   * the same transaction: dependents whose dependencies all succeeded become READY, and may be
+   * claimed by the same batch. Idempotent submissions return the existing task.
+   */
+  commit(batch: CommitBatch): Promise<CommitResult>;
+
+  /** One task with its steps and edges, or null. */
+  getTask(taskId: string): Promise<TaskWithSteps | null>;
+
+  /** A task's id for an idempotency key, or null. */
+  findTaskByIdempotencyKey(key: string): Promise<string | null>;
+
+  /** Tasks newest first, optionally of one status, with the total matching. */
+  listTasks(query: { status?: TaskStatus; limit: number; offset: number }): Promise<{ tasks: TaskRecord[]; total: number }>;
+
+  /** Status of several tasks at once (missing ids are left out). */
+  taskStatuses(taskIds: readonly string[]): Promise<Map<string, TaskStatus>>;
+
+  /** Recorded lease conflicts at or after `sinceMs`, newest first. */
+  listLeaseConflicts(query: { sinceMs: number; limit: number }): Promise<LeaseConflict[]>;
+
+  /** Monotonic counters kept in the store (so other processes can read them). */
+  counters(): Promise<Record<string, number>>;
+
+  /** Closes the store. Idempotent. */
+  close(): Promise<void>;
+}

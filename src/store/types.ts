@@ -1,0 +1,168 @@
+import type { WireError } from "../errors.js";
+
+export const TASK_STATUSES = ["PENDING", "RUNNING", "SUCCESS", "DEAD_LETTER", "CANCELLED"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const STEP_STATUSES = ["WAITING", "READY", "RUNNING", "RETRY_WAIT", "SUCCESS", "DEAD_LETTER", "CANCELLED", "SKIPPED"] as const;
+export type StepStatus = (typeof STEP_STATUSES)[number];
+export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set(["SUCCESS", "DEAD_LETTER", "CANCELLED"]);
+
+/** A step to insert; retry policy and priority are already resolved. */
+export interface NewStep {
+  stepId: string;
+  agent: string;
+  /** JSON text of the step's input ("null" when absent). */
+  inputJson: string;
+  /** 2 high, 1 normal, 0 low. */
+  priority: number;
+  dependsOn: string[];
+  maxAttempts: number;
+  baseBackoffMs: number;
+  maxBackoffMs: number;
+  timeoutMs: number | null;
+}
+
+export interface NewTask {
+  taskId: string;
+  name: string | null;
+  priority: number;
+  idempotencyKey: string | null;
+  failFast: boolean;
+  /** 32 hex: the W3C trace every step of this task belongs to. */
+  traceId: string;
+  /** 16 hex: the caller's span, when the submitter passed a traceparent. */
+  parentSpanId: string | null;
+  steps: NewStep[];
+}
+
+/** Identifies one lease: the step and the epoch it was claimed with. */
+export interface LeaseRef {
+  stepRowId: number;
+  taskId: string;
+  stepId: string;
+  leaseEpoch: number;
+}
+
+/** A step claimed for this node, ready to dispatch. */
+export interface ClaimedStep extends LeaseRef {
+  agent: string;
+  /** JSON text of `{ "input": …, "deps": { stepId: output… } }`. */
+  payloadJson: string;
+  attempt: number;
+  maxAttempts: number;
+  baseBackoffMs: number;
+  maxBackoffMs: number;
+  timeoutMs: number | null;
+  priority: number;
+  traceId: string;
+  leaseExpiresAtMs: number;
+}
+
+export interface StepCompletion extends LeaseRef {
+  outputJson: string;
+}
+
+export interface StepFailure extends LeaseRef {
+  /** The attempt that failed (1 for the first). */
+  attempt: number;
+  error: WireError;
+  /** Where the step goes next: back to RETRY_WAIT until `atMs`, or to the dead letters. */
+  next: { kind: "retry"; atMs: number } | { kind: "dead" };
+}
+
+/** Chooses which priority classes to take from, given how many are waiting in each. */
+export interface ClaimPicker {
+  /**
+   * Returns the priority (2, 1, 0) of each pick, in order, at most `limit` of them, never more of
+   * a class than `available` holds. `forced` counts picks made for anti-starvation.
+   */
+  pick(available: readonly [low: number, normal: number, high: number], limit: number): { order: number[]; forced: number };
+}
+
+/** Everything one group commit applies, in one transaction, in this order. */
+export interface CommitBatch {
+  nowMs: number;
+  nodeId: string;
+  leaseTimeoutMs: number;
+  submissions: NewTask[];
+  completions: StepCompletion[];
+  failures: StepFailure[];
+  renewals: LeaseRef[];
+  /** Leases given back unfinished (shutdown): the step is READY again and the attempt is not counted. */
+  releases: LeaseRef[];
+  /** Move up to this many due RETRY_WAIT steps back to READY. */
+  releaseRetriesLimit: number;
+  /** Reclaim up to this many RUNNING steps whose lease expired (0: skip). */
+  reclaimExpiredLimit: number;
+  /** Claim up to `limit` READY steps for `nodeId`, in the picker's order. */
+  claim: { limit: number; picker: ClaimPicker } | null;
+}
+
+export type StepOutcome =
+  | { kind: "succeeded"; ref: LeaseRef }
+  | { kind: "retrying"; ref: LeaseRef; atMs: number; error: WireError }
+  | { kind: "dead"; ref: LeaseRef; error: WireError };
+
+export interface CommitResult {
+  /** One per submission, in order. */
+  submitted: { taskId: string; created: boolean; steps: number }[];
+  /** Commits and renewals refused because the lease moved on (recorded as lease conflicts). */
+  refused: LeaseConflict[];
+  /** Accepted completions and failures. */
+  outcomes: StepOutcome[];
+  /** RUNNING steps cancelled by this batch (failFast): abort them if they run here. */
+  cancelledRunning: LeaseRef[];
+  reclaimed: number;
+  released: number;
+  claimed: ClaimedStep[];
+  finishedTasks: { taskId: string; status: TaskStatus }[];
+  /** Earliest `ready_at` among steps still in RETRY_WAIT, if any. */
+  nextRetryAtMs: number | null;
+}
+
+export interface LeaseConflict {
+  taskId: string;
+  stepId: string;
+  expectedLeaseEpoch: number;
+  actualLeaseEpoch: number | null;
+  nodeId: string;
+  /** What was refused: "complete", "fail", "heartbeat", "checkpoint". */
+  operation: string;
+  atMs: number;
+}
+
+export interface StepRecord {
+  stepId: string;
+  agent: string;
+  status: StepStatus;
+  priority: number;
+  attempt: number;
+  maxAttempts: number;
+  dependsOn: string[];
+  input: unknown;
+  output: unknown;
+  error: WireError | null;
+  leaseOwner: string | null;
+  leaseEpoch: number;
+  leaseExpiresAtMs: number | null;
+  readyAtMs: number | null;
+  startedAtMs: number | null;
+  finishedAtMs: number | null;
+}
+
+export interface TaskRecord {
+  taskId: string;
+  name: string | null;
+  status: TaskStatus;
+  priority: number;
+  idempotencyKey: string | null;
+  failFast: boolean;
+  traceId: string;
+  createdAtMs: number;
+  updatedAtMs: number;
+  finishedAtMs: number | null;
+}
+
+export interface TaskWithSteps extends TaskRecord {
+  steps: StepRecord[];
+  edges: [string, string][];
+}

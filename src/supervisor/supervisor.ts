@@ -1,0 +1,316 @@
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { ErrorCode, LeaseLostError, RelayMeshError, errorToWire, type WireError } from "../errors.js";
+import type { EngineEventMap } from "../events.js";
+import type { Settings } from "../model/settings.js";
+import type { AgentRegistry } from "../agents/registry.js";
+import type { AgentPool } from "../pool/pool.js";
+import type { StepResultMessage } from "../pool/protocol.js";
+import type { Store } from "../store/store.js";
+import type { ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewTask, StepCompletion, StepFailure } from "../store/types.js";
+import { PriorityPicker } from "./picker.js";
+import { backoffMs } from "./retry.js";
+
+export interface SupervisorOptions {
+  store: Store;
+  /** Null until attachPool(): a process that only submits and reads never has one. */
+  pool: AgentPool | null;
+  agents: AgentRegistry;
+  nodeId: string;
+  concurrency: number;
+  settings: Settings;
+  /** How often an idle supervisor looks for work submitted by other processes. */
+  pollIntervalMs: number;
+  emit: <K extends keyof EngineEventMap>(event: K, payload: EngineEventMap[K]) => void;
+  now?: () => number;
+}
+
+type Disposition = "commit" | "release" | "drop";
+
+interface InFlight {
+  step: ClaimedStep;
+  controller: AbortController;
+  startedAt: number;
+  /** Monotonic time by which the lease must have been renewed. */
+  leaseDeadline: number;
+  /** What to do with the result: commit it, give the lease back (shutdown), or drop it (lease lost, cancelled). */
+  disposition: Disposition;
+}
+
+interface PendingSubmit {
+  task: NewTask;
+  resolve: (v: { taskId: string; created: boolean; steps: number }) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The one place in a process that changes step state. Everything it must write waits in its
+ * mailbox and is applied by the next group commit, which also claims work for free capacity;
+ * claimed steps go straight to the agent pool.
+ */
+export class Supervisor {
+  readonly #o: SupervisorOptions;
+  readonly #now: () => number;
+  readonly #picker: PriorityPicker;
+  readonly #inflight = new Map<number, InFlight>();
+  #submits: PendingSubmit[] = [];
+  #completions: StepCompletion[] = [];
+  #failures: StepFailure[] = [];
+  #releases: LeaseRef[] = [];
+  #renewDue = false;
+  #reclaimDue = true;
+  #claiming = false;
+  #flushScheduled = false;
+  #flushing: Promise<void> | null = null;
+  #idleWaiters: (() => void)[] = [];
+  #timers: NodeJS.Timeout[] = [];
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retryTimerAt = Infinity;
+  #settings: Settings;
+  /** Counts of step attempts this supervisor ran to an outcome. */
+  readonly stats = { executed: 0, succeeded: 0, failed: 0 };
+
+  constructor(options: SupervisorOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#settings = options.settings;
+    this.#picker = new PriorityPicker(options.settings.lowStarvationMaxPicks);
+  }
+
+  /** Attempts handed to agents and not yet settled. */
+  get inFlight(): number {
+    return this.#inflight.size;
+  }
+
+  attachPool(pool: AgentPool): void {
+    this.#o.pool = pool;
+  }
+
+  /** Queues a submission; resolves once it is committed. */
+  submit(task: NewTask): Promise<{ taskId: string; created: boolean; steps: number }> {
+    return new Promise((resolve, reject) => {
+      this.#submits.push({ task, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Begins claiming and running steps, with heartbeat, poll and maintenance timers. */
+  startWorking(): void {
+    if (!this.#o.pool) throw new RelayMeshError(ErrorCode.INVALID_STATE, "this engine was opened with work: false and has no agent pool");
+    if (this.#claiming) return;
+    this.#claiming = true;
+    const lease = this.#settings.leaseTimeoutMs;
+    const every = (ms: number, fn: () => void) => { const t = setInterval(fn, ms); t.unref(); this.#timers.push(t); };
+    every(Math.max(50, Math.floor(lease / 3)), () => { if (this.#inflight.size > 0) { this.#renewDue = true; this.#schedule(); } });
+    every(Math.max(100, Math.min(5_000, Math.floor(lease / 2))), () => { this.#reclaimDue = true; this.#schedule(); });
+    every(this.#o.pollIntervalMs, () => { if (this.#free() > 0) this.#schedule(); });
+    this.#reclaimDue = true;
+    this.#schedule();
+  }
+
+  /** Stops claiming new steps; in-flight ones go on. */
+  stopClaiming(): void {
+    this.#claiming = false;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+  }
+
+  /** Resolves when nothing is in flight and the mailbox is committed. */
+  idle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Aborts every in-flight attempt; their leases are released (shutdown) or dropped. */
+  abortAll(disposition: "release" | "drop", reason: RelayMeshError): void {
+    for (const f of this.#inflight.values()) this.#abort(f, disposition, reason);
+  }
+
+  /** Replaces the settings used for new leases, retries and the picker (hot reload). */
+  updateSettings(settings: Settings): void {
+    this.#settings = settings;
+  }
+
+  /** Commits whatever is queued, then stops. */
+  async flushNow(): Promise<void> {
+    this.#schedule();
+    while (this.#flushScheduled || this.#flushing) await (this.#flushing ?? new Promise((r) => setImmediate(r)));
+  }
+
+  #free(): number {
+    return this.#claiming ? this.#o.concurrency - this.#inflight.size : 0;
+  }
+
+  #isIdle(): boolean {
+    return this.#inflight.size === 0 && !this.#flushing && !this.#flushScheduled && !this.#hasMail();
+  }
+
+  #hasMail(): boolean {
+    return this.#submits.length + this.#completions.length + this.#failures.length + this.#releases.length > 0 || this.#renewDue;
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled || this.#flushing) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flushing = this.#flush().finally(() => {
+        this.#flushing = null;
+        if (this.#hasMail() || this.#reclaimDue) this.#schedule();
+        else if (this.#isIdle()) for (const w of this.#idleWaiters.splice(0)) w();
+      });
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const submits = this.#submits;
+    const completions = this.#completions;
+    const failures = this.#failures;
+    const releases = this.#releases;
+    this.#submits = []; this.#completions = []; this.#failures = []; this.#releases = [];
+    const renewals = this.#renewDue ? [...this.#inflight.values()].filter((f) => f.disposition === "commit").map((f) => f.step) : [];
+    this.#renewDue = false;
+    const reclaim = this.#reclaimDue && this.#claiming;
+    this.#reclaimDue = false;
+    const free = this.#free();
+    const batch: CommitBatch = {
+      nowMs: this.#now(), nodeId: this.#o.nodeId, leaseTimeoutMs: this.#settings.leaseTimeoutMs,
+      submissions: submits.map((s) => s.task), completions, failures, renewals, releases,
+      releaseRetriesLimit: this.#claiming ? this.#settings.retryDispatchLimit : 0,
+      reclaimExpiredLimit: reclaim ? 100 : 0,
+      claim: free > 0 ? { limit: free, picker: this.#picker } : null,
+    };
+    if (!batch.claim && batch.submissions.length + completions.length + failures.length + renewals.length + releases.length === 0 && !reclaim) return;
+    const renewedAt = performance.now();
+    let result: CommitResult;
+    try {
+      result = await this.#o.store.commit(batch);
+    } catch (error) {
+      for (const s of submits) s.reject(error);
+      // Results stay owed: put them back and try again shortly; the leases still fence them.
+      this.#completions.unshift(...completions);
+      this.#failures.unshift(...failures);
+      this.#releases.unshift(...releases);
+      this.#o.emit("engine:error", { error: error as Error });
+      // A zombie must not go on past its lease: without a renewal, stop the work by the monotonic clock.
+      const now = performance.now();
+      for (const f of this.#inflight.values()) {
+        if (now > f.leaseDeadline) this.#abort(f, "drop", new LeaseLostError(`lease of step "${f.step.stepId}" (task ${f.step.taskId}) could not be renewed in time`));
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      return;
+    }
+    submits.forEach((s, i) => s.resolve(result.submitted[i]!));
+    for (const s of result.submitted) this.#o.emit("task:submitted", { taskId: s.taskId, created: s.created });
+    this.#afterCommit(result, renewals, renewedAt, failures);
+  }
+
+  #afterCommit(result: CommitResult, renewals: LeaseRef[], renewedAt: number, failures: StepFailure[]): void {
+    const refusedKeys = new Set<string>();
+    for (const c of result.refused) {
+      refusedKeys.add(`${c.taskId}\u0000${c.stepId}`);
+      this.#o.emit("lease:conflict", c);
+    }
+    const lease = this.#settings.leaseTimeoutMs;
+    for (const r of renewals) {
+      const f = this.#inflight.get(r.stepRowId);
+      if (!f || f.step.leaseEpoch !== r.leaseEpoch) continue;
+      if (refusedKeys.has(`${r.taskId}\u0000${r.stepId}`)) {
+        this.#abort(f, "drop", new LeaseLostError(`lease of step "${r.stepId}" (task ${r.taskId}) moved on past epoch ${r.leaseEpoch}`));
+      } else {
+        f.leaseDeadline = renewedAt + lease;
+      }
+    }
+    const attempts = new Map(failures.map((f) => [f.stepRowId, f.attempt]));
+    for (const o of result.outcomes) {
+      if (o.kind === "succeeded") continue;
+      this.#o.emit("step:failed", {
+        taskId: o.ref.taskId, stepId: o.ref.stepId, attempt: attempts.get(o.ref.stepRowId) ?? 0, willRetry: o.kind === "retrying",
+        retryAtMs: o.kind === "retrying" ? o.atMs : null, error: o.error,
+      });
+    }
+    for (const ref of result.cancelledRunning) {
+      const f = this.#inflight.get(ref.stepRowId);
+      if (f) this.#abort(f, "drop", new RelayMeshError(ErrorCode.ABORTED, `step "${ref.stepId}" was cancelled (another step of the task failed and failFast is set)`));
+    }
+    if (result.reclaimed > 0) this.#o.emit("lease:reclaimed", { count: result.reclaimed });
+    for (const t of result.finishedTasks) this.#o.emit("task:finished", t);
+    for (const step of result.claimed) this.#dispatch(step);
+    if (result.nextRetryAtMs !== null) this.#armRetryTimer(result.nextRetryAtMs);
+  }
+
+  #armRetryTimer(atMs: number): void {
+    if (!this.#claiming || atMs >= this.#retryTimerAt) return;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimerAt = atMs;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#retryTimerAt = Infinity;
+      this.#schedule();
+    }, Math.max(0, atMs - this.#now()));
+    this.#retryTimer.unref();
+  }
+
+  #dispatch(step: ClaimedStep): void {
+    const pool = this.#o.pool!;
+    const agent = this.#o.agents.ref(step.agent);
+    const now = performance.now();
+    const f: InFlight = {
+      step, controller: new AbortController(), startedAt: now,
+      leaseDeadline: now + this.#settings.leaseTimeoutMs, disposition: "commit",
+    };
+    this.#inflight.set(step.stepRowId, f);
+    this.#o.emit("step:started", { taskId: step.taskId, stepId: step.stepId, agent: step.agent, attempt: step.attempt, leaseEpoch: step.leaseEpoch });
+    const settle = (result: StepResultMessage) => this.#onResult(f, result);
+    if (!agent) {
+      settle({ type: "error", retryable: false, retryDelayMs: null, error: {
+        name: "RelayMeshError", code: ErrorCode.UNKNOWN_AGENT, message: `agent "${step.agent}" is not registered on node "${this.#o.nodeId}"`,
+      } });
+      return;
+    }
+    pool.run({
+      type: "run-step", key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId,
+      attempt: step.attempt, agent, payloadJson: step.payloadJson, timeoutMs: step.timeoutMs,
+      traceparent: `00-${step.traceId}-${randomBytes(8).toString("hex")}-01`, maxPayloadBytes: this.#settings.maxPayloadBytes,
+    }, step.priority, f.controller.signal).then(settle, (error) => settle({ type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null }));
+  }
+
+  #abort(f: InFlight, disposition: "release" | "drop", reason: RelayMeshError): void {
+    if (f.disposition !== "commit") return;
+    f.disposition = disposition;
+    f.controller.abort(reason);
+  }
+
+  #onResult(f: InFlight, result: StepResultMessage): void {
+    const step = f.step;
+    this.#inflight.delete(step.stepRowId);
+    const durationMs = performance.now() - f.startedAt;
+    if (f.disposition === "release") this.#releases.push(step);
+    else if (f.disposition === "commit") {
+      this.stats.executed++;
+      if (result.type === "result") {
+        this.stats.succeeded++;
+        this.#completions.push({ stepRowId: step.stepRowId, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch, outputJson: result.outputJson });
+        this.#o.emit("step:succeeded", { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs });
+      } else {
+        this.stats.failed++;
+        this.#failures.push({ ...pickRef(step), attempt: step.attempt, error: result.error, next: this.#nextAfterFailure(step, result) });
+      }
+    }
+    this.#schedule();
+  }
+
+  #nextAfterFailure(step: ClaimedStep, result: Extract<StepResultMessage, { type: "error" }>): StepFailure["next"] {
+    if (!result.retryable || step.attempt >= step.maxAttempts) return { kind: "dead" };
+    const delay = result.retryDelayMs ?? backoffMs(step.attempt, step);
+    return { kind: "retry", atMs: this.#now() + delay };
+  }
+}
+
+function pickRef(step: ClaimedStep): LeaseRef {
+  return { stepRowId: step.stepRowId, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch };
+}
+
+export type { WireError };

@@ -1,0 +1,112 @@
+import { BroadcastChannel } from "node:worker_threads";
+import { pathToFileURL } from "node:url";
+import { BUILTIN_AGENTS } from "../src/agents/builtins.js";
+import type { AgentFunction } from "../src/agents/context.js";
+import { ErrorCode, RelayMeshError, StepTimeoutError, errorToWire, type WireError } from "../src/errors.js";
+import type { AgentRef, ControlMessage, RunStepMessage, StepResultMessage } from "../src/pool/protocol.js";
+
+// Piscina entry: runs one step attempt per call; several calls share a thread concurrently.
+const running = new Map<string, AbortController>();
+const channels = new Map<string, BroadcastChannel>();
+const modules = new Map<string, Promise<AgentFunction>>();
+
+function listen(name: string): void {
+  if (channels.has(name)) return;
+  const channel = new BroadcastChannel(name);
+  channel.onmessage = (event) => {
+    const msg = (event as { data: ControlMessage }).data;
+    if (msg.type === "abort") running.get(msg.key)?.abort(rebuild(msg.error));
+  };
+  (channel as unknown as { unref(): void }).unref();
+  channels.set(name, channel);
+}
+
+function rebuild(wire: WireError): Error {
+  const error = new RelayMeshError((wire.code as ErrorCode | undefined) ?? ErrorCode.ABORTED, wire.message);
+  error.name = wire.name;
+  return error;
+}
+
+function load(ref: AgentRef): AgentFunction | Promise<AgentFunction> {
+  if (ref.kind === "builtin") {
+    const builtin = BUILTIN_AGENTS[ref.name];
+    if (!builtin) throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `no built-in agent "${ref.name}"`);
+    return builtin.fn;
+  }
+  const key = `${ref.module}#${ref.exportName}`;
+  let loaded = modules.get(key);
+  if (!loaded) {
+    loaded = import(pathToFileURL(ref.module).href).then((mod: Record<string, unknown>) => {
+      const fn = mod[ref.exportName];
+      if (typeof fn !== "function") {
+        throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `module ${ref.module} has no function export "${ref.exportName}"`);
+      }
+      return fn as AgentFunction;
+    });
+    loaded.catch(() => modules.delete(key));
+    modules.set(key, loaded);
+  }
+  return loaded;
+}
+
+export default async function runStep(msg: RunStepMessage): Promise<StepResultMessage> {
+  listen(msg.controlChannel);
+  const controller = new AbortController();
+  running.set(msg.key, controller);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const fn = await load(msg.agent);
+    const payload = JSON.parse(msg.payloadJson) as { input: unknown; deps: Record<string, unknown> };
+    if (msg.timeoutMs !== null) {
+      const ms = msg.timeoutMs;
+      timer = setTimeout(() => controller.abort(new StepTimeoutError(`step "${msg.stepId}" timed out after ${ms} ms`)), ms);
+    }
+    let output = fn({
+      input: payload.input, deps: payload.deps, signal: controller.signal, attempt: msg.attempt,
+      taskId: msg.taskId, stepId: msg.stepId, traceparent: msg.traceparent,
+    });
+    if (output instanceof Promise) output = await abortable(output, controller.signal);
+    return encode(output, msg.maxPayloadBytes);
+  } catch (error) {
+    return classify(error);
+  } finally {
+    if (timer) clearTimeout(timer);
+    running.delete(msg.key);
+  }
+}
+
+/** Settles with the agent, or as soon as the signal fires (an agent that ignores it is left behind). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => { signal.removeEventListener("abort", onAbort); resolve(v); },
+      (e) => { signal.removeEventListener("abort", onAbort); reject(e); },
+    );
+  });
+}
+
+function encode(output: unknown, maxPayloadBytes: number): StepResultMessage {
+  let outputJson: string;
+  try {
+    outputJson = JSON.stringify(output === undefined ? null : output);
+  } catch (cause) {
+    return classify(new RelayMeshError(ErrorCode.NON_RETRYABLE, `output is not JSON-serialisable: ${(cause as Error).message}`));
+  }
+  if (outputJson.length > maxPayloadBytes / 4 && Buffer.byteLength(outputJson) > maxPayloadBytes) {
+    return classify(new RelayMeshError(ErrorCode.NON_RETRYABLE,
+      `output is ${Buffer.byteLength(outputJson)} bytes, over maxPayloadBytes (${maxPayloadBytes})`));
+  }
+  return { type: "result", outputJson };
+}
+
+function classify(error: unknown): StepResultMessage {
+  const wire = errorToWire(error);
+  if (wire.stack && wire.stack.length > 4096) wire.stack = wire.stack.slice(0, 4096);
+  const retryable = wire.code !== ErrorCode.NON_RETRYABLE && wire.code !== ErrorCode.UNKNOWN_AGENT;
+  const delay = (wire.details as { delayMs?: unknown } | undefined)?.delayMs;
+  const retryDelayMs = wire.code === ErrorCode.RETRY_LATER && typeof delay === "number" ? delay : null;
+  return { type: "error", error: wire, retryable, retryDelayMs };
+}
