@@ -1,4 +1,5 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
+import { newTraceId } from "../observe/ids.js";
 import { InvalidInputError } from "../errors.js";
 import type { AgentRegistry } from "../agents/registry.js";
 import { validateWorkflow } from "../dag/validate.js";
@@ -27,7 +28,7 @@ export const SINGLE_STEP_ID = "main";
 /** Validates a workflow spec and resolves it into the rows to insert. Throws InvalidInputError. */
 export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: SubmitOptions = {}): NewTask {
   const problems = [];
-  let trace: { traceId: string; parentSpanId: string | null } = { traceId: randomBytes(16).toString("hex"), parentSpanId: null };
+  let trace: { traceId: string; parentSpanId: string | null } = { traceId: newTraceId(), parentSpanId: null };
   if (options.traceparent !== undefined) {
     const tp = TraceparentSchema.safeParse(options.traceparent);
     if (tp.success) trace = { traceId: tp.data.split("-")[1]!, parentSpanId: tp.data.split("-")[2]! };

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { ErrorCode, LeaseLostError, RelayMeshError, errorToWire, type WireError } from "../errors.js";
 import type { EngineEventMap } from "../events.js";
@@ -8,6 +7,7 @@ import type { AgentPool } from "../pool/pool.js";
 import type { StepResultMessage } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
 import type { ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewTask, StepCompletion, StepFailure } from "../store/types.js";
+import { newSpanId, traceparent } from "../observe/ids.js";
 import { PriorityPicker } from "./picker.js";
 import { backoffMs } from "./retry.js";
 
@@ -24,6 +24,9 @@ export interface SupervisorOptions {
   emit: <K extends keyof EngineEventMap>(event: K, payload: EngineEventMap[K]) => void;
   now?: () => number;
 }
+
+/** Longest a finished step waits for others to share its commit. */
+const GROUP_COMMIT_WINDOW_MS = 2;
 
 type Disposition = "commit" | "release" | "drop";
 
@@ -61,6 +64,7 @@ export class Supervisor {
   #reclaimDue = true;
   #claiming = false;
   #flushScheduled = false;
+  #windowTimer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> | null = null;
   #idleWaiters: (() => void)[] = [];
   #timers: NodeJS.Timeout[] = [];
@@ -152,6 +156,7 @@ export class Supervisor {
   }
 
   #schedule(): void {
+    if (this.#windowTimer) { clearTimeout(this.#windowTimer); this.#windowTimer = null; }
     if (this.#flushScheduled || this.#flushing) return;
     this.#flushScheduled = true;
     setImmediate(() => {
@@ -273,7 +278,7 @@ export class Supervisor {
     pool.run({
       type: "run-step", key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId,
       attempt: step.attempt, agent, payloadJson: step.payloadJson, timeoutMs: step.timeoutMs,
-      traceparent: `00-${step.traceId}-${randomBytes(8).toString("hex")}-01`, maxPayloadBytes: this.#settings.maxPayloadBytes,
+      traceparent: traceparent(step.traceId, newSpanId()), maxPayloadBytes: this.#settings.maxPayloadBytes,
     }, step.priority, f.controller.signal).then(settle, (error) => settle({ type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null }));
   }
 
@@ -299,7 +304,20 @@ export class Supervisor {
         this.#failures.push({ ...pickRef(step), attempt: step.attempt, error: result.error, next: this.#nextAfterFailure(step, result) });
       }
     }
-    this.#schedule();
+    this.#scheduleAfterResult();
+  }
+
+  /**
+   * Group commit: a result alone does not start a transaction while most slots are still busy
+   * and likely to finish in a moment; it waits for half the slots to free up or for
+   * GROUP_COMMIT_WINDOW_MS, whichever comes first. Submissions and idle slots flush at once.
+   */
+  #scheduleAfterResult(): void {
+    if (this.#flushScheduled || this.#flushing) return;
+    const threshold = Math.ceil(this.#o.concurrency / 2);
+    if (!this.#claiming || this.#o.concurrency - this.#inflight.size >= threshold || this.#submits.length > 0) return this.#schedule();
+    if (this.#windowTimer) return;
+    this.#windowTimer = setTimeout(() => { this.#windowTimer = null; this.#schedule(); }, GROUP_COMMIT_WINDOW_MS);
   }
 
   #nextAfterFailure(step: ClaimedStep, result: Extract<StepResultMessage, { type: "error" }>): StepFailure["next"] {
