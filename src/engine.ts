@@ -165,12 +165,17 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * 1. stop claiming; 2. let in-flight steps finish for up to `timeoutMs` (at once with `force`);
    * 3. abort what still runs and release its leases; 4. commit what is owed; 5. close the pool;
    * 6. close the store. Every step runs even if one fails; failures are thrown together.
+   * A call with `force` while a graceful close is under way skips the rest of its wait.
    */
   close(options?: CloseOptions): Promise<void> {
-    if (this.#closing) return this.#closing;
     const parsed = CloseOptionsSchema.safeParse(options);
     if (!parsed.success) return Promise.reject(new InvalidOptionsError(`close: ${z.prettifyError(parsed.error)}`));
     const { timeoutMs, force } = parsed.data;
+    if (this.#closing) {
+      // A forced close during a graceful one stops waiting for in-flight steps.
+      if (force) this.#supervisor.abortAll("release", new RelayMeshError(ErrorCode.ABORTED, "engine is closing (forced)"));
+      return this.#closing;
+    }
     this.#state = "closing";
     this.safeEmit("engine:closing", {});
     this.#closing = (async () => {

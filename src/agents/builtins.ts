@@ -9,6 +9,9 @@ export const FailInputSchema = z.union([z.strictObject({ message: z.string().opt
 
 const echo: AgentFunction = ({ input }) => input;
 
+/** Returns what it received, dependencies' outputs included: the simplest step that uses `deps`. */
+const collect: AgentFunction = ({ input, deps }) => ({ input, deps });
+
 const fail: AgentFunction = ({ input, attempt }) => {
   const message = (input as { message?: string } | null | undefined)?.message ?? "the fail agent always fails";
   throw new RelayMeshError(ErrorCode.AGENT_FAILED, `${message} (attempt ${attempt})`);
@@ -29,6 +32,7 @@ const sleep: AgentFunction = ({ input, signal }) => {
 /** The built-in agents and the input each accepts (checked at submission). */
 export const BUILTIN_AGENTS: Readonly<Record<string, { fn: AgentFunction; inputSchema?: z.ZodType }>> = {
   echo: { fn: echo },
+  collect: { fn: collect },
   fail: { fn: fail, inputSchema: FailInputSchema },
   sleep: { fn: sleep, inputSchema: SleepInputSchema },
 };

@@ -19,17 +19,36 @@ export interface ValidationContext {
  */
 export function validateWorkflow(raw: unknown, ctx: ValidationContext): WorkflowSpec {
   const parsed = WorkflowSpecSchema.safeParse(raw);
-  if (!parsed.success) throw new InvalidInputError(zodProblems(parsed.error, ctx.source, raw));
-  const spec = parsed.data;
+  // Structural checks run on whatever steps look usable, so one pass reports every problem.
+  const problems: Problem[] = parsed.success ? [] : zodProblems(parsed.error, ctx.source, raw);
+  problems.push(...checkSteps(parsed.success ? parsed.data.steps : lenientSteps(raw), ctx));
+  if (problems.length > 0 || !parsed.success) throw new InvalidInputError(problems);
+  return parsed.data;
+}
+
+type CheckedStep = Pick<WorkflowSpec["steps"][number], "id" | "agent" | "input" | "dependsOn" | "retry">;
+
+/** Steps of an input that failed the schema, keeping those with a string id and agent. */
+function lenientSteps(raw: unknown): CheckedStep[] {
+  const steps = (raw as { steps?: unknown } | null)?.steps;
+  if (!Array.isArray(steps)) return [];
+  return steps.flatMap((step: unknown) => {
+    const s = step as Record<string, unknown> | null;
+    if (!s || typeof s.id !== "string" || typeof s.agent !== "string") return [];
+    const dependsOn = Array.isArray(s.dependsOn) ? s.dependsOn.filter((d): d is string => typeof d === "string") : [];
+    return [{ id: s.id, agent: s.agent, input: s.input, dependsOn }];
+  });
+}
+
+function checkSteps(steps: CheckedStep[], ctx: ValidationContext): Problem[] {
   const problems: Problem[] = [];
   const at = (stepId: string, field?: string) => `${ctx.source}: step "${stepId}"${field ? `.${field}` : ""}`;
-
   const ids = new Set<string>();
-  for (const step of spec.steps) {
+  for (const step of steps) {
     if (ids.has(step.id)) problems.push({ where: at(step.id, "id"), message: `duplicate step id "${step.id}"` });
     ids.add(step.id);
   }
-  for (const step of spec.steps) {
+  for (const step of steps) {
     const seen = new Set<string>();
     for (const dep of step.dependsOn ?? []) {
       if (dep === step.id) problems.push({ where: at(step.id, "dependsOn"), message: "a step cannot depend on itself" });
@@ -55,15 +74,14 @@ export function validateWorkflow(raw: unknown, ctx: ValidationContext): Workflow
       problems.push({ where: at(step.id, "retry.maxBackoffMs"), message: `must be at least retry.baseBackoffMs (${r.baseBackoffMs})` });
     }
   }
-  for (const cycle of findCyclePaths(spec)) {
-    problems.push({ where: `${ctx.source}: step "${cycle[0]}".dependsOn`, message: `dependency cycle: ${cycle.join(" -> ")}` });
+  for (const cycle of findCyclePaths({ steps })) {
+    problems.push({ where: at(cycle[0]!, "dependsOn"), message: `dependency cycle: ${cycle.join(" -> ")}` });
   }
-  if (problems.length > 0) throw new InvalidInputError(problems);
-  return spec;
+  return problems;
 }
 
 /** Each cycle as a closed path, e.g. ["a", "b", "c", "a"] (a depends on c, c on b, b on a: run order a→b→c→a). */
-export function findCyclePaths(spec: Pick<WorkflowSpec, "steps">): string[][] {
+export function findCyclePaths(spec: { steps: readonly { id: string; dependsOn?: string[] | undefined }[] }): string[][] {
   const g = new Graph({ directed: true });
   for (const step of spec.steps) g.setNode(step.id);
   for (const step of spec.steps) {

@@ -1,0 +1,74 @@
+import { RelayMesh } from "../engine.js";
+import type { EngineOptions } from "../options.js";
+import { ExitCode, ExitError } from "./errors.js";
+
+/** Options every command accepts (CONTRACT.md "Invocation"). */
+export interface GlobalOptions {
+  root?: string;
+  store?: string;
+  json?: boolean;
+}
+
+/** What a command hands back: the JSON document, its human rendering, and the exit status. */
+export interface CommandResult {
+  data: unknown;
+  human?: string;
+  exitCode?: number;
+}
+
+/** Opens the engine on the root and store named by the global options. */
+export function openMesh(globals: GlobalOptions, options: Omit<EngineOptions, "root" | "store"> = {}): Promise<RelayMesh> {
+  return RelayMesh.open({
+    ...options,
+    ...(globals.root !== undefined ? { root: globals.root } : {}),
+    ...(globals.store !== undefined ? { store: globals.store } : {}),
+  });
+}
+
+/** Runs `fn` with an engine that is closed afterwards, whatever happens. */
+export async function withMesh<T>(globals: GlobalOptions, options: Omit<EngineOptions, "root" | "store">, fn: (mesh: RelayMesh) => Promise<T>): Promise<T> {
+  const mesh = await openMesh(globals, options);
+  try {
+    return await fn(mesh);
+  } finally {
+    await mesh.close({ timeoutMs: 0 });
+  }
+}
+
+/** Parses an integer option, or ends with status 2 naming the option. */
+export function intOption(name: string, value: string | undefined, limits: { min?: number; max?: number } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  const min = limits.min ?? 0;
+  const max = limits.max ?? Number.MAX_SAFE_INTEGER;
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: expected an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+/** Parses a number option (fractions allowed), or ends with status 2 naming the option. */
+export function numberOption(name: string, value: string | undefined, min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min) throw new ExitError(ExitCode.USAGE, `--${name}: expected a number ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+/** Checks an option against a list of allowed values, or ends with status 2. */
+export function choiceOption<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: expected one of ${choices.join(", ")}, got "${value}"`);
+  }
+  return value as T;
+}
+
+/** A value given on the command line: JSON when it parses as JSON, else the plain string. */
+export function jsonOrString(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,52 @@
+import type { LeaseConflict, StepRecord, TaskRecord, TaskWithSteps } from "../store/types.js";
+import { priorityFromInt } from "./workflow.js";
+
+/** A task as the CLI, the console and exports print it (CONTRACT.md `task`). */
+export function taskView(task: TaskWithSteps) {
+  return { ...taskSummaryView(task), steps: task.steps.map(stepView) };
+}
+
+/** A task without its steps (`tasks`). */
+export function taskSummaryView(t: TaskRecord) {
+  return {
+    taskId: t.taskId,
+    name: t.name,
+    status: t.status,
+    priority: priorityFromInt(t.priority),
+    createdAtMs: t.createdAtMs,
+    updatedAtMs: t.updatedAtMs,
+    finishedAtMs: t.finishedAtMs,
+    idempotencyKey: t.idempotencyKey,
+    failFast: t.failFast,
+    traceId: t.traceId,
+  };
+}
+
+export function stepView(s: StepRecord) {
+  return {
+    stepId: s.stepId,
+    agent: s.agent,
+    status: s.status,
+    priority: priorityFromInt(s.priority),
+    attempt: s.attempt,
+    maxAttempts: s.maxAttempts,
+    dependsOn: s.dependsOn,
+    input: s.input,
+    output: s.output,
+    error: s.error,
+    leaseOwner: s.leaseOwner,
+    leaseEpoch: s.leaseEpoch,
+    leaseExpiresAtMs: s.leaseExpiresAtMs,
+    startedAtMs: s.startedAtMs,
+    finishedAtMs: s.finishedAtMs,
+  };
+}
+
+/** The DAG of a task (`workflow`). */
+export function workflowView(task: TaskWithSteps) {
+  return { taskId: task.taskId, status: task.status, steps: task.steps.map(stepView), edges: task.edges };
+}
+
+export function conflictView(c: LeaseConflict) {
+  return { ...c };
+}
