@@ -59,6 +59,13 @@ export const BenchmarkOptionsSchema = z.strictObject({
    */
   rateLimitPerSec: z.number().positive().max(1_000_000).optional(),
   /**
+   * Single echo tasks run to completion before measuring starts (they start the worker threads
+   * and warm the caches); not counted in the report. `concurrent` mode only: in
+   * `enqueue-then-drain` the pool starts with the drain, and its start-up is part of the drain.
+   * @default 0
+   */
+  warmupTasks: z.number().int().min(0).max(1_000_000).default(0),
+  /**
    * SQLite durability for this run; overrides the root's settings file.
    * @default undefined (the root's setting, itself "full" by default)
    */
@@ -72,6 +79,9 @@ export const BenchmarkOptionsSchema = z.strictObject({
 }).superRefine((o, ctx) => {
   if (o.rateLimitPerSec !== undefined && o.mode !== "concurrent") {
     ctx.addIssue({ code: "custom", path: ["rateLimitPerSec"], message: `rateLimitPerSec needs mode "concurrent" (mode is "${o.mode}")` });
+  }
+  if (o.warmupTasks > 0 && o.mode !== "concurrent") {
+    ctx.addIssue({ code: "custom", path: ["warmupTasks"], message: `warmupTasks needs mode "concurrent" (mode is "${o.mode}")` });
   }
 });
 export type BenchmarkOptions = z.input<typeof BenchmarkOptionsSchema>;
@@ -136,12 +146,14 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     root: o.root, concurrency: o.concurrency, work: o.mode === "concurrent",
     ...(o.durability ? { settings: { durability: o.durability } } : {}),
   });
-  const run = new Run(mesh, o);
+  let run: Run | null = null;
   try {
+    if (o.warmupTasks > 0) await warmUp(mesh, o.warmupTasks, o.concurrency);
+    run = new Run(mesh, o);
     return await run.execute();
   } finally {
-    run.dispose();
-    await mesh.close(run.capped ? { force: true, timeoutMs: 0 } : {});
+    run?.dispose();
+    await mesh.close(run?.capped ? { force: true, timeoutMs: 0 } : {});
   }
 }
 
@@ -275,6 +287,25 @@ class Run {
   #allFinished(): Promise<void> {
     if (this.#stopped || this.#finished + this.#submitFailed === this.#o.tasks) return Promise.resolve();
     return new Promise((resolve) => { this.#wake = resolve; });
+  }
+}
+
+/** Runs `count` single echo tasks to completion, `inFlight` submissions at a time. */
+async function warmUp(mesh: RelayMesh, count: number, inFlight: number): Promise<void> {
+  const finished = new Set<string>();
+  const onFinished = (e: { taskId: string }) => { finished.add(e.taskId); };
+  mesh.on("task:finished", onFinished);
+  try {
+    const ids: string[] = [];
+    let next = 0;
+    const submitter = async () => {
+      while (next < count) { next++; ids.push((await mesh.submit({ agent: "echo", input: null })).taskId); }
+    };
+    await Promise.all(Array.from({ length: Math.min(inFlight, count) }, submitter));
+    // Bounded: a warm-up task is an echo; waitFor covers any whose event came before we listened.
+    for (const id of ids) if (!finished.has(id)) await mesh.waitFor(id, { timeoutMs: 60_000 });
+  } finally {
+    mesh.off("task:finished", onFinished);
   }
 }
 
