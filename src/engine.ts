@@ -45,7 +45,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.agents = agents;
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
     this.#supervisor = new Supervisor({
-      store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, settings,
+      store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? o.concurrency, settings,
       pollIntervalMs: o.pollIntervalMs, emit: (event, payload) => this.safeEmit(event, payload),
     });
   }

@@ -10,6 +10,13 @@ export const EngineOptionsSchema = z.strictObject({
   store: z.string().min(1).optional(),
   /** Step attempts running at once in this process (default: 8). */
   concurrency: z.number().int().min(1).max(10_000).default(8),
+  /**
+   * Steps claimed ahead of free slots: leased, heartbeated and released on close like running
+   * ones, they start as slots free up. Larger batches per commit raise throughput under load;
+   * 0 claims only for free slots.
+   * @default concurrency
+   */
+  prefetch: z.number().int().min(0).max(10_000).optional(),
   /** Worker threads of the agent pool (default: the core count). */
   threads: z.number().int().min(1).max(256).optional(),
   /** This process's node id in leases (default: "<hostname>-<pid>"). */

@@ -3,9 +3,11 @@ import { pathToFileURL } from "node:url";
 import { BUILTIN_AGENTS } from "../src/agents/builtins.js";
 import type { AgentFunction } from "../src/agents/context.js";
 import { ErrorCode, RelayMeshError, StepTimeoutError, errorToWire, type WireError } from "../src/errors.js";
-import type { AgentRef, ControlMessage, RunStepMessage, StepResultMessage } from "../src/pool/protocol.js";
+import type {
+  AgentRef, ControlMessage, LateResultMessage, RunBatchMessage, RunBatchReply, RunStepMessage, StepResultMessage, StepRun,
+} from "../src/pool/protocol.js";
 
-// Piscina entry: runs one step attempt per call; several calls share a thread concurrently.
+// Piscina entry: runs one step attempt, or a batch of them, per call; several calls share a thread concurrently.
 const running = new Map<string, AbortController>();
 const channels = new Map<string, BroadcastChannel>();
 const modules = new Map<string, Promise<AgentFunction>>();
@@ -49,8 +51,49 @@ function load(ref: AgentRef): AgentFunction | Promise<AgentFunction> {
   return loaded;
 }
 
-export default async function runStep(msg: RunStepMessage): Promise<StepResultMessage> {
+const resultChannels = new Map<string, BroadcastChannel>();
+
+function resultChannel(name: string): BroadcastChannel {
+  let channel = resultChannels.get(name);
+  if (!channel) {
+    channel = new BroadcastChannel(name);
+    (channel as unknown as { unref(): void }).unref();
+    resultChannels.set(name, channel);
+  }
+  return channel;
+}
+
+export default function handle(msg: RunStepMessage | RunBatchMessage): Promise<StepResultMessage | RunBatchReply> {
   listen(msg.controlChannel);
+  return msg.type === "run-batch" ? runBatch(msg) : runStep(msg);
+}
+
+/** Replies with what settled by the next turn of the event loop; the rest follow on the result channel. */
+async function runBatch(msg: RunBatchMessage): Promise<RunBatchReply> {
+  const n = msg.steps.length;
+  const results: (StepResultMessage | null)[] = new Array<StepResultMessage | null>(n).fill(null);
+  let left = n;
+  let replied = false;
+  let allSettled: () => void = () => {};
+  const settledAll = new Promise<void>((resolve) => { allSettled = resolve; });
+  for (let i = 0; i < n; i++) {
+    const step = msg.steps[i]!;
+    void runStep(step).then((result) => {
+      if (replied) {
+        const late: LateResultMessage = { type: "step-result", key: step.key, result };
+        resultChannel(msg.resultChannel).postMessage(late);
+        return;
+      }
+      results[i] = result;
+      if (--left === 0) allSettled();
+    });
+  }
+  if (left > 0) await (msg.lateResults ? Promise.race([settledAll, new Promise<void>((resolve) => setImmediate(resolve))]) : settledAll);
+  replied = true;
+  return { type: "batch-results", results };
+}
+
+async function runStep(msg: StepRun): Promise<StepResultMessage> {
   const controller = new AbortController();
   running.set(msg.key, controller);
   let timer: NodeJS.Timeout | undefined;

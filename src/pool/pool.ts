@@ -2,9 +2,8 @@ import { BroadcastChannel } from "node:worker_threads";
 import { randomUUID } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
-import PQueue from "p-queue";
 import { errorToWire } from "../errors.js";
-import type { ControlMessage, RunStepMessage, StepResultMessage } from "./protocol.js";
+import type { ControlMessage, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun } from "./protocol.js";
 
 export interface AgentPoolOptions {
   /** Worker threads (default: the core count). */
@@ -18,60 +17,99 @@ export interface AgentPoolOptions {
 /** The Piscina file that runs agents: dist/workers/agent.worker.js beside dist/src. */
 export const AGENT_WORKER_FILE = new URL("../../workers/agent.worker.js", import.meta.url).href;
 
+/** Receives the outcome of one attempt handed to `AgentPool.run`. */
+export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
+
 /**
- * Bounded dispatch of step attempts onto a Piscina pool. p-queue orders what waits by priority;
- * aborts reach the threads over a BroadcastChannel so an abort never terminates a thread.
+ * Runs step attempts on a Piscina pool, several per thread message. The caller bounds how many
+ * run at once (the supervisor's slots); aborts reach the threads over a BroadcastChannel so an
+ * abort never terminates a thread, and late results come back over another.
  */
 export class AgentPool {
   readonly controlChannel = `relaymesh:${randomUUID()}`;
+  readonly resultChannel = `relaymesh-results:${randomUUID()}`;
+  readonly threads: number;
   readonly #piscina: Piscina;
   readonly #ownsPiscina: boolean;
-  readonly #queue: PQueue;
   readonly #control: BroadcastChannel;
+  readonly #results: BroadcastChannel;
+  readonly #lateResults: boolean;
+  /** Attempts handed to a thread and not yet settled, by key (a late result may overtake its batch's reply). */
+  readonly #pending = new Map<string, (result: StepResultMessage) => void>();
 
   constructor(options: AgentPoolOptions) {
-    const threads = options.threads ?? availableParallelism();
+    this.threads = options.threads ?? availableParallelism();
     this.#ownsPiscina = !options.piscina;
     this.#piscina = options.piscina ?? new Piscina({
       filename: AGENT_WORKER_FILE,
-      minThreads: threads,
-      maxThreads: threads,
-      concurrentTasksPerWorker: Math.max(1, Math.ceil(options.concurrency / threads)),
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      concurrentTasksPerWorker: Math.max(1, Math.ceil(options.concurrency / this.threads)),
       idleTimeout: 60_000,
+      // A batch replies before its slow attempts settle: the thread's event loop must keep running between tasks.
+      atomics: "disabled",
     });
-    this.#queue = new PQueue({ concurrency: options.concurrency });
+    // A pool given to us whose threads sleep between tasks cannot deliver late results: batches then wait for all.
+    this.#lateResults = this.#piscina.options.atomics !== "sync";
     this.#control = new BroadcastChannel(this.controlChannel);
+    this.#results = new BroadcastChannel(this.resultChannel);
+    this.#results.onmessage = (event) => {
+      const msg = (event as { data: LateResultMessage }).data;
+      this.#settle(msg.key, msg.result);
+    };
+    this.#results.unref();
   }
 
   /**
-   * Runs one attempt. Agent errors come back as `type: "error"`, never as a rejection. When
-   * `signal` fires (its reason a RelayMeshError) a waiting attempt is dropped and a running
-   * one is told to abort; either way the result is an error carrying that reason.
+   * Runs attempts, spread over the threads in a few messages. `settle` is called exactly once per
+   * attempt, with its token; agent errors and a failed thread come back as `type: "error"`.
    */
-  async run(message: Omit<RunStepMessage, "controlChannel">, priority: number, signal: AbortSignal): Promise<StepResultMessage> {
-    const full: RunStepMessage = { ...message, controlChannel: this.controlChannel };
-    const onAbort = () => {
-      const msg: ControlMessage = { type: "abort", key: message.key, error: errorToWire(signal.reason) };
-      this.#control.postMessage(msg);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      return await this.#queue.add(() => this.#piscina.run(full) as Promise<StepResultMessage>, { priority, signal });
-    } catch (error) {
-      const reason = signal.aborted ? signal.reason : error;
-      return { type: "error", error: errorToWire(reason), retryable: true, retryDelayMs: null };
-    } finally {
-      signal.removeEventListener("abort", onAbort);
+  run<T>(steps: readonly StepRun[], tokens: readonly T[], settle: SettleFn<T>): void {
+    // Without late results, one attempt per message, so a slow attempt holds back no other.
+    const chunks = this.#lateResults ? Math.min(this.threads, steps.length) : steps.length;
+    const size = Math.ceil(steps.length / chunks);
+    for (let from = 0; from < steps.length; from += size) {
+      this.#runChunk(steps.slice(from, from + size), tokens.slice(from, from + size), settle);
     }
   }
 
-  /** Attempts waiting in the queue, not yet on a thread. */
-  get queued(): number {
-    return this.#queue.size;
+  #runChunk<T>(steps: StepRun[], tokens: T[], settle: SettleFn<T>): void {
+    if (this.#pending.size === 0) this.#results.ref();
+    for (let i = 0; i < steps.length; i++) {
+      const token = tokens[i]!;
+      this.#pending.set(steps[i]!.key, (result) => settle(token, result));
+    }
+    const msg: RunBatchMessage = {
+      type: "run-batch", steps, controlChannel: this.controlChannel, resultChannel: this.resultChannel, lateResults: this.#lateResults,
+    };
+    (this.#piscina.run(msg) as Promise<RunBatchReply>).then((reply) => {
+      for (let i = 0; i < steps.length; i++) {
+        const result = reply.results[i];
+        if (result) this.#settle(steps[i]!.key, result);
+      }
+    }, (error) => {
+      const result: StepResultMessage = { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null };
+      for (const step of steps) this.#settle(step.key, result);
+    });
+  }
+
+  #settle(key: string, result: StepResultMessage): void {
+    const settle = this.#pending.get(key);
+    if (!settle) return;
+    this.#pending.delete(key);
+    if (this.#pending.size === 0) this.#results.unref();
+    settle(result);
+  }
+
+  /** Tells the thread running attempt `key` to abort it with `reason` (a RelayMeshError). */
+  abort(key: string, reason: unknown): void {
+    const msg: ControlMessage = { type: "abort", key, error: errorToWire(reason) };
+    this.#control.postMessage(msg);
   }
 
   async close(): Promise<void> {
     this.#control.close();
+    this.#results.close();
     if (this.#ownsPiscina) await this.#piscina.close({ force: true });
   }
 }

@@ -158,4 +158,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: "steps.dependents: how many steps wait on each step (a success with none resolves no DAG edge)",
+    sqlite: `
+      ALTER TABLE steps ADD COLUMN dependents INTEGER NOT NULL DEFAULT 0;
+      UPDATE steps SET dependents = (SELECT COUNT(*) FROM edges e WHERE e.task_id = steps.task_id AND e.from_step = steps.step_id);
+    `,
+    pg: `
+      ALTER TABLE steps ADD COLUMN dependents INTEGER NOT NULL DEFAULT 0;
+      UPDATE steps SET dependents = (SELECT COUNT(*) FROM edges e WHERE e.task_id = steps.task_id AND e.from_step = steps.step_id);
+    `,
+  },
 ];

@@ -4,7 +4,7 @@ import type { EngineEventMap } from "../events.js";
 import type { Settings } from "../model/settings.js";
 import type { AgentRegistry } from "../agents/registry.js";
 import type { AgentPool } from "../pool/pool.js";
-import type { StepResultMessage } from "../pool/protocol.js";
+import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
 import type { ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewTask, StepCompletion, StepFailure } from "../store/types.js";
 import { newSpanId, traceparent } from "../observe/ids.js";
@@ -18,6 +18,8 @@ export interface SupervisorOptions {
   agents: AgentRegistry;
   nodeId: string;
   concurrency: number;
+  /** Steps claimed beyond `concurrency`, leased and waiting locally for a free slot. */
+  prefetch: number;
   settings: Settings;
   /** How often an idle supervisor looks for work submitted by other processes. */
   pollIntervalMs: number;
@@ -32,7 +34,10 @@ type Disposition = "commit" | "release" | "drop";
 
 interface InFlight {
   step: ClaimedStep;
-  controller: AbortController;
+  /** False while prefetched (waiting for a slot), true once handed to the pool. */
+  running: boolean;
+  /** Set once the result is in (or the step was aborted before it ran): later results are ignored. */
+  settled: boolean;
   startedAt: number;
   /** Monotonic time by which the lease must have been renewed. */
   leaseDeadline: number;
@@ -55,7 +60,11 @@ export class Supervisor {
   readonly #o: SupervisorOptions;
   readonly #now: () => number;
   readonly #picker: PriorityPicker;
+  /** Every step this process holds a lease on: prefetched and running. */
   readonly #inflight = new Map<number, InFlight>();
+  /** Prefetched steps in the picker's order, waiting for a slot. */
+  #waiting: InFlight[] = [];
+  #running = 0;
   #submits: PendingSubmit[] = [];
   #completions: StepCompletion[] = [];
   #failures: StepFailure[] = [];
@@ -112,9 +121,11 @@ export class Supervisor {
     this.#schedule();
   }
 
-  /** Stops claiming new steps; in-flight ones go on. */
+  /** Stops claiming new steps and gives back the leases of prefetched ones; running ones go on. */
   stopClaiming(): void {
     this.#claiming = false;
+    const reason = new RelayMeshError(ErrorCode.ABORTED, "engine is closing");
+    for (const f of this.#waiting.splice(0)) this.#abort(f, "release", reason);
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
@@ -144,7 +155,7 @@ export class Supervisor {
   }
 
   #free(): number {
-    return this.#claiming ? this.#o.concurrency - this.#inflight.size : 0;
+    return this.#claiming ? this.#o.concurrency + this.#o.prefetch - this.#inflight.size : 0;
   }
 
   #isIdle(): boolean {
@@ -242,7 +253,7 @@ export class Supervisor {
     }
     if (result.reclaimed > 0) this.#o.emit("lease:reclaimed", { count: result.reclaimed });
     for (const t of result.finishedTasks) this.#o.emit("task:finished", t);
-    for (const step of result.claimed) this.#dispatch(step);
+    if (result.claimed.length > 0) this.#hold(result.claimed);
     if (result.nextRetryAtMs !== null) this.#armRetryTimer(result.nextRetryAtMs);
   }
 
@@ -258,39 +269,71 @@ export class Supervisor {
     this.#retryTimer.unref();
   }
 
-  #dispatch(step: ClaimedStep): void {
-    const pool = this.#o.pool!;
-    const agent = this.#o.agents.ref(step.agent);
-    const now = performance.now();
-    const f: InFlight = {
-      step, controller: new AbortController(), startedAt: now,
-      leaseDeadline: now + this.#settings.leaseTimeoutMs, disposition: "commit",
-    };
-    this.#inflight.set(step.stepRowId, f);
-    this.#o.emit("step:started", { taskId: step.taskId, stepId: step.stepId, agent: step.agent, attempt: step.attempt, leaseEpoch: step.leaseEpoch });
-    const settle = (result: StepResultMessage) => this.#onResult(f, result);
-    if (!agent) {
-      settle({ type: "error", retryable: false, retryDelayMs: null, error: {
-        name: "RelayMeshError", code: ErrorCode.UNKNOWN_AGENT, message: `agent "${step.agent}" is not registered on node "${this.#o.nodeId}"`,
-      } });
-      return;
+  /** Takes the lease of claimed steps; they run as slots free, in claim order. */
+  #hold(steps: ClaimedStep[]): void {
+    const deadline = performance.now() + this.#settings.leaseTimeoutMs;
+    for (const step of steps) {
+      const f: InFlight = { step, running: false, settled: false, startedAt: 0, leaseDeadline: deadline, disposition: "commit" };
+      this.#inflight.set(step.stepRowId, f);
+      this.#waiting.push(f);
     }
-    pool.run({
-      type: "run-step", key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId,
-      attempt: step.attempt, agent, payloadJson: step.payloadJson, timeoutMs: step.timeoutMs,
-      traceparent: traceparent(step.traceId, newSpanId()), maxPayloadBytes: this.#settings.maxPayloadBytes,
-    }, step.priority, f.controller.signal).then(settle, (error) => settle({ type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null }));
+    this.#pump();
   }
+
+  /** Hands waiting steps to the pool while slots are free, several per thread message. */
+  #pump(): void {
+    const n = Math.min(this.#o.concurrency - this.#running, this.#waiting.length);
+    if (n <= 0) return;
+    const pool = this.#o.pool!;
+    const batch = n === this.#waiting.length ? this.#waiting.splice(0) : this.#waiting.splice(0, n);
+    const runs: StepRun[] = [];
+    const tokens: InFlight[] = [];
+    let unknown: InFlight[] | null = null;
+    const now = performance.now();
+    const maxPayloadBytes = this.#settings.maxPayloadBytes;
+    for (const f of batch) {
+      const step = f.step;
+      f.running = true;
+      f.startedAt = now;
+      this.#running++;
+      this.#o.emit("step:started", { taskId: step.taskId, stepId: step.stepId, agent: step.agent, attempt: step.attempt, leaseEpoch: step.leaseEpoch });
+      const agent = this.#o.agents.ref(step.agent);
+      if (!agent) { (unknown ??= []).push(f); continue; }
+      runs.push({
+        key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, agent,
+        payloadJson: step.payloadJson, timeoutMs: step.timeoutMs, traceparent: traceparent(step.traceId, newSpanId()), maxPayloadBytes,
+      });
+      tokens.push(f);
+    }
+    if (runs.length > 0) pool.run(runs, tokens, this.#settleRun);
+    for (const f of unknown ?? []) {
+      this.#onResult(f, { type: "error", retryable: false, retryDelayMs: null, error: {
+        name: "RelayMeshError", code: ErrorCode.UNKNOWN_AGENT, message: `agent "${f.step.agent}" is not registered on node "${this.#o.nodeId}"`,
+      } });
+    }
+  }
+
+  readonly #settleRun = (f: InFlight, result: StepResultMessage): void => this.#onResult(f, result);
 
   #abort(f: InFlight, disposition: "release" | "drop", reason: RelayMeshError): void {
     if (f.disposition !== "commit") return;
     f.disposition = disposition;
-    f.controller.abort(reason);
+    if (f.running) {
+      this.#o.pool!.abort(`${f.step.stepRowId}:${f.step.leaseEpoch}`, reason);
+      return;
+    }
+    // Never handed to the pool: settle it here, as an aborted attempt.
+    const i = this.#waiting.indexOf(f);
+    if (i >= 0) this.#waiting.splice(i, 1);
+    this.#onResult(f, { type: "error", error: errorToWire(reason), retryable: true, retryDelayMs: null });
   }
 
   #onResult(f: InFlight, result: StepResultMessage): void {
+    if (f.settled) return;
+    f.settled = true;
     const step = f.step;
     this.#inflight.delete(step.stepRowId);
+    if (f.running) { this.#running--; this.#pump(); }
     const durationMs = performance.now() - f.startedAt;
     if (f.disposition === "release") this.#releases.push(step);
     else if (f.disposition === "commit") {
@@ -314,8 +357,9 @@ export class Supervisor {
    */
   #scheduleAfterResult(): void {
     if (this.#flushScheduled || this.#flushing) return;
-    const threshold = Math.ceil(this.#o.concurrency / 2);
-    if (!this.#claiming || this.#o.concurrency - this.#inflight.size >= threshold || this.#submits.length > 0) return this.#schedule();
+    const threshold = Math.ceil((this.#o.concurrency + this.#o.prefetch) / 2);
+    const starving = this.#waiting.length === 0 && this.#running < this.#o.concurrency;
+    if (!this.#claiming || starving || this.#free() >= threshold || this.#submits.length > 0) return this.#schedule();
     if (this.#windowTimer) return;
     this.#windowTimer = setTimeout(() => { this.#windowTimer = null; this.#schedule(); }, GROUP_COMMIT_WINDOW_MS);
   }

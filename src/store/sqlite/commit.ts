@@ -9,7 +9,6 @@ interface ClaimRow {
   lease_epoch: number; attempt: number; max_attempts: number; base_backoff_ms: number; max_backoff_ms: number;
   timeout_ms: number | null; priority: number; trace_id: string;
 }
-interface ClosedRow { steps_open: number; dead_count: number; cancelled_count: number; fail_fast: number }
 interface ExpiredRow { id: number; task_id: string; step_id: string; lease_epoch: number; attempt: number; max_attempts: number; lease_owner: string | null }
 
 /** Applies one CommitBatch. Synchronous: the caller wraps it in one IMMEDIATE transaction. */
@@ -31,11 +30,11 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
     result.refused.push(conflict);
   };
 
+  // Task counters move once per task per batch, after every step change (see closeTasks).
+  const closing = new Map<string, [closed: number, dead: number, cancelled: number]>();
   const closeSteps = (taskId: string, closed: number, dead: number, cancelled: number) => {
-    const row = s.closeSteps.get({ taskId, closed, dead, cancelled, now }) as ClosedRow | undefined;
-    if (!row || row.steps_open > 0) return;
-    const status: TaskStatus = row.dead_count > 0 ? "DEAD_LETTER" : row.cancelled_count > 0 ? "CANCELLED" : "SUCCESS";
-    if (s.finishTask.run({ taskId, status, now }).changes > 0) result.finishedTasks.push({ taskId, status });
+    const d = closing.get(taskId);
+    if (d) { d[0] += closed; d[1] += dead; d[2] += cancelled; } else closing.set(taskId, [closed, dead, cancelled]);
   };
 
   /** A step just went DEAD_LETTER: skip its dependents, or cancel the whole task under failFast. */
@@ -54,12 +53,16 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
 
   for (const task of batch.submissions) result.submitted.push(insertTask(s, task, now));
 
+  const unlocking: number[] = [];
   for (const c of batch.completions) {
-    if (s.completeStep.run({ ...fence(c), outputJson: c.outputJson, now }).changes === 0) { refuse(c, "complete"); continue; }
-    s.unlockDependents.run({ taskId: c.taskId, stepId: c.stepId, now });
+    const row = s.completeStep.get({ stepRowId: c.stepRowId, nodeId: batch.nodeId, leaseEpoch: c.leaseEpoch, outputJson: c.outputJson, now }) as
+      { dependents: number } | undefined;
+    if (!row) { refuse(c, "complete"); continue; }
+    if (row.dependents > 0) unlocking.push(c.stepRowId);
     closeSteps(c.taskId, 1, 0, 0);
     result.outcomes.push({ kind: "succeeded", ref: c });
   }
+  if (unlocking.length > 0) s.unlockDependentsOf.run({ ids: JSON.stringify(unlocking), now });
 
   for (const f of batch.failures) applyFailure(f);
 
@@ -85,7 +88,12 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
     else result.released++;
   }
 
-  if (batch.releaseRetriesLimit > 0) s.releaseRetries.run(now, batch.releaseRetriesLimit);
+  // Cheap index probe first: most batches have no retry due, and the release UPDATE is not free.
+  let nextRetryAt = (s.nextRetryAt.get() as { at: number | null }).at;
+  if (batch.releaseRetriesLimit > 0 && nextRetryAt !== null && nextRetryAt <= now) {
+    s.releaseRetries.run(now, batch.releaseRetriesLimit);
+    nextRetryAt = null;
+  }
 
   if (batch.reclaimExpiredLimit > 0) {
     for (const row of s.expiredLeases.all(now, batch.reclaimExpiredLimit) as ExpiredRow[]) {
@@ -106,10 +114,27 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
     if (result.reclaimed > 0) s.bumpCounter.run("lease_expired_reclaimed_total", result.reclaimed);
   }
 
+  if (closing.size > 0) closeTasks(s, closing, now, result);
+
   if (batch.claim && batch.claim.limit > 0) claim(s, batch, result);
 
-  result.nextRetryAtMs = (s.nextRetryAt.get() as { at: number | null }).at;
+  // The probe above stands unless this batch released retries or scheduled new ones.
+  const retried = result.outcomes.some((o) => o.kind === "retrying");
+  result.nextRetryAtMs = nextRetryAt === null || retried ? (s.nextRetryAt.get() as { at: number | null }).at : nextRetryAt;
   return result;
+}
+
+/** Applies the batch's step closures to the task counters; tasks left with no open step finish. */
+function closeTasks(s: Statements, closing: Map<string, [number, number, number]>, now: number, result: CommitResult): void {
+  const deltas: (string | number)[][] = [];
+  for (const [taskId, d] of closing) deltas.push([taskId, d[0], d[1], d[2]]);
+  const rows = s.closeStepsMany.all({ deltas: JSON.stringify(deltas), now }) as { task_id: string; steps_open: number }[];
+  const done: string[] = [];
+  for (const r of rows) if (r.steps_open <= 0) done.push(r.task_id);
+  if (done.length === 0) return;
+  for (const r of s.finishTasks.all({ ids: JSON.stringify(done), now }) as { task_id: string; status: TaskStatus }[]) {
+    result.finishedTasks.push({ taskId: r.task_id, status: r.status });
+  }
 }
 
 function insertTask(s: Statements, task: NewTask, now: number): { taskId: string; created: boolean; steps: number } {
@@ -121,11 +146,13 @@ function insertTask(s: Statements, task: NewTask, now: number): { taskId: string
     taskId: task.taskId, name: task.name, priority: task.priority, idempotencyKey: task.idempotencyKey,
     failFast: task.failFast ? 1 : 0, traceId: task.traceId, parentSpanId: task.parentSpanId, stepsTotal: task.steps.length, now,
   });
+  const dependents = new Map<string, number>();
+  for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
   for (const step of task.steps) {
     s.insertStep.run({
       taskId: task.taskId, stepId: step.stepId, agent: step.agent, status: step.dependsOn.length === 0 ? "READY" : "WAITING",
       priority: step.priority, traceId: task.traceId, inputJson: step.inputJson, dependsOnJson: JSON.stringify(step.dependsOn),
-      depsOpen: step.dependsOn.length, maxAttempts: step.maxAttempts, baseBackoffMs: step.baseBackoffMs,
+      depsOpen: step.dependsOn.length, dependents: dependents.get(step.stepId) ?? 0, maxAttempts: step.maxAttempts, baseBackoffMs: step.baseBackoffMs,
       maxBackoffMs: step.maxBackoffMs, timeoutMs: step.timeoutMs, now,
     });
     for (const dep of step.dependsOn) s.insertEdge.run(task.taskId, dep, step.stepId);
@@ -135,27 +162,41 @@ function insertTask(s: Statements, task: NewTask, now: number): { taskId: string
 
 function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
   const { limit, picker } = batch.claim!;
-  const candidates = [0, 1, 2].map((p) => (s.readyCandidates.all(p, limit) as { id: number }[]).map((r) => r.id));
+  const candidates: number[][] = [[], [], []];
+  for (const r of s.readyCandidates.all({ limit }) as { id: number; priority: number }[]) candidates[r.priority]!.push(r.id);
   const { order, forced } = picker.pick([candidates[0]!.length, candidates[1]!.length, candidates[2]!.length], limit);
   if (forced > 0) s.bumpCounter.run("low_starvation_count", forced);
+  if (order.length === 0) return;
   const next = [0, 0, 0];
+  const ids = order.map((p) => candidates[p]![next[p]!++]!);
   const expiresAtMs = batch.nowMs + batch.leaseTimeoutMs;
-  const started = new Set<string>();
-  for (const p of order) {
-    const id = candidates[p]![next[p]!++]!;
-    const row = s.claimStep.get({ id, nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow | undefined;
-    if (!row) continue;
-    if (!started.has(row.task_id)) { s.startTask.run(batch.nowMs, row.task_id); started.add(row.task_id); }
-    result.claimed.push(toClaimed(s, row, expiresAtMs));
+  const rows = s.claimSteps.all({ ids: JSON.stringify(ids), nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow[];
+  if (rows.length === 0) return;
+  const byId = new Map<number, ClaimRow>();
+  const tasks = new Set<string>();
+  const withDeps: number[] = [];
+  for (const row of rows) {
+    byId.set(row.id, row);
+    tasks.add(row.task_id);
+    if (row.depends_on_json !== "[]") withDeps.push(row.id);
+  }
+  s.startTasks.run({ ids: JSON.stringify([...tasks]), now: batch.nowMs });
+  const deps = new Map<number, string>();
+  if (withDeps.length > 0) {
+    for (const o of s.depOutputsMany.all(JSON.stringify(withDeps)) as { for_id: number; step_id: string; output_json: string | null }[]) {
+      const entry = `${JSON.stringify(o.step_id)}:${o.output_json ?? "null"}`;
+      const prev = deps.get(o.for_id);
+      deps.set(o.for_id, prev === undefined ? entry : `${prev},${entry}`);
+    }
+  }
+  // Dispatch in the picker's order, not the UPDATE's.
+  for (const id of ids) {
+    const row = byId.get(id);
+    if (row) result.claimed.push(toClaimed(row, deps.get(id) ?? "", expiresAtMs));
   }
 }
 
-function toClaimed(s: Statements, row: ClaimRow, leaseExpiresAtMs: number): ClaimedStep {
-  let deps = "";
-  if (row.depends_on_json !== "[]") {
-    const outputs = s.depOutputs.all(row.task_id, row.step_id) as { step_id: string; output_json: string | null }[];
-    deps = outputs.map((o) => `${JSON.stringify(o.step_id)}:${o.output_json ?? "null"}`).join(",");
-  }
+function toClaimed(row: ClaimRow, deps: string, leaseExpiresAtMs: number): ClaimedStep {
   return {
     stepRowId: row.id, taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
     payloadJson: `{"input":${row.input_json},"deps":{${deps}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,

@@ -7,14 +7,15 @@ const SQL = {
       steps_total, steps_open, created_at_ms, updated_at_ms)
     VALUES (@taskId, @name, 'PENDING', @priority, @idempotencyKey, @failFast, @traceId, @parentSpanId, @stepsTotal, @stepsTotal, @now, @now)`,
   insertStep: `INSERT INTO steps (task_id, step_id, agent, status, priority, trace_id, input_json, depends_on_json, deps_open,
-      max_attempts, base_backoff_ms, max_backoff_ms, timeout_ms, ready_at_ms)
+      dependents, max_attempts, base_backoff_ms, max_backoff_ms, timeout_ms, ready_at_ms)
     VALUES (@taskId, @stepId, @agent, @status, @priority, @traceId, @inputJson, @dependsOnJson, @depsOpen,
-      @maxAttempts, @baseBackoffMs, @maxBackoffMs, @timeoutMs, @now)`,
+      @dependents, @maxAttempts, @baseBackoffMs, @maxBackoffMs, @timeoutMs, @now)`,
   insertEdge: `INSERT INTO edges (task_id, from_step, to_step) VALUES (?, ?, ?)`,
 
   completeStep: `UPDATE steps SET status = 'SUCCESS', output_json = @outputJson, error_json = NULL, finished_at_ms = @now,
       lease_expires_at_ms = NULL
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch
+    RETURNING dependents`,
   retryStep: `UPDATE steps SET status = 'RETRY_WAIT', error_json = @errorJson, ready_at_ms = @atMs, lease_expires_at_ms = NULL
     WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   deadStep: `UPDATE steps SET status = 'DEAD_LETTER', error_json = @errorJson, finished_at_ms = @now, lease_expires_at_ms = NULL
@@ -28,10 +29,15 @@ const SQL = {
   insertConflict: `INSERT INTO lease_conflicts (task_id, step_id, expected_epoch, actual_epoch, node_id, operation, at_ms)
     VALUES (@taskId, @stepId, @expectedLeaseEpoch, @actualLeaseEpoch, @nodeId, @operation, @atMs)`,
 
-  unlockDependents: `UPDATE steps SET deps_open = deps_open - 1,
-      status = CASE WHEN deps_open = 1 AND status = 'WAITING' THEN 'READY' ELSE status END,
-      ready_at_ms = CASE WHEN deps_open = 1 AND status = 'WAITING' THEN @now ELSE ready_at_ms END
-    WHERE task_id = @taskId AND step_id IN (SELECT to_step FROM edges WHERE task_id = @taskId AND from_step = @stepId)`,
+  /** Params: @ids JSON array of step row ids that just succeeded (and have dependents), @now. */
+  unlockDependentsOf: `UPDATE steps SET deps_open = deps_open - x.n,
+      status = CASE WHEN deps_open = x.n AND status = 'WAITING' THEN 'READY' ELSE status END,
+      ready_at_ms = CASE WHEN deps_open = x.n AND status = 'WAITING' THEN @now ELSE ready_at_ms END
+    FROM (SELECT e.task_id, e.to_step, COUNT(*) AS n FROM json_each(@ids) j
+        JOIN steps c ON c.id = j.value
+        JOIN edges e ON e.task_id = c.task_id AND e.from_step = c.step_id
+        GROUP BY e.task_id, e.to_step) AS x
+    WHERE steps.task_id = x.task_id AND steps.step_id = x.to_step`,
   skipDependents: `WITH RECURSIVE down(step_id) AS (
         SELECT to_step FROM edges WHERE task_id = @taskId AND from_step = @stepId
         UNION SELECT e.to_step FROM edges e JOIN down d ON e.from_step = d.step_id WHERE e.task_id = @taskId)
@@ -41,12 +47,20 @@ const SQL = {
   cancelOpenSteps: `UPDATE steps SET status = 'CANCELLED', finished_at_ms = @now, lease_expires_at_ms = NULL,
       lease_epoch = CASE WHEN status = 'RUNNING' THEN lease_epoch + 1 ELSE lease_epoch END
     WHERE task_id = @taskId AND status IN ('WAITING', 'READY', 'RUNNING', 'RETRY_WAIT')`,
-  closeSteps: `UPDATE tasks SET steps_open = steps_open - @closed, dead_count = dead_count + @dead,
-      cancelled_count = cancelled_count + @cancelled, updated_at_ms = @now
-    WHERE task_id = @taskId RETURNING steps_open, dead_count, cancelled_count, fail_fast`,
-  finishTask: `UPDATE tasks SET status = @status, finished_at_ms = @now, updated_at_ms = @now
-    WHERE task_id = @taskId AND status IN ('PENDING', 'RUNNING')`,
-  startTask: `UPDATE tasks SET status = 'RUNNING', updated_at_ms = ? WHERE task_id = ? AND status = 'PENDING'`,
+  /** Params: @deltas JSON array of [taskId, closed, dead, cancelled], one per task, @now. */
+  closeStepsMany: `UPDATE tasks SET steps_open = steps_open - (d.value ->> 1), dead_count = dead_count + (d.value ->> 2),
+      cancelled_count = cancelled_count + (d.value ->> 3), updated_at_ms = @now
+    FROM json_each(@deltas) AS d
+    WHERE tasks.task_id = d.value ->> 0
+    RETURNING task_id, steps_open`,
+  /** Params: @ids JSON array of task ids whose steps are all closed, @now. */
+  finishTasks: `UPDATE tasks SET status = CASE WHEN dead_count > 0 THEN 'DEAD_LETTER' WHEN cancelled_count > 0 THEN 'CANCELLED' ELSE 'SUCCESS' END,
+      finished_at_ms = @now, updated_at_ms = @now
+    WHERE task_id IN (SELECT value FROM json_each(@ids)) AND +status IN ('PENDING', 'RUNNING')
+    RETURNING task_id, status`,
+  /** Params: @ids JSON array of task ids, @now. (`+status` keeps the planner on the primary key, off the status index.) */
+  startTasks: `UPDATE tasks SET status = 'RUNNING', updated_at_ms = @now
+    WHERE task_id IN (SELECT value FROM json_each(@ids)) AND +status = 'PENDING'`,
 
   releaseRetries: `UPDATE steps SET status = 'READY'
     WHERE id IN (SELECT id FROM steps WHERE status = 'RETRY_WAIT' AND ready_at_ms <= ? ORDER BY ready_at_ms LIMIT ?)`,
@@ -60,15 +74,21 @@ const SQL = {
       lease_epoch = lease_epoch + 1, lease_expires_at_ms = NULL
     WHERE id = @stepRowId AND status = 'RUNNING' AND lease_epoch = @leaseEpoch`,
 
-  readyCandidates: `SELECT id FROM steps WHERE status = 'READY' AND priority = ? ORDER BY ready_at_ms, id LIMIT ?`,
-  claimStep: `UPDATE steps SET status = 'RUNNING', lease_owner = @nodeId, lease_epoch = lease_epoch + 1,
+  /** Params: @limit. The oldest READY steps of each priority class, at most @limit of each. */
+  readyCandidates: `SELECT id, priority FROM (SELECT id, priority FROM steps WHERE status = 'READY' AND priority = 0 ORDER BY ready_at_ms, id LIMIT @limit)
+    UNION ALL SELECT id, priority FROM (SELECT id, priority FROM steps WHERE status = 'READY' AND priority = 1 ORDER BY ready_at_ms, id LIMIT @limit)
+    UNION ALL SELECT id, priority FROM (SELECT id, priority FROM steps WHERE status = 'READY' AND priority = 2 ORDER BY ready_at_ms, id LIMIT @limit)`,
+  /** Params: @ids JSON array of step row ids, @nodeId, @expiresAtMs, @now. Rows come back in no particular order. */
+  claimSteps: `UPDATE steps SET status = 'RUNNING', lease_owner = @nodeId, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = @expiresAtMs, attempt = attempt + 1, started_at_ms = @now, finished_at_ms = NULL
-    WHERE id = @id AND status = 'READY'
+    WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'READY'
     RETURNING id, task_id, step_id, agent, input_json, depends_on_json, lease_epoch, attempt, max_attempts,
       base_backoff_ms, max_backoff_ms, timeout_ms, priority, trace_id`,
-  depOutputs: `SELECT s.step_id, s.output_json FROM edges e
-      JOIN steps s ON s.task_id = e.task_id AND s.step_id = e.from_step
-    WHERE e.task_id = ? AND e.to_step = ?`,
+  /** Params: JSON array of step row ids. The outputs of their dependencies, one row per edge. */
+  depOutputsMany: `SELECT c.id AS for_id, s.step_id, s.output_json FROM json_each(?) j
+      JOIN steps c ON c.id = j.value
+      JOIN edges e ON e.task_id = c.task_id AND e.to_step = c.step_id
+      JOIN steps s ON s.task_id = e.task_id AND s.step_id = e.from_step`,
   bumpCounter: `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
 
   getTask: `SELECT * FROM tasks WHERE task_id = ?`,
