@@ -58,6 +58,8 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--worker-id <id>", "worker id within the node")
     .option("--concurrency <n>", "steps running at once (default: 8)")
     .option("--shutdown-timeout-ms <ms>", "on SIGINT/SIGTERM, how long in-flight steps may finish (default: 30000)")
+    .option("--settings-reload-ms <ms>", "re-read relaymesh-settings.json this often and apply changes live")
+    .option("--inbox-poll-ms <ms>", "how often to look in inbox/ for dropped files (default: 1000)")
     .action(action(() => import("./commands/worker.js")));
 
   program.command("task").description("show one task")
@@ -81,6 +83,74 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--since-hours <h>", "how far back (default: 24)")
     .option("--limit <n>", "at most this many (default: 100)")
     .action(action(() => import("./commands/lease-conflicts.js")));
+
+  program.command("cancel").description("cancel a task")
+    .argument("<id>", "task id")
+    .option("--mode <mode>", "hard (abort running steps) | soft (let them finish) (default: hard)")
+    .option("--reason <reason>", "recorded in the audit log")
+    .action(action(() => import("./commands/cancel.js")));
+
+  program.command("replay").description("re-run a dead-lettered task from its dead steps")
+    .argument("<id>", "task id")
+    .action(action(() => import("./commands/replay.js")));
+
+  program.command("replay-batch").description("replay dead-lettered tasks")
+    .option("--status <status>", "tasks of this status (default: DEAD_LETTER)")
+    .option("--limit <n>", "at most this many (default: 100)")
+    .action(action(() => import("./commands/replay-batch.js")));
+
+  program.command("dead-export").description("write dead-lettered tasks to a JSON file")
+    .requiredOption("--out <file>", "output file")
+    .option("--limit <n>", "at most this many (default: 1000)")
+    .action(action(() => import("./commands/dead-export.js")));
+
+  program.command("task-export").description("write a task, its workflow and its audit records to a JSON file")
+    .argument("<id>", "task id")
+    .requiredOption("--out <file>", "output file")
+    .action(action(() => import("./commands/task-export.js")));
+
+  program.command("purge").description("delete old finished tasks and dead letters, forget old idempotency keys")
+    .option("--done-retention-days <d>", "keep SUCCESS/CANCELLED tasks this long (default: 7)")
+    .option("--dead-retention-days <d>", "keep DEAD_LETTER tasks this long (default: 30)")
+    .option("--idempotency-ttl-days <d>", "keep idempotency keys this long (default: 7)")
+    .action(action(() => import("./commands/purge.js")));
+
+  program.command("stats").description("counts per status and SLA figures")
+    .action(action(() => import("./commands/stats.js")));
+
+  program.command("health").description("store and node health (exit 1 when unhealthy)")
+    .action(action(() => import("./commands/health.js")));
+
+  program.command("metrics").description("print Prometheus metrics")
+    .action(action(() => import("./commands/metrics.js")));
+
+  program.command("serve-metrics").description("serve Prometheus metrics over HTTP")
+    .option("--port <port>", "port (default: 9464)")
+    .option("--path <path>", "path (default: /metrics)")
+    .option("--bind <address>", "address to bind (default: 127.0.0.1)")
+    .action(action(() => import("./commands/serve-metrics.js")));
+
+  program.command("audit-tail").description("the last audit records")
+    .option("--lines <n>", "how many (default: 20)")
+    .action(action(() => import("./commands/audit-tail.js")));
+
+  program.command("audit-query").description("audit records matching filters, newest first")
+    .option("--task-id <id>", "of this task")
+    .option("--action <action>", "of this action (e.g. task.submit, task.cancel)")
+    .option("--from <time>", "at or after (ms since the epoch or ISO-8601)")
+    .option("--to <time>", "at or before (ms since the epoch or ISO-8601)")
+    .option("--limit <n>", "at most this many (default: 100)")
+    .action(action(() => import("./commands/audit-query.js")));
+
+  program.command("reload-settings").description("validate relaymesh-settings.json and record which fields changed")
+    .action(action(() => import("./commands/reload-settings.js")));
+
+  program.command("settings-history").description("recorded settings changes (field names only)")
+    .option("--limit <n>", "at most this many (default: 20)")
+    .action(action(() => import("./commands/settings-history.js")));
+
+  program.command("ingest").description("submit the workflow files dropped in inbox/{high,normal,low}/")
+    .action(action(() => import("./commands/ingest.js")));
 
   return program;
 }

@@ -1,3 +1,4 @@
+import { userInfo } from "node:os";
 import { RelayMesh } from "../engine.js";
 import type { EngineOptions } from "../options.js";
 import { ExitCode, ExitError } from "./errors.js";
@@ -19,10 +20,20 @@ export interface CommandResult {
 /** Opens the engine on the root and store named by the global options. */
 export function openMesh(globals: GlobalOptions, options: Omit<EngineOptions, "root" | "store"> = {}): Promise<RelayMesh> {
   return RelayMesh.open({
+    actor: cliActor(),
     ...options,
     ...(globals.root !== undefined ? { root: globals.root } : {}),
     ...(globals.store !== undefined ? { store: globals.store } : {}),
   });
+}
+
+/** The audit actor of CLI actions: "cli:<os user>". */
+function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return "cli";
+  }
 }
 
 /** Runs `fn` with an engine that is closed afterwards, whatever happens. */

@@ -1,4 +1,7 @@
-import type { CommitBatch, CommitResult, LeaseConflict, TaskRecord, TaskStatus, TaskWithSteps } from "./types.js";
+import type {
+  CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
+  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps,
+} from "./types.js";
 
 export * from "./types.js";
 
@@ -45,6 +48,39 @@ export interface Store {
 
   /** Monotonic counters kept in the store (so other processes can read them). */
   counters(): Promise<Record<string, number>>;
+
+  /**
+   * Cancels a task. "hard": every open step (RUNNING ones included, their epoch bumped so late
+   * results are refused) becomes CANCELLED and so does the task. "soft": only steps that have
+   * not started; RUNNING ones finish and the task ends CANCELLED after them. A finished task is
+   * left as it is. Null for an unknown id.
+   */
+  cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null>;
+
+  /**
+   * Re-runs a DEAD_LETTER task from its dead steps: they become READY with a fresh attempt
+   * count (a new replay round); SKIPPED and CANCELLED steps wait for their dependencies again;
+   * SUCCESS steps keep their outputs. Any other status changes nothing. Null for an unknown id.
+   */
+  replayTask(taskId: string, nowMs: number): Promise<ReplayResult | null>;
+
+  /** Deletes finished tasks and dead letters past retention, and forgets old idempotency keys. */
+  purge(query: PurgeQuery): Promise<PurgeResult>;
+
+  /** Counts, queue lag and step durations for stats and metrics, in one consistent read. */
+  opsSnapshot(nowMs: number): Promise<OpsSnapshot>;
+
+  /** Records that a worker node is alive (creating its row on first call). */
+  heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void>;
+
+  /** Marks a node stopped after a graceful exit (only the row of that process). */
+  stopNode(node: { nodeId: string; pid: number }, nowMs: number): Promise<void>;
+
+  /** Every known node. */
+  listNodes(): Promise<NodeRecord[]>;
+
+  /** The store's own health checks: reachable, writable, configured as asked. */
+  health(): Promise<HealthCheck[]>;
 
   /** Closes the store. Idempotent. */
   close(): Promise<void>;

@@ -4,9 +4,11 @@ import type { WireError } from "../../errors.js";
 import { MIGRATIONS } from "../migrations.js";
 import type { Store } from "../store.js";
 import type {
-  CommitBatch, CommitResult, LeaseConflict, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps,
+  CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
+  ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps,
 } from "../types.js";
 import { applyBatch } from "./commit.js";
+import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
 
 export interface SqliteStoreOptions {
@@ -23,11 +25,14 @@ export class SqliteStore implements Store {
   readonly location: string;
   readonly #db: Database.Database;
   #statements: Statements | null = null;
+  #ops: SqliteOps | null = null;
+  readonly #durability: "full" | "normal";
   #commitTx: ((batch: CommitBatch) => CommitResult) | null = null;
   #closed = false;
 
-  private constructor(db: Database.Database, path: string) {
+  private constructor(db: Database.Database, path: string, durability: "full" | "normal") {
     this.#db = db;
+    this.#durability = durability;
     this.location = `sqlite:${path}`;
   }
 
@@ -60,7 +65,7 @@ export class SqliteStore implements Store {
       if (cause instanceof StoreError) throw cause;
       throw new StoreError(`cannot configure SQLite store at ${options.path}: ${(cause as Error).message}`, { cause });
     }
-    return new SqliteStore(db, options.path);
+    return new SqliteStore(db, options.path, options.durability);
   }
 
   /** PRAGMAs as they are now, for health checks. */
@@ -86,6 +91,7 @@ export class SqliteStore implements Store {
       }).immediate();
     }, "migrate");
     this.#statements = prepareStatements(db);
+    this.#ops = prepareOps(db);
     const statements = this.#statements;
     const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, batch));
     this.#commitTx = (batch) => tx.immediate(batch);
@@ -151,9 +157,67 @@ export class SqliteStore implements Store {
     return Object.fromEntries(rows.map((r) => [r.name, r.value]));
   }
 
+  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null> {
+    return this.#guard(() => this.#o().cancelTask(taskId, mode, nowMs), "cancelTask");
+  }
+
+  async replayTask(taskId: string, nowMs: number): Promise<ReplayResult | null> {
+    return this.#guard(() => this.#o().replayTask(taskId, nowMs), "replayTask");
+  }
+
+  async purge(query: PurgeQuery): Promise<PurgeResult> {
+    return this.#guard(() => this.#o().purge(query), "purge");
+  }
+
+  async opsSnapshot(nowMs: number): Promise<OpsSnapshot> {
+    return this.#guard(() => this.#o().snapshot(nowMs), "opsSnapshot");
+  }
+
+  async heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void> {
+    this.#guard(() => this.#o().heartbeatNode(node, nowMs), "heartbeatNode");
+  }
+
+  async stopNode(node: { nodeId: string; pid: number }, nowMs: number): Promise<void> {
+    this.#guard(() => this.#o().stopNode(node, nowMs), "stopNode");
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return this.#guard(() => this.#o().nodes(), "listNodes");
+  }
+
+  async health(): Promise<HealthCheck[]> {
+    const checks: HealthCheck[] = [];
+    const check = (name: string, fn: () => string) => {
+      try {
+        checks.push({ name, ok: true, detail: fn() });
+      } catch (error) {
+        checks.push({ name, ok: false, detail: (error as Error).message });
+      }
+    };
+    check("store-open", () => {
+      if (this.#closed || !this.#statements) throw new Error("store is closed or not migrated");
+      return this.location;
+    });
+    check("store-writable", () => {
+      this.#db.transaction(() => this.#db.prepare(`INSERT INTO counters (name, value) VALUES ('health_check_total', 1)
+        ON CONFLICT (name) DO UPDATE SET value = value + 1`).run()).immediate();
+      return "a write transaction committed";
+    });
+    check("pragmas", () => {
+      const p = this.pragmas();
+      const want = { journal_mode: "wal", synchronous: this.#durability === "full" ? 2 : 1 };
+      if (p.journal_mode !== want.journal_mode || p.synchronous !== want.synchronous) {
+        throw new Error(`journal_mode=${String(p.journal_mode)} synchronous=${String(p.synchronous)}, expected ${want.journal_mode} and ${want.synchronous}`);
+      }
+      return `journal_mode=${String(p.journal_mode)} synchronous=${String(p.synchronous)} busy_timeout=${String(p.busy_timeout)}`;
+    });
+    return checks;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ops = null;
     this.#commitTx = null;
     this.#statements = null;
     this.#db.close();
@@ -162,6 +226,11 @@ export class SqliteStore implements Store {
   #s(): Statements {
     if (!this.#statements) throw new StoreError("store is not migrated (call migrate() first) or is closed");
     return this.#statements;
+  }
+
+  #o(): SqliteOps {
+    if (!this.#ops) throw new StoreError("store is not migrated (call migrate() first) or is closed");
+    return this.#ops;
   }
 
   #guard<T>(fn: () => T, operation: string): T {

@@ -1,0 +1,14 @@
+import { withMesh, type CommandResult, type GlobalOptions } from "../context.js";
+import { table } from "../format.js";
+
+export default async function stats(globals: GlobalOptions): Promise<CommandResult> {
+  return withMesh(globals, { work: false }, async (mesh) => {
+    const s = await mesh.stats();
+    const human = [
+      table(["TASKS", "N"], Object.entries(s.tasks)),
+      table(["STEPS", "N"], Object.entries(s.steps)),
+      `queue lag ${s.queueLagMs} ms, step latency p95 ${s.stepLatencyP95Ms ?? "-"} ms, p99 ${s.stepLatencyP99Ms ?? "-"} ms, dead letters in the last hour ${s.deadLetterGrowth1h}`,
+    ].join("\n\n");
+    return { data: s, human };
+  });
+}

@@ -1,0 +1,59 @@
+import { Counter, Gauge, Registry } from "prom-client";
+import type { OpsSnapshot } from "../store/types.js";
+
+/** Percentile (nearest rank) of an ascending array; null when empty. */
+export function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** The SLA figures of `stats`, from a store snapshot. */
+export function slaFigures(s: OpsSnapshot) {
+  return {
+    queueLagMs: s.oldestReadyAtMs === null ? 0 : Math.max(0, s.atMs - s.oldestReadyAtMs),
+    stepLatencyP95Ms: percentile(s.recentStepDurationsMs, 95),
+    stepLatencyP99Ms: percentile(s.recentStepDurationsMs, 99),
+    deadLetterGrowth1h: s.deadLetteredLastHour,
+  };
+}
+
+/**
+ * Prometheus text for a store snapshot. Every figure comes from the store, so any process on
+ * the root (or the PostgreSQL cluster) reports the same numbers.
+ */
+export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: string; text: string }> {
+  const registry = new Registry();
+  const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [registry] });
+  const counter = (name: string, help: string, value: number) => {
+    new Counter({ name, help, registers: [registry] }).inc(value);
+  };
+
+  const tasks = gauge("relaymesh_tasks", "Tasks by status.", ["status"]);
+  for (const [status, n] of Object.entries(s.tasks)) tasks.set({ status }, n);
+  const steps = gauge("relaymesh_steps", "Steps by status.", ["status"]);
+  for (const [status, n] of Object.entries(s.steps)) steps.set({ status }, n);
+  const sla = slaFigures(s);
+  gauge("relaymesh_queue_lag_ms", "How long the oldest READY step has waited, in ms.").set(sla.queueLagMs);
+  gauge("relaymesh_step_latency_p95_ms", "95th percentile step duration over the last hour, in ms.").set(sla.stepLatencyP95Ms ?? 0);
+  gauge("relaymesh_step_latency_p99_ms", "99th percentile step duration over the last hour, in ms.").set(sla.stepLatencyP99Ms ?? 0);
+  gauge("relaymesh_dead_letter_growth_1h", "Tasks dead-lettered in the last hour.").set(sla.deadLetterGrowth1h);
+  gauge("relaymesh_cluster_epoch", "Cluster-wide fencing epoch.").set(s.counters.cluster_epoch ?? 0);
+
+  counter("relaymesh_low_starvation_count", "Lower-priority picks forced through by the anti-starvation guard.", s.counters.low_starvation_count ?? 0);
+  counter("relaymesh_lease_conflict_total", "Writes refused because the step's lease moved on.", s.counters.lease_conflict_total ?? 0);
+  counter("relaymesh_dead_owner_reclaimed_total", "RUNNING steps reclaimed from nodes declared DEAD.", s.counters.dead_owner_reclaimed_total ?? 0);
+  counter("relaymesh_lease_expired_reclaimed_total", "RUNNING steps reclaimed after their lease expired.", s.counters.lease_expired_reclaimed_total ?? 0);
+
+  // The histogram is read whole from the store; prom-client's Histogram only observes, so it is written out here.
+  const name = "relaymesh_step_duration_seconds";
+  let text = await registry.metrics();
+  let cumulative = 0;
+  const lines = [`# HELP ${name} Duration of finished step attempts, from claim to result.`, `# TYPE ${name} histogram`];
+  for (const b of s.stepDurationBuckets) {
+    cumulative += b.count;
+    lines.push(`${name}_bucket{le="${Number.isFinite(b.leMs) ? b.leMs / 1000 : "+Inf"}"} ${cumulative}`);
+  }
+  lines.push(`${name}_sum ${s.stepDurationSumMs / 1000}`, `${name}_count ${cumulative}`);
+  text += `${lines.join("\n")}\n`;
+  return { contentType: registry.contentType, text };
+}

@@ -1,0 +1,155 @@
+import type Database from "better-sqlite3";
+import {
+  STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type LeaseRef, type NodeRecord, type OpsSnapshot,
+  type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus,
+} from "../types.js";
+
+const OPEN = `('WAITING', 'READY', 'RETRY_WAIT', 'RUNNING')`;
+
+/** Operator actions and read-outs, each one synchronous transaction. */
+export interface SqliteOps {
+  cancelTask(taskId: string, mode: "hard" | "soft", now: number): CancelResult | null;
+  replayTask(taskId: string, now: number): ReplayResult | null;
+  purge(query: PurgeQuery): PurgeResult;
+  snapshot(now: number): OpsSnapshot;
+  heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, now: number): void;
+  stopNode(node: { nodeId: string; pid: number }, now: number): void;
+  nodes(): NodeRecord[];
+}
+
+export function prepareOps(db: Database.Database): SqliteOps {
+  const q = {
+    taskStatus: db.prepare(`SELECT status, replays FROM tasks WHERE task_id = ?`),
+    runningOf: db.prepare(`SELECT id, task_id, step_id, lease_epoch FROM steps WHERE task_id = ? AND status = 'RUNNING'`),
+    cancelSteps: (statuses: string) => db.prepare(`UPDATE steps SET status = 'CANCELLED', finished_at_ms = @now, lease_expires_at_ms = NULL,
+        lease_epoch = CASE WHEN status = 'RUNNING' THEN lease_epoch + 1 ELSE lease_epoch END
+      WHERE task_id = @taskId AND status IN ${statuses} RETURNING step_id`),
+    closeCancelled: db.prepare(`UPDATE tasks SET steps_open = steps_open - @n, cancelled_count = cancelled_count + @n, updated_at_ms = @now
+      WHERE task_id = @taskId RETURNING steps_open`),
+    finishCancelled: db.prepare(`UPDATE tasks SET status = 'CANCELLED', finished_at_ms = @now, updated_at_ms = @now
+      WHERE task_id = @taskId AND status IN ('PENDING', 'RUNNING')`),
+    replayDead: db.prepare(`UPDATE steps SET status = 'READY', attempt = 0, replays = replays + 1, ready_at_ms = @now,
+        lease_owner = NULL, lease_epoch = lease_epoch + 1, lease_expires_at_ms = NULL, started_at_ms = NULL, finished_at_ms = NULL
+      WHERE task_id = @taskId AND status = 'DEAD_LETTER' RETURNING step_id`),
+    replayBlocked: db.prepare(`UPDATE steps SET replays = replays + 1, attempt = 0, finished_at_ms = NULL, started_at_ms = NULL,
+        lease_owner = NULL, lease_expires_at_ms = NULL, error_json = NULL, ready_at_ms = @now,
+        deps_open = (SELECT COUNT(*) FROM edges e JOIN steps d ON d.task_id = e.task_id AND d.step_id = e.from_step
+          WHERE e.task_id = steps.task_id AND e.to_step = steps.step_id AND d.status <> 'SUCCESS'),
+        status = CASE WHEN (SELECT COUNT(*) FROM edges e JOIN steps d ON d.task_id = e.task_id AND d.step_id = e.from_step
+          WHERE e.task_id = steps.task_id AND e.to_step = steps.step_id AND d.status <> 'SUCCESS') = 0 THEN 'READY' ELSE 'WAITING' END
+      WHERE task_id = @taskId AND status IN ('SKIPPED', 'CANCELLED') RETURNING step_id`),
+    reopenTask: db.prepare(`UPDATE tasks SET status = 'RUNNING', replays = replays + 1, dead_count = 0, cancelled_count = 0,
+        steps_open = (SELECT COUNT(*) FROM steps WHERE task_id = @taskId AND status IN ${OPEN}),
+        finished_at_ms = NULL, updated_at_ms = @now
+      WHERE task_id = @taskId RETURNING replays`),
+    purgeEdges: db.prepare(`DELETE FROM edges WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+    purgeSteps: db.prepare(`DELETE FROM steps WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+    purgeTasks: db.prepare(`DELETE FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before`),
+    forgetKeys: db.prepare(`UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < ?`),
+    taskCounts: db.prepare(`SELECT status, COUNT(*) AS n FROM tasks GROUP BY status`),
+    stepCounts: db.prepare(`SELECT status, COUNT(*) AS n FROM steps GROUP BY status`),
+    oldestReady: db.prepare(`SELECT MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY'`),
+    recentDurations: db.prepare(`SELECT finished_at_ms - started_at_ms AS d FROM steps
+      WHERE status IN ('SUCCESS', 'DEAD_LETTER') AND finished_at_ms >= ? AND started_at_ms IS NOT NULL
+      ORDER BY finished_at_ms DESC LIMIT 10000`),
+    durationBuckets: db.prepare(`SELECT bucket, COUNT(*) AS n, SUM(d) AS total FROM (
+        SELECT finished_at_ms - started_at_ms AS d,
+          (SELECT COUNT(*) FROM json_each(@bounds) b WHERE b.value < finished_at_ms - started_at_ms) AS bucket
+        FROM steps WHERE status IN ('SUCCESS', 'DEAD_LETTER') AND started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL)
+      GROUP BY bucket`),
+    deadLastHour: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= ?`),
+    counters: db.prepare(`SELECT name, value FROM counters`),
+    upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms)
+        VALUES (@nodeId, @hostname, @pid, 'running', @now, @now)
+      ON CONFLICT (node_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid, state = 'running',
+        started_at_ms = CASE WHEN nodes.state = 'running' AND nodes.pid = excluded.pid THEN nodes.started_at_ms ELSE excluded.started_at_ms END,
+        last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL`),
+    stopNode: db.prepare(`UPDATE nodes SET state = 'stopped', stopped_at_ms = @now, last_heartbeat_ms = @now WHERE node_id = @nodeId AND pid = @pid`),
+    nodes: db.prepare(`SELECT * FROM nodes ORDER BY node_id`),
+  };
+  /** A write transaction that takes the write lock up front (no SQLITE_BUSY on upgrade). */
+  const write = <A extends unknown[], R>(fn: (...args: A) => R) => {
+    const t = db.transaction(fn);
+    return (...args: A): R => t.immediate(...args);
+  };
+  const cancelHard = q.cancelSteps(OPEN);
+  const cancelSoft = q.cancelSteps(`('WAITING', 'READY', 'RETRY_WAIT')`);
+
+  return {
+    cancelTask: write((taskId: string, mode: "hard" | "soft", now: number): CancelResult | null => {
+      const task = q.taskStatus.get(taskId) as { status: TaskStatus } | undefined;
+      if (!task) return null;
+      if (task.status === "SUCCESS" || task.status === "DEAD_LETTER" || task.status === "CANCELLED") {
+        return { status: task.status, cancelledSteps: [], cancelledRunning: [] };
+      }
+      const cancelledRunning: LeaseRef[] = mode === "hard"
+        ? (q.runningOf.all(taskId) as { id: number; task_id: string; step_id: string; lease_epoch: number }[])
+          .map((r) => ({ stepRowId: r.id, taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch }))
+        : [];
+      const cancelledSteps = ((mode === "hard" ? cancelHard : cancelSoft).all({ taskId, now }) as { step_id: string }[]).map((r) => r.step_id);
+      const open = (q.closeCancelled.get({ taskId, n: cancelledSteps.length, now }) as { steps_open: number }).steps_open;
+      if (mode === "hard" || open === 0) q.finishCancelled.run({ taskId, now });
+      const status = (q.taskStatus.get(taskId) as { status: TaskStatus }).status;
+      return { status, cancelledSteps, cancelledRunning };
+    }),
+
+    replayTask: write((taskId: string, now: number): ReplayResult | null => {
+      const task = q.taskStatus.get(taskId) as { status: TaskStatus; replays: number } | undefined;
+      if (!task) return null;
+      if (task.status !== "DEAD_LETTER") return { replayed: false, status: task.status, steps: [], round: task.replays };
+      const dead = (q.replayDead.all({ taskId, now }) as { step_id: string }[]).map((r) => r.step_id);
+      const blocked = (q.replayBlocked.all({ taskId, now }) as { step_id: string }[]).map((r) => r.step_id);
+      const round = (q.reopenTask.get({ taskId, now }) as { replays: number }).replays;
+      return { replayed: true, status: "RUNNING", steps: [...dead, ...blocked], round };
+    }),
+
+    purge: write((query: PurgeQuery): PurgeResult => {
+      const remove = (statuses: TaskStatus[], before: number) => {
+        const args = { statuses: JSON.stringify(statuses), before };
+        q.purgeEdges.run(args);
+        q.purgeSteps.run(args);
+        return q.purgeTasks.run(args).changes;
+      };
+      return {
+        finishedTasks: remove(["SUCCESS", "CANCELLED"], query.finishedBeforeMs),
+        deadLetters: remove(["DEAD_LETTER"], query.deadBeforeMs),
+        idempotencyKeys: q.forgetKeys.run(query.idempotencyBeforeMs).changes,
+      };
+    }),
+
+    snapshot: db.transaction((now: number): OpsSnapshot => {
+      const tasks = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+      for (const r of q.taskCounts.all() as { status: TaskStatus; n: number }[]) tasks[r.status] = r.n;
+      const steps = Object.fromEntries(STEP_STATUSES.map((s) => [s, 0])) as Record<StepStatus, number>;
+      for (const r of q.stepCounts.all() as { status: StepStatus; n: number }[]) steps[r.status] = r.n;
+      const durations = (q.recentDurations.all(now - 3_600_000) as { d: number }[]).map((r) => r.d).sort((a, b) => a - b);
+      const bounds = [...STEP_DURATION_BUCKETS_MS];
+      const buckets = [...bounds, Infinity].map((leMs) => ({ leMs, count: 0 }));
+      let sum = 0;
+      for (const r of q.durationBuckets.all({ bounds: JSON.stringify(bounds) }) as { bucket: number; n: number; total: number }[]) {
+        buckets[r.bucket]!.count = r.n;
+        sum += r.total;
+      }
+      return {
+        atMs: now, tasks, steps,
+        oldestReadyAtMs: (q.oldestReady.get() as { at: number | null }).at,
+        recentStepDurationsMs: durations, stepDurationBuckets: buckets, stepDurationSumMs: sum,
+        deadLetteredLastHour: (q.deadLastHour.get(now - 3_600_000) as { n: number }).n,
+        counters: Object.fromEntries((q.counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value])),
+      };
+    }),
+
+    heartbeatNode: (node: { nodeId: string; hostname: string; pid: number }, now: number) => {
+      q.upsertNode.run({ ...node, now });
+    },
+    stopNode: (node: { nodeId: string; pid: number }, now: number) => {
+      q.stopNode.run({ ...node, now });
+    },
+    nodes: (): NodeRecord[] => (q.nodes.all() as {
+      node_id: string; hostname: string; pid: number; state: "running" | "stopped"; started_at_ms: number; last_heartbeat_ms: number; stopped_at_ms: number | null;
+    }[]).map((r) => ({
+      nodeId: r.node_id, hostname: r.hostname, pid: r.pid, state: r.state, startedAtMs: r.started_at_ms,
+      lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms,
+    })),
+  };
+}
