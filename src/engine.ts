@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { join } from "node:path";
 import { z } from "zod";
 import { AgentRegistry } from "./agents/registry.js";
 import {
@@ -14,6 +15,15 @@ import { openStore } from "./store/open.js";
 import type { Store } from "./store/store.js";
 import { TERMINAL_TASK_STATUSES, type LeaseConflict, type TaskRecord, type TaskStatus, type TaskWithSteps } from "./store/types.js";
 import { Supervisor } from "./supervisor/supervisor.js";
+import { AuditLog } from "./observe/audit.js";
+import { AuditTrail } from "./observe/audit-trail.js";
+import { renderMetrics, slaFigures } from "./observe/metrics.js";
+import { changedFields, fingerprint, type SettingsFingerprint } from "./model/settings-diff.js";
+import { existsSync, readFileSync } from "node:fs";
+import { writeJsonFile } from "./ops/exports.js";
+import { exportDeadLetters, exportTask } from "./ops/exports.js";
+import { Inbox, type InboxPassResult } from "./inbox/inbox.js";
+import type { HealthCheck, NewTask, NodeRecord } from "./store/types.js";
 
 /**
  * Lifecycle: `open` → `running` (claiming and running steps) or `idle` (opened with
@@ -28,7 +38,14 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   readonly paths: RootPaths;
   readonly store: Store;
   readonly agents: AgentRegistry;
+  /** The root's JSONL audit log. */
+  readonly audit: AuditLog;
+  readonly #trail: AuditTrail;
+  /** Who this engine's actions are attributed to in the audit log. */
+  readonly actor: string;
   #settings: Settings;
+  #nodeTimer: NodeJS.Timeout | null = null;
+  #reloadTimer: NodeJS.Timeout | null = null;
   readonly #options: ResolvedEngineOptions;
   readonly #supervisor: Supervisor;
   #pool: AgentPool | null = null;
@@ -44,6 +61,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#settings = settings;
     this.agents = agents;
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
+    this.actor = o.actor ?? "api";
+    this.audit = new AuditLog(join(paths.auditDir, "audit.log"));
+    this.#trail = new AuditTrail(this.audit);
+    this.#trail.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
       store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? o.concurrency, settings,
       pollIntervalMs: o.pollIntervalMs, emit: (event, payload) => this.safeEmit(event, payload),
@@ -59,6 +80,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const config = readRootConfig(paths, o.settings);
     const agents = new AgentRegistry([...config.modules, ...o.agents], paths.dir);
     ensureRoot(paths);
+    // The settings a root starts with are the baseline `reload-settings` reports changes against.
+    if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
     const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings);
     const mesh = new RelayMesh(o, paths, store, config.settings, agents);
     if (o.work) mesh.start();
@@ -74,7 +97,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   /** Step attempts this engine ran to an outcome. */
-  get stats(): { executed: number; succeeded: number; failed: number } {
+  get attempts(): { executed: number; succeeded: number; failed: number } {
     return { ...this.#supervisor.stats };
   }
 
@@ -92,6 +115,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     }
     this.#supervisor.startWorking();
     this.#state = "running";
+    this.#beatNode();
+    if (!this.#nodeTimer) {
+      this.#nodeTimer = setInterval(() => this.#beatNode(), Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3)));
+      this.#nodeTimer.unref();
+    }
   }
 
   /** Submits a one-step task. Resolves once committed. */
@@ -99,6 +127,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#assertOpen("submit");
     const task = buildSingleTask(spec, this.#buildContext("submit"), options);
     const { taskId, created } = await this.#supervisor.submit(task);
+    if (created) this.#auditSubmit(task);
     return { taskId, created };
   }
 
@@ -106,7 +135,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async submitWorkflow(spec: unknown, options: SubmitOptions & { source?: string } = {}): Promise<{ taskId: string; created: boolean; steps: number }> {
     this.#assertOpen("submitWorkflow");
     const task = buildWorkflowTask(spec, this.#buildContext(options.source ?? "workflow"), options);
-    return this.#supervisor.submit(task);
+    const result = await this.#supervisor.submit(task);
+    if (result.created) this.#auditSubmit(task);
+    return result;
   }
 
   /** One task with its steps and edges; throws NotFoundError. */
@@ -152,6 +183,187 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return this.getTask(taskId);
   }
 
+  /**
+   * Cancels a task. "hard" (default) aborts running steps (their AbortSignal fires; late results
+   * are refused) and cancels the rest at once; "soft" cancels only what has not started and
+   * lets running steps finish. Throws NotFoundError for an unknown id.
+   */
+  async cancel(taskId: string, options: { mode?: "hard" | "soft"; reason?: string } = {}): Promise<{ taskId: string; status: TaskStatus; cancelledSteps: string[] }> {
+    this.#assertOpen("cancel");
+    const mode = options.mode ?? "hard";
+    const result = await this.store.cancelTask(taskId, mode, Date.now());
+    if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
+    this.#supervisor.abortRefs(result.cancelledRunning, new RelayMeshError(ErrorCode.ABORTED, `task ${taskId} was cancelled${options.reason ? `: ${options.reason}` : ""}`));
+    if (result.cancelledSteps.length > 0) {
+      this.#trail.record({
+        action: "task.cancel", actor: this.actor, resource: `task/${taskId}`, task_id: taskId,
+        details: { mode, reason: options.reason ?? null, cancelledSteps: result.cancelledSteps, status: result.status },
+      });
+    }
+    return { taskId, status: result.status, cancelledSteps: result.cancelledSteps };
+  }
+
+  /**
+   * Re-runs a dead-lettered task from its dead steps (a new replay round: attempts count from
+   * zero again); successful steps keep their outputs. Throws NotFoundError for an unknown id and
+   * InvalidStateError when the task is not DEAD_LETTER.
+   */
+  async replay(taskId: string): Promise<{ replayed: string[] }> {
+    this.#assertOpen("replay");
+    const result = await this.store.replayTask(taskId, Date.now());
+    if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
+    if (!result.replayed) throw new InvalidStateError(`task ${taskId} is ${result.status}; only DEAD_LETTER tasks can be replayed`);
+    this.#auditReplay(taskId, result.steps, result.round);
+    return { replayed: [taskId] };
+  }
+
+  /** Replays up to `limit` tasks of `status` (default DEAD_LETTER), oldest dead letters first. */
+  async replayBatch(options: { status?: TaskStatus; limit?: number } = {}): Promise<{ replayed: string[] }> {
+    this.#assertOpen("replayBatch");
+    const status = options.status ?? "DEAD_LETTER";
+    const { tasks } = await this.store.listTasks({ status, limit: options.limit ?? 100, offset: 0 });
+    const replayed: string[] = [];
+    for (const t of tasks.reverse()) {
+      const result = await this.store.replayTask(t.taskId, Date.now());
+      if (!result?.replayed) continue;
+      this.#auditReplay(t.taskId, result.steps, result.round);
+      replayed.push(t.taskId);
+    }
+    return { replayed };
+  }
+
+  /** Deletes finished tasks and dead letters older than their retention; forgets old idempotency keys. */
+  async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number } = {}) {
+    this.#assertOpen("purge");
+    const now = Date.now();
+    const days = (d: number) => now - d * 86_400_000;
+    const retention = { doneRetentionDays: options.doneRetentionDays ?? 7, deadRetentionDays: options.deadRetentionDays ?? 30, idempotencyTtlDays: options.idempotencyTtlDays ?? 7 };
+    const counts = await this.store.purge({
+      finishedBeforeMs: days(retention.doneRetentionDays), deadBeforeMs: days(retention.deadRetentionDays),
+      idempotencyBeforeMs: days(retention.idempotencyTtlDays),
+    });
+    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, ...counts } });
+    return { ...counts, retention };
+  }
+
+  /** Writes the dead-lettered tasks (newest first, at most `limit`) to a JSON file. */
+  async deadExport(out: string, options: { limit?: number } = {}): Promise<{ out: string; count: number }> {
+    return exportDeadLetters(this.store, out, options.limit ?? 1000);
+  }
+
+  /** Writes one task, its workflow and its audit records to a JSON file. */
+  async taskExport(taskId: string, out: string): Promise<{ out: string; count: number; auditRecords: number }> {
+    this.#trail.flush();
+    const result = await exportTask(this.store, this.audit, taskId, out);
+    if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
+    return result;
+  }
+
+  /** Counts per status and the SLA figures. */
+  async stats() {
+    const snapshot = await this.store.opsSnapshot(Date.now());
+    return { tasks: snapshot.tasks, steps: snapshot.steps, ...slaFigures(snapshot) };
+  }
+
+  /** Prometheus text, with every figure read from the store. */
+  async metrics(): Promise<{ contentType: string; text: string }> {
+    return renderMetrics(await this.store.opsSnapshot(Date.now()));
+  }
+
+  /** Known worker nodes. */
+  async nodes(): Promise<NodeRecord[]> {
+    return this.store.listNodes();
+  }
+
+  /**
+   * Store checks (open, writable, PRAGMAs as configured) and node heartbeats: unhealthy when a
+   * node that did not stop gracefully has not beaten for `deadAfterMs`.
+   */
+  async health(): Promise<{ ok: boolean; checks: HealthCheck[] }> {
+    const checks = await this.store.health();
+    const now = Date.now();
+    try {
+      const nodes = (await this.store.listNodes()).filter((n) => n.state === "running");
+      const stale = nodes.filter((n) => now - n.lastHeartbeatMs > this.#settings.deadAfterMs);
+      checks.push({
+        name: "node-heartbeats",
+        ok: stale.length === 0,
+        detail: nodes.length === 0 ? "no worker node is running"
+          : stale.length === 0 ? `${nodes.length} running node(s), every heartbeat within ${this.#settings.deadAfterMs} ms`
+          : `stale heartbeat: ${stale.map((n) => `${n.nodeId} (${now - n.lastHeartbeatMs} ms ago)`).join(", ")}`,
+      });
+    } catch (error) {
+      checks.push({ name: "node-heartbeats", ok: false, detail: (error as Error).message });
+    }
+    return { ok: checks.every((c) => c.ok), checks };
+  }
+
+  /**
+   * Reads the settings file again and applies it to new leases, retries and claims. An invalid
+   * file throws and changes nothing. Returns the names (never the values) of changed fields.
+   */
+  reloadSettings(): { changedFields: string[] } {
+    let next: Settings;
+    try {
+      next = readRootConfig(this.paths, this.#options.settings).settings;
+    } catch (error) {
+      this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
+      throw error;
+    }
+    const changed = changedFields(fingerprint(this.#settings), fingerprint(next));
+    if (changed.length > 0) {
+      this.#settings = next;
+      this.#supervisor.updateSettings(next);
+      this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", details: { changedFields: changed } });
+      this.#trail.flush();
+    }
+    return { changedFields: changed };
+  }
+
+  /**
+   * Validates the settings file and records it as the root's current settings: returns the
+   * fields changed since the last recorded settings (names only) and adds them to the history.
+   * An invalid file throws (and is recorded as a failed reload); nothing else changes.
+   */
+  recordSettings(): { changedFields: string[] } {
+    let next: Settings;
+    try {
+      next = readRootConfig(this.paths, this.#options.settings).settings;
+    } catch (error) {
+      this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
+      this.#trail.flush();
+      throw error;
+    }
+    const path = settingsFingerprintPath(this.paths);
+    const previous = existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) as SettingsFingerprint : {};
+    const current = fingerprint(next);
+    const changed = changedFields(previous, current);
+    writeJsonFile(path, current);
+    this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", details: { changedFields: changed } });
+    this.#trail.flush();
+    return { changedFields: changed };
+  }
+
+  /** Re-reads the settings file every `intervalMs`; errors are reported as `engine:error` and leave the settings as they are. */
+  watchSettings(intervalMs: number): void {
+    if (this.#reloadTimer) clearInterval(this.#reloadTimer);
+    this.#reloadTimer = setInterval(() => {
+      try {
+        this.reloadSettings();
+      } catch (error) {
+        this.safeEmit("engine:error", { error: error as Error });
+      }
+    }, intervalMs);
+    this.#reloadTimer.unref();
+  }
+
+  /** Claims and submits the files dropped in `<root>/inbox/{high,normal,low}/` (one pass). */
+  async ingest(): Promise<InboxPassResult> {
+    this.#assertOpen("ingest");
+    const inbox = new Inbox(this.root);
+    return inbox.pass({ submitWorkflow: (spec, o) => this.submitWorkflow(spec, o) });
+  }
+
   /** Runs everything runnable now (after one maintenance pass), then stops working. For `worker --once`. */
   async runUntilIdle(): Promise<void> {
     this.start();
@@ -190,6 +402,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         if (left > 0) throw new ShutdownTimeoutError(`${left} step(s) did not stop within 5000 ms of being aborted; their leases will expire and be reclaimed`);
       });
       await attempt(() => this.#supervisor.flushNow());
+      if (this.#nodeTimer) {
+        clearInterval(this.#nodeTimer);
+        await attempt(() => this.store.stopNode({ nodeId: this.nodeId, pid: process.pid }, Date.now()));
+      }
+      if (this.#reloadTimer) clearInterval(this.#reloadTimer);
+      await attempt(() => { this.#trail.flush(); this.audit.close(); });
       if (this.#pool) await attempt(() => this.#pool!.close());
       await attempt(() => this.store.close());
       this.#state = "closed";
@@ -203,6 +421,23 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     await this.close();
   }
 
+  #auditSubmit(task: NewTask): void {
+    this.#trail.record({
+      action: "task.submit", actor: this.actor, resource: `task/${task.taskId}`, task_id: task.taskId,
+      trace_id: task.traceId, span_id: task.parentSpanId,
+      details: { steps: task.steps.length, name: task.name, idempotencyKey: task.idempotencyKey },
+    });
+  }
+
+  #auditReplay(taskId: string, steps: string[], round: number): void {
+    this.#trail.record({ action: "task.replay", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, details: { steps, round } });
+  }
+
+  #beatNode(): void {
+    this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now())
+      .catch((error: Error) => this.safeEmit("engine:error", { error }));
+  }
+
   #buildContext(source: string) {
     return { agents: this.agents, settings: this.#settings, source };
   }
@@ -212,6 +447,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       throw new InvalidStateError(`RelayMesh.${method}: the engine is ${this.#state}`);
     }
   }
+}
+
+function settingsFingerprintPath(paths: RootPaths): string {
+  return join(paths.auditDir, "settings-fingerprint.json");
 }
 
 /** Resolves with `promise`, or quietly after `ms` (the caller moves on to harder measures). */

@@ -27,6 +27,8 @@ export const EngineOptionsSchema = z.strictObject({
   settings: z.record(z.string(), z.unknown()).optional(),
   /** Module agents, in addition to `<root>/agents/modules.json`. */
   agents: z.array(ModuleAgentSchema).default([]),
+  /** Who this engine's actions are attributed to in the audit log (default: "api"). */
+  actor: z.string().min(1).max(200).optional(),
   /** How often an idle worker looks for work submitted by other processes (default: 100). */
   pollIntervalMs: z.number().int().min(5).max(60_000).default(100),
   /** An existing Piscina pool running RelayMesh's agent worker (AGENT_WORKER_FILE); left open by close(). */

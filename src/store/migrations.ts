@@ -170,4 +170,36 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE steps SET dependents = (SELECT COUNT(*) FROM edges e WHERE e.task_id = steps.task_id AND e.from_step = steps.step_id);
     `,
   },
+  {
+    id: 3,
+    name: "nodes (worker heartbeats), replay rounds",
+    sqlite: `
+      CREATE TABLE nodes (
+        node_id TEXT PRIMARY KEY,
+        hostname TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        last_heartbeat_ms INTEGER NOT NULL,
+        stopped_at_ms INTEGER
+      );
+      ALTER TABLE steps ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE tasks ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX tasks_finished ON tasks (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
+    `,
+    pg: `
+      CREATE TABLE nodes (
+        node_id TEXT PRIMARY KEY,
+        hostname TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        started_at_ms BIGINT NOT NULL,
+        last_heartbeat_ms BIGINT NOT NULL,
+        stopped_at_ms BIGINT
+      );
+      ALTER TABLE steps ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE tasks ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX tasks_finished ON tasks (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
+    `,
+  },
 ];

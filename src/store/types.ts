@@ -166,3 +166,74 @@ export interface TaskWithSteps extends TaskRecord {
   steps: StepRecord[];
   edges: [string, string][];
 }
+
+/** Figures for `stats`, `health` and `/metrics`, read in one consistent snapshot. */
+export interface OpsSnapshot {
+  atMs: number;
+  tasks: Record<TaskStatus, number>;
+  steps: Record<StepStatus, number>;
+  /** ready_at of the step that has waited longest in READY, or null when none waits. */
+  oldestReadyAtMs: number | null;
+  /** Durations (finished − started) of steps finished in the last hour, ascending, at most 10,000 (the newest). */
+  recentStepDurationsMs: number[];
+  /** Finished steps by duration bucket (upper bounds in ms; the last bucket is +Inf), over all kept history. */
+  stepDurationBuckets: { leMs: number; count: number }[];
+  stepDurationSumMs: number;
+  /** Tasks that reached DEAD_LETTER in the last hour. */
+  deadLetteredLastHour: number;
+  counters: Record<string, number>;
+}
+
+/** Upper bounds of the step duration histogram, in ms. */
+export const STEP_DURATION_BUCKETS_MS = [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000] as const;
+
+export interface CancelResult {
+  /** The task's status after the cancel. */
+  status: TaskStatus;
+  /** Steps this cancel moved to CANCELLED. */
+  cancelledSteps: string[];
+  /** RUNNING steps cancelled (hard mode): abort them where they run; their late results are refused. */
+  cancelledRunning: LeaseRef[];
+}
+
+export interface ReplayResult {
+  /** False when the task was not DEAD_LETTER (nothing changed). */
+  replayed: boolean;
+  status: TaskStatus;
+  /** Steps made runnable again (dead, skipped and cancelled ones). */
+  steps: string[];
+  /** The task's replay round after this replay. */
+  round: number;
+}
+
+export interface PurgeQuery {
+  /** SUCCESS and CANCELLED tasks finished before this are deleted. */
+  finishedBeforeMs: number;
+  /** DEAD_LETTER tasks finished before this are deleted. */
+  deadBeforeMs: number;
+  /** Idempotency keys of tasks created before this are forgotten (the tasks stay). */
+  idempotencyBeforeMs: number;
+}
+
+export interface PurgeResult {
+  finishedTasks: number;
+  deadLetters: number;
+  idempotencyKeys: number;
+}
+
+export interface NodeRecord {
+  nodeId: string;
+  hostname: string;
+  pid: number;
+  /** "running" while the process works; "stopped" after a graceful exit. */
+  state: "running" | "stopped";
+  startedAtMs: number;
+  lastHeartbeatMs: number;
+  stoppedAtMs: number | null;
+}
+
+export interface HealthCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}

@@ -143,6 +143,14 @@ export class Supervisor {
     for (const f of this.#inflight.values()) this.#abort(f, disposition, reason);
   }
 
+  /** Aborts the attempts held here under these leases (cancelled elsewhere); their results are dropped. */
+  abortRefs(refs: readonly LeaseRef[], reason: RelayMeshError): void {
+    for (const ref of refs) {
+      const f = this.#inflight.get(ref.stepRowId);
+      if (f && f.step.leaseEpoch === ref.leaseEpoch) this.#abort(f, "drop", reason);
+    }
+  }
+
   /** Replaces the settings used for new leases, retries and the picker (hot reload). */
   updateSettings(settings: Settings): void {
     this.#settings = settings;
