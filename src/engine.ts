@@ -303,18 +303,19 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * file throws and changes nothing. Returns the names (never the values) of changed fields.
    */
   reloadSettings(): { changedFields: string[] } {
+    const actor = `node:${this.nodeId}`;
     let next: Settings;
     try {
       next = readRootConfig(this.paths, this.#options.settings).settings;
     } catch (error) {
-      this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
+      this.#trail.record({ action: "settings.reload", actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
       throw error;
     }
     const changed = changedFields(fingerprint(this.#settings), fingerprint(next));
     if (changed.length > 0) {
       this.#settings = next;
       this.#supervisor.updateSettings(next);
-      this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", details: { changedFields: changed } });
+      this.#trail.record({ action: "settings.reload", actor, resource: "settings", details: { changedFields: changed } });
       this.#trail.flush();
     }
     return { changedFields: changed };

@@ -8,7 +8,10 @@ export function prepareRoot(root: string, settings: Record<string, unknown> = {}
   writeSettings(root, { leaseTimeoutMs: 1_000, baseBackoffMs: 50, maxBackoffMs: 200, ...settings });
   mkdirSync(join(root, "agents"), { recursive: true });
   writeFileSync(join(root, "agents", "modules.json"), JSON.stringify({
-    agents: [{ id: "record", module: join(REPO, "test/fixtures/process/record.mjs"), export: "record" }],
+    agents: [
+      { id: "record", module: join(REPO, "test/fixtures/process/record.mjs"), export: "record" },
+      { id: "flaky", module: join(REPO, "test/fixtures/process/flaky.mjs"), export: "flaky" },
+    ],
   }));
 }
 
