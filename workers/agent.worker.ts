@@ -9,6 +9,8 @@ import type {
 
 // Piscina entry: runs one step attempt, or a batch of them, per call; several calls share a thread concurrently.
 const running = new Map<string, AbortController>();
+/** Aborts that arrived before their attempt started here (the main thread re-sends until it settles). */
+const earlyAborts = new Map<string, { error: WireError; atMs: number }>();
 const channels = new Map<string, BroadcastChannel>();
 const modules = new Map<string, Promise<AgentFunction>>();
 
@@ -17,7 +19,12 @@ function listen(name: string): void {
   const channel = new BroadcastChannel(name);
   channel.onmessage = (event) => {
     const msg = (event as { data: ControlMessage }).data;
-    if (msg.type === "abort") running.get(msg.key)?.abort(rebuild(msg.error));
+    if (msg.type !== "abort") return;
+    const controller = running.get(msg.key);
+    if (controller) return controller.abort(rebuild(msg.error));
+    const now = Date.now();
+    for (const [key, early] of earlyAborts) if (now - early.atMs > 60_000) earlyAborts.delete(key);
+    earlyAborts.set(msg.key, { error: msg.error, atMs: now });
   };
   (channel as unknown as { unref(): void }).unref();
   channels.set(name, channel);
@@ -97,7 +104,13 @@ async function runStep(msg: StepRun): Promise<StepResultMessage> {
   const controller = new AbortController();
   running.set(msg.key, controller);
   let timer: NodeJS.Timeout | undefined;
+  const early = earlyAborts.get(msg.key);
+  if (early) {
+    earlyAborts.delete(msg.key);
+    controller.abort(rebuild(early.error));
+  }
   try {
+    controller.signal.throwIfAborted();
     const fn = await load(msg.agent);
     const payload = JSON.parse(msg.payloadJson) as { input: unknown; deps: Record<string, unknown> };
     if (msg.timeoutMs !== null) {

@@ -17,6 +17,9 @@ export interface AgentPoolOptions {
 /** The Piscina file that runs agents: dist/workers/agent.worker.js beside dist/src. */
 export const AGENT_WORKER_FILE = new URL("../../workers/agent.worker.js", import.meta.url).href;
 
+/** How often an abort is broadcast again until its attempt settles. */
+const ABORT_RESEND_MS = 200;
+
 /** Receives the outcome of one attempt handed to `AgentPool.run`. */
 export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
 
@@ -36,6 +39,9 @@ export class AgentPool {
   readonly #lateResults: boolean;
   /** Attempts handed to a thread and not yet settled, by key (a late result may overtake its batch's reply). */
   readonly #pending = new Map<string, (result: StepResultMessage) => void>();
+  /** Aborts asked for and not yet settled: re-sent until they are, since a thread that is still starting misses a broadcast. */
+  readonly #aborting = new Map<string, ControlMessage>();
+  #abortTimer: NodeJS.Timeout | null = null;
 
   constructor(options: AgentPoolOptions) {
     this.threads = options.threads ?? availableParallelism();
@@ -97,17 +103,30 @@ export class AgentPool {
     const settle = this.#pending.get(key);
     if (!settle) return;
     this.#pending.delete(key);
+    this.#aborting.delete(key);
     if (this.#pending.size === 0) this.#results.unref();
     settle(result);
   }
 
   /** Tells the thread running attempt `key` to abort it with `reason` (a RelayMeshError). */
   abort(key: string, reason: unknown): void {
+    if (!this.#pending.has(key)) return;
     const msg: ControlMessage = { type: "abort", key, error: errorToWire(reason) };
+    this.#aborting.set(key, msg);
     this.#control.postMessage(msg);
+    if (this.#abortTimer) return;
+    this.#abortTimer = setInterval(() => {
+      for (const m of this.#aborting.values()) this.#control.postMessage(m);
+      if (this.#aborting.size === 0 && this.#abortTimer) {
+        clearInterval(this.#abortTimer);
+        this.#abortTimer = null;
+      }
+    }, ABORT_RESEND_MS);
+    this.#abortTimer.unref();
   }
 
   async close(): Promise<void> {
+    if (this.#abortTimer) clearInterval(this.#abortTimer);
     this.#control.close();
     this.#results.close();
     if (this.#ownsPiscina) await this.#piscina.close({ force: true });

@@ -80,7 +80,9 @@ export class Supervisor {
   #retryTimer: NodeJS.Timeout | null = null;
   #retryTimerAt = Infinity;
   #settings: Settings;
-  /** Counts of step attempts this supervisor ran to an outcome. */
+  /** Attempts whose outcome waits for its commit (for the events emitted after it). */
+  readonly #ran = new Map<number, { taskId: string; stepId: string; attempt: number; durationMs: number }>();
+  /** Attempts this supervisor ran to an outcome (executed), and the outcomes committed (succeeded, failed). */
   readonly stats = { executed: 0, succeeded: 0, failed: 0 };
 
   constructor(options: SupervisorOptions) {
@@ -114,7 +116,8 @@ export class Supervisor {
     this.#claiming = true;
     const lease = this.#settings.leaseTimeoutMs;
     const every = (ms: number, fn: () => void) => { const t = setInterval(fn, ms); t.unref(); this.#timers.push(t); };
-    every(Math.max(50, Math.floor(lease / 3)), () => { if (this.#inflight.size > 0) { this.#renewDue = true; this.#schedule(); } });
+    // Heartbeats also tell a node that a step it runs was cancelled or reclaimed elsewhere: at most every 2 s.
+    every(Math.max(50, Math.min(2_000, Math.floor(lease / 3))), () => { if (this.#inflight.size > 0) { this.#renewDue = true; this.#schedule(); } });
     every(Math.max(100, Math.min(5_000, Math.floor(lease / 2))), () => { this.#reclaimDue = true; this.#schedule(); });
     every(this.#o.pollIntervalMs, () => { if (this.#free() > 0) this.#schedule(); });
     this.#reclaimDue = true;
@@ -234,6 +237,7 @@ export class Supervisor {
   #afterCommit(result: CommitResult, renewals: LeaseRef[], renewedAt: number, failures: StepFailure[]): void {
     const refusedKeys = new Set<string>();
     for (const c of result.refused) {
+      for (const [id, ran] of this.#ran) if (ran.taskId === c.taskId && ran.stepId === c.stepId) this.#ran.delete(id);
       refusedKeys.add(`${c.taskId}\u0000${c.stepId}`);
       this.#o.emit("lease:conflict", c);
     }
@@ -249,7 +253,14 @@ export class Supervisor {
     }
     const attempts = new Map(failures.map((f) => [f.stepRowId, f.attempt]));
     for (const o of result.outcomes) {
-      if (o.kind === "succeeded") continue;
+      const ran = this.#ran.get(o.ref.stepRowId);
+      this.#ran.delete(o.ref.stepRowId);
+      if (o.kind === "succeeded") {
+        this.stats.succeeded++;
+        this.#o.emit("step:succeeded", { taskId: o.ref.taskId, stepId: o.ref.stepId, attempt: ran?.attempt ?? 0, durationMs: ran?.durationMs ?? 0 });
+        continue;
+      }
+      this.stats.failed++;
       this.#o.emit("step:failed", {
         taskId: o.ref.taskId, stepId: o.ref.stepId, attempt: attempts.get(o.ref.stepRowId) ?? 0, willRetry: o.kind === "retrying",
         retryAtMs: o.kind === "retrying" ? o.atMs : null, error: o.error,
@@ -346,12 +357,10 @@ export class Supervisor {
     if (f.disposition === "release") this.#releases.push(step);
     else if (f.disposition === "commit") {
       this.stats.executed++;
+      this.#ran.set(step.stepRowId, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs });
       if (result.type === "result") {
-        this.stats.succeeded++;
         this.#completions.push({ stepRowId: step.stepRowId, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch, outputJson: result.outputJson });
-        this.#o.emit("step:succeeded", { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs });
       } else {
-        this.stats.failed++;
         this.#failures.push({ ...pickRef(step), attempt: step.attempt, error: result.error, next: this.#nextAfterFailure(step, result) });
       }
     }
