@@ -1,0 +1,685 @@
+// The Store conformance suite: every store implementation must pass it unchanged. It talks to
+// the Store interface only (no SQL, no dialect), and controls time through `nowMs`.
+import { describe, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import type { Store } from "../../src/store/store.js";
+import type {
+  ClaimPicker, ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewStep, NewTask, StepRecord, TaskWithSteps,
+} from "../../src/store/types.js";
+import type { WireError } from "../../src/errors.js";
+import { PriorityPicker } from "../../src/supervisor/picker.js";
+
+export type StoreFactory = () => Promise<{ store: Store; cleanup(): Promise<void> }>;
+
+const NODE = "node-a";
+const OTHER = "node-b";
+const LEASE_MS = 1_000;
+const T0 = 1_700_000_000_000;
+const HIGH = 2, NORMAL = 1, LOW = 0;
+const ERROR: WireError = { name: "Error", code: "RELAYMESH_ERR_AGENT_FAILED", message: "boom" };
+
+/** Strict priority without starvation pressure. */
+const strict = (): ClaimPicker => new PriorityPicker(1_000);
+
+interface StepDef { id: string; dependsOn?: string[]; input?: unknown; priority?: number; maxAttempts?: number; agent?: string }
+
+function newTask(steps: StepDef[], extra: Partial<Omit<NewTask, "steps">> = {}): NewTask {
+  const priority = extra.priority ?? NORMAL;
+  return {
+    taskId: randomUUID(),
+    name: null,
+    priority,
+    idempotencyKey: null,
+    failFast: false,
+    traceId: randomUUID().replace(/-/g, ""),
+    parentSpanId: null,
+    ...extra,
+    steps: steps.map((s): NewStep => ({
+      stepId: s.id,
+      agent: s.agent ?? "echo",
+      inputJson: JSON.stringify(s.input ?? null),
+      priority: s.priority ?? priority,
+      dependsOn: s.dependsOn ?? [],
+      maxAttempts: s.maxAttempts ?? 3,
+      baseBackoffMs: 100,
+      maxBackoffMs: 1_000,
+      timeoutMs: null,
+    })),
+  };
+}
+
+function batch(nowMs: number, parts: Partial<CommitBatch> = {}): CommitBatch {
+  return {
+    nowMs, nodeId: NODE, leaseTimeoutMs: LEASE_MS,
+    submissions: [], completions: [], failures: [], renewals: [], releases: [],
+    releaseRetriesLimit: 0, reclaimExpiredLimit: 0, claim: null,
+    ...parts,
+  };
+}
+
+const claimAll = (limit = 100, picker: ClaimPicker = strict()) => ({ limit, picker });
+
+function ref(c: LeaseRef): LeaseRef {
+  return { stepRowId: c.stepRowId, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch };
+}
+
+/** The `{input, deps}` of a claimed step's payload (other fields a store adds are left out). */
+function payload(c: ClaimedStep): { input: unknown; deps: Record<string, unknown> } {
+  const parsed = JSON.parse(c.payloadJson) as { input: unknown; deps: Record<string, unknown> };
+  assert.ok("input" in parsed && "deps" in parsed, `payload has input and deps: ${c.payloadJson}`);
+  return { input: parsed.input, deps: parsed.deps };
+}
+
+function byStep(claimed: ClaimedStep[]): Record<string, ClaimedStep> {
+  return Object.fromEntries(claimed.map((c) => [c.stepId, c]));
+}
+
+async function task(store: Store, taskId: string): Promise<TaskWithSteps> {
+  const t = await store.getTask(taskId);
+  assert.ok(t, `task ${taskId} exists`);
+  return t;
+}
+
+async function step(store: Store, taskId: string, stepId: string): Promise<StepRecord> {
+  const s = (await task(store, taskId)).steps.find((x) => x.stepId === stepId);
+  assert.ok(s, `step ${stepId} of task ${taskId} exists`);
+  return s;
+}
+
+async function statuses(store: Store, taskId: string): Promise<Record<string, string>> {
+  return Object.fromEntries((await task(store, taskId)).steps.map((s) => [s.stepId, s.status]));
+}
+
+/** Submits one task (in its own commit) and returns its id. */
+async function submit(store: Store, t: NewTask, nowMs = T0): Promise<string> {
+  const r = await store.commit(batch(nowMs, { submissions: [t] }));
+  assert.deepEqual(r.submitted, [{ taskId: t.taskId, created: true, steps: t.steps.length }]);
+  return t.taskId;
+}
+
+async function claimOne(store: Store, nowMs: number, nodeId = NODE): Promise<ClaimedStep> {
+  const r = await store.commit(batch(nowMs, { nodeId, claim: claimAll(1) }));
+  assert.equal(r.claimed.length, 1, "one step claimed");
+  return r.claimed[0]!;
+}
+
+export function storeConformance(name: string, factory: StoreFactory): void {
+  /** A fresh, migrated store for this test, closed and removed after it. */
+  async function open(t: TestContext): Promise<Store> {
+    const { store, cleanup } = await factory();
+    t.after(cleanup);
+    return store;
+  }
+
+  describe(`Store conformance: ${name}`, () => {
+    test("commit: submit then claim returns the step with payload {input, deps} and bumps lease_epoch and attempt", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "only", input: { hello: ["world", 1] } }]);
+      await submit(store, tk);
+      const before = await step(store, tk.taskId, "only");
+      assert.equal(before.status, "READY");
+      assert.equal(before.attempt, 0);
+      assert.equal((await task(store, tk.taskId)).status, "PENDING");
+
+      const r = await store.commit(batch(T0 + 10, { claim: claimAll(10) }));
+      assert.equal(r.claimed.length, 1);
+      const c = r.claimed[0]!;
+      assert.equal(c.taskId, tk.taskId);
+      assert.equal(c.stepId, "only");
+      assert.equal(c.agent, "echo");
+      assert.deepEqual(payload(c), { input: { hello: ["world", 1] }, deps: {} });
+      assert.equal(c.attempt, 1);
+      assert.equal(c.maxAttempts, 3);
+      assert.ok(c.leaseEpoch > before.leaseEpoch, `epoch ${c.leaseEpoch} > ${before.leaseEpoch}`);
+      assert.equal(c.leaseExpiresAtMs, T0 + 10 + LEASE_MS);
+      assert.equal(c.traceId, tk.traceId);
+      assert.equal(c.priority, NORMAL);
+
+      const after = await step(store, tk.taskId, "only");
+      assert.equal(after.status, "RUNNING");
+      assert.equal(after.attempt, 1);
+      assert.equal(after.leaseEpoch, c.leaseEpoch);
+      assert.equal(after.leaseOwner, NODE);
+      assert.equal(after.leaseExpiresAtMs, T0 + 10 + LEASE_MS);
+      assert.equal((await task(store, tk.taskId)).status, "RUNNING");
+
+      // Claimed steps are not claimed twice.
+      const again = await store.commit(batch(T0 + 20, { nodeId: OTHER, claim: claimAll(10) }));
+      assert.deepEqual(again.claimed, []);
+    });
+
+    test("commit: a completion stores the output and finishes a one-step task as SUCCESS", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "only", input: 1 }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0 + 1);
+      const r = await store.commit(batch(T0 + 2, { completions: [{ ...ref(c), outputJson: JSON.stringify({ out: 42 }) }] }));
+      assert.deepEqual(r.refused, []);
+      assert.equal(r.outcomes.length, 1);
+      assert.equal(r.outcomes[0]!.kind, "succeeded");
+      assert.deepEqual(r.finishedTasks, [{ taskId: tk.taskId, status: "SUCCESS" }]);
+      const done = await task(store, tk.taskId);
+      assert.equal(done.status, "SUCCESS");
+      assert.ok(done.finishedAtMs !== null);
+      assert.equal(done.steps[0]!.status, "SUCCESS");
+      assert.deepEqual(done.steps[0]!.output, { out: 42 });
+      assert.deepEqual((await store.taskStatuses([tk.taskId, "no-such-task"])), new Map([[tk.taskId, "SUCCESS"]]));
+    });
+
+    test("commit: an idempotency key returns the existing task with created:false", async (t) => {
+      const store = await open(t);
+      const first = newTask([{ id: "a" }], { idempotencyKey: "key-1" });
+      await submit(store, first);
+      const second = newTask([{ id: "x" }, { id: "y" }], { idempotencyKey: "key-1" });
+      const r = await store.commit(batch(T0 + 1, { submissions: [second] }));
+      assert.deepEqual(r.submitted, [{ taskId: first.taskId, created: false, steps: 1 }]);
+      assert.equal(await store.getTask(second.taskId), null);
+      assert.equal(await store.findTaskByIdempotencyKey("key-1"), first.taskId);
+      assert.equal(await store.findTaskByIdempotencyKey("key-2"), null);
+      assert.equal((await store.listTasks({ limit: 10, offset: 0 })).total, 1);
+      assert.equal((await task(store, first.taskId)).idempotencyKey, "key-1");
+
+      // Twice in one batch: the second sees the first.
+      const a = newTask([{ id: "a" }], { idempotencyKey: "key-3" });
+      const b = newTask([{ id: "a" }], { idempotencyKey: "key-3" });
+      const both = await store.commit(batch(T0 + 2, { submissions: [a, b] }));
+      assert.deepEqual(both.submitted, [{ taskId: a.taskId, created: true, steps: 1 }, { taskId: a.taskId, created: false, steps: 1 }]);
+      assert.equal((await store.listTasks({ limit: 10, offset: 0 })).total, 2);
+    });
+
+    test("commit: a completion unlocks dependents in the same commit, and the same batch claims them (diamond)", async (t) => {
+      const store = await open(t);
+      const tk = newTask([
+        { id: "A", input: "a" },
+        { id: "B", dependsOn: ["A"], input: "b" },
+        { id: "C", dependsOn: ["A"], input: "c" },
+        { id: "D", dependsOn: ["B", "C"], input: "d" },
+      ]);
+      await submit(store, tk);
+      assert.deepEqual(await statuses(store, tk.taskId), { A: "READY", B: "WAITING", C: "WAITING", D: "WAITING" });
+      const t1 = await store.commit(batch(T0 + 1, { claim: claimAll() }));
+      assert.deepEqual(t1.claimed.map((c) => c.stepId), ["A"]);
+
+      const t2 = await store.commit(batch(T0 + 2, {
+        completions: [{ ...ref(t1.claimed[0]!), outputJson: JSON.stringify({ from: "A" }) }],
+        claim: claimAll(),
+      }));
+      const claimed2 = byStep(t2.claimed);
+      assert.deepEqual(Object.keys(claimed2).sort(), ["B", "C"]);
+      assert.deepEqual(payload(claimed2.B!), { input: "b", deps: { A: { from: "A" } } });
+      assert.deepEqual(payload(claimed2.C!), { input: "c", deps: { A: { from: "A" } } });
+      assert.deepEqual(await statuses(store, tk.taskId), { A: "SUCCESS", B: "RUNNING", C: "RUNNING", D: "WAITING" });
+
+      // D needs both: B alone does not unlock it.
+      const t3 = await store.commit(batch(T0 + 3, { completions: [{ ...ref(claimed2.B!), outputJson: JSON.stringify("B out") }], claim: claimAll() }));
+      assert.deepEqual(t3.claimed, []);
+      assert.equal((await step(store, tk.taskId, "D")).status, "WAITING");
+
+      const t4 = await store.commit(batch(T0 + 4, { completions: [{ ...ref(claimed2.C!), outputJson: JSON.stringify([3, "C"]) }], claim: claimAll() }));
+      assert.deepEqual(t4.claimed.map((c) => c.stepId), ["D"]);
+      assert.deepEqual(payload(t4.claimed[0]!), { input: "d", deps: { B: "B out", C: [3, "C"] } });
+      assert.deepEqual(t4.finishedTasks, []);
+
+      const t5 = await store.commit(batch(T0 + 5, { completions: [{ ...ref(t4.claimed[0]!), outputJson: "null" }] }));
+      assert.deepEqual(t5.finishedTasks, [{ taskId: tk.taskId, status: "SUCCESS" }]);
+      const done = await task(store, tk.taskId);
+      assert.equal(done.status, "SUCCESS");
+      assert.deepEqual(done.edges.map((e) => e.join(">")).sort(), ["A>B", "A>C", "B>D", "C>D"]);
+      assert.deepEqual(done.steps.find((s) => s.stepId === "D")!.dependsOn, ["B", "C"]);
+    });
+
+    test("commit: a completion with a stale epoch or from another owner is refused, recorded, and changes nothing", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "s" }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0 + 1);
+      const before = await step(store, tk.taskId, "s");
+
+      const stale = await store.commit(batch(T0 + 2, { completions: [{ ...ref(c), leaseEpoch: c.leaseEpoch - 1, outputJson: "1" }] }));
+      assert.equal(stale.refused.length, 1);
+      assert.deepEqual(stale.outcomes, []);
+      assert.deepEqual(stale.finishedTasks, []);
+      const r0 = stale.refused[0]!;
+      assert.equal(r0.taskId, tk.taskId);
+      assert.equal(r0.stepId, "s");
+      assert.equal(r0.expectedLeaseEpoch, c.leaseEpoch - 1);
+      assert.equal(r0.actualLeaseEpoch, c.leaseEpoch);
+      assert.equal(r0.nodeId, NODE);
+      assert.equal(r0.atMs, T0 + 2);
+
+      const foreign = await store.commit(batch(T0 + 3, { nodeId: OTHER, completions: [{ ...ref(c), outputJson: "2" }] }));
+      assert.equal(foreign.refused.length, 1);
+      assert.equal(foreign.refused[0]!.nodeId, OTHER);
+      assert.equal(foreign.refused[0]!.expectedLeaseEpoch, c.leaseEpoch);
+
+      assert.deepEqual(await step(store, tk.taskId, "s"), before);
+      assert.equal((await task(store, tk.taskId)).status, "RUNNING");
+
+      const conflicts = await store.listLeaseConflicts({ sinceMs: 0, limit: 10 });
+      assert.equal(conflicts.length, 2);
+      // Newest first.
+      assert.deepEqual(conflicts.map((x) => [x.nodeId, x.expectedLeaseEpoch, x.actualLeaseEpoch, x.atMs]), [
+        [OTHER, c.leaseEpoch, c.leaseEpoch, T0 + 3],
+        [NODE, c.leaseEpoch - 1, c.leaseEpoch, T0 + 2],
+      ]);
+      assert.ok(conflicts.every((x) => x.taskId === tk.taskId && x.stepId === "s" && x.operation.length > 0));
+      assert.deepEqual(await store.listLeaseConflicts({ sinceMs: T0 + 3, limit: 10 }), [conflicts[0]]);
+      assert.equal((await store.listLeaseConflicts({ sinceMs: 0, limit: 1 })).length, 1);
+
+      // The rightful owner still completes.
+      const ok = await store.commit(batch(T0 + 4, { completions: [{ ...ref(c), outputJson: "3" }] }));
+      assert.deepEqual(ok.refused, []);
+      assert.equal((await step(store, tk.taskId, "s")).output, 3);
+    });
+
+    test("commit: a failure or a renewal with a stale epoch or from another owner is refused, recorded, and changes nothing", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "s" }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0 + 1);
+      const before = await step(store, tk.taskId, "s");
+      const r = await store.commit(batch(T0 + 500, {
+        failures: [
+          { ...ref(c), leaseEpoch: c.leaseEpoch - 1, attempt: 1, error: ERROR, next: { kind: "dead" } },
+          { ...ref(c), leaseEpoch: c.leaseEpoch + 1, attempt: 1, error: ERROR, next: { kind: "retry", atMs: T0 + 600 } },
+        ],
+        renewals: [{ ...ref(c), leaseEpoch: c.leaseEpoch - 1 }],
+      }));
+      const r2 = await store.commit(batch(T0 + 501, {
+        nodeId: OTHER,
+        failures: [{ ...ref(c), attempt: 1, error: ERROR, next: { kind: "dead" } }],
+        renewals: [ref(c)],
+      }));
+      assert.equal(r.refused.length, 3);
+      assert.equal(r2.refused.length, 2);
+      assert.deepEqual([...r.outcomes, ...r2.outcomes], []);
+      assert.deepEqual([...r.finishedTasks, ...r2.finishedTasks], []);
+      const after = await step(store, tk.taskId, "s");
+      assert.deepEqual(after, before, "the step is unchanged (status, epoch, owner and lease expiry)");
+      assert.equal((await task(store, tk.taskId)).status, "RUNNING");
+      const conflicts = await store.listLeaseConflicts({ sinceMs: 0, limit: 10 });
+      assert.equal(conflicts.length, 5);
+      assert.deepEqual(conflicts.map((x) => x.expectedLeaseEpoch).sort(), [c.leaseEpoch - 1, c.leaseEpoch - 1, c.leaseEpoch, c.leaseEpoch, c.leaseEpoch + 1].sort());
+      assert.ok(conflicts.every((x) => x.actualLeaseEpoch === c.leaseEpoch));
+      assert.equal(new Set(conflicts.map((x) => x.operation)).size, 2, "failures and renewals are told apart");
+
+      // The rightful renewal extends the lease.
+      const ok = await store.commit(batch(T0 + 700, { renewals: [ref(c)] }));
+      assert.deepEqual(ok.refused, []);
+      assert.equal((await step(store, tk.taskId, "s")).leaseExpiresAtMs, T0 + 700 + LEASE_MS);
+    });
+
+    test("commit: a dead step skips its transitive dependents, independent branches run on, then the task is DEAD_LETTER", async (t) => {
+      const store = await open(t);
+      const tk = newTask([
+        { id: "A" },
+        { id: "B", dependsOn: ["A"] },
+        { id: "C", dependsOn: ["B"] },
+        { id: "D" },
+        { id: "E", dependsOn: ["D"] },
+        { id: "F", dependsOn: ["C", "E"] },
+      ]);
+      await submit(store, tk);
+      const first = byStep((await store.commit(batch(T0 + 1, { claim: claimAll() }))).claimed);
+      assert.deepEqual(Object.keys(first).sort(), ["A", "D"]);
+
+      const dead = await store.commit(batch(T0 + 2, {
+        failures: [{ ...ref(first.A!), attempt: 1, error: ERROR, next: { kind: "dead" } }],
+        claim: claimAll(),
+      }));
+      assert.deepEqual(dead.outcomes.map((o) => [o.kind, o.ref.stepId]), [["dead", "A"]]);
+      assert.deepEqual(dead.claimed, []);
+      assert.deepEqual(dead.finishedTasks, []);
+      assert.deepEqual(await statuses(store, tk.taskId), { A: "DEAD_LETTER", B: "SKIPPED", C: "SKIPPED", D: "RUNNING", E: "WAITING", F: "SKIPPED" });
+      const a = await step(store, tk.taskId, "A");
+      assert.equal(a.error?.message, "boom");
+      assert.equal(a.error?.code, ERROR.code);
+      assert.equal((await task(store, tk.taskId)).status, "RUNNING");
+
+      const d = await store.commit(batch(T0 + 3, { completions: [{ ...ref(first.D!), outputJson: "1" }], claim: claimAll() }));
+      assert.deepEqual(d.claimed.map((c) => c.stepId), ["E"], "the independent branch runs on; F stays skipped");
+      assert.deepEqual(d.finishedTasks, []);
+
+      const e = await store.commit(batch(T0 + 4, { completions: [{ ...ref(d.claimed[0]!), outputJson: "2" }], claim: claimAll() }));
+      assert.deepEqual(e.claimed, []);
+      assert.deepEqual(e.finishedTasks, [{ taskId: tk.taskId, status: "DEAD_LETTER" }]);
+      assert.deepEqual(await statuses(store, tk.taskId), { A: "DEAD_LETTER", B: "SKIPPED", C: "SKIPPED", D: "SUCCESS", E: "SUCCESS", F: "SKIPPED" });
+      assert.equal((await task(store, tk.taskId)).status, "DEAD_LETTER");
+    });
+
+    test("commit: a task whose only runnable step dies ends DEAD_LETTER in that commit", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "A" }, { id: "B", dependsOn: ["A"] }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0 + 1);
+      const r = await store.commit(batch(T0 + 2, { failures: [{ ...ref(c), attempt: 1, error: ERROR, next: { kind: "dead" } }] }));
+      assert.deepEqual(r.finishedTasks, [{ taskId: tk.taskId, status: "DEAD_LETTER" }]);
+      assert.deepEqual(await statuses(store, tk.taskId), { A: "DEAD_LETTER", B: "SKIPPED" });
+    });
+
+    test("commit: failFast cancels the rest at the first dead step and returns running ones in cancelledRunning", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "A" }, { id: "B" }, { id: "C" }, { id: "D", dependsOn: ["A"] }], { failFast: true });
+      await submit(store, tk);
+      const first = byStep((await store.commit(batch(T0 + 1, { claim: claimAll(2) }))).claimed);
+      assert.deepEqual(Object.keys(first).sort(), ["A", "B"]);
+
+      const r = await store.commit(batch(T0 + 2, {
+        failures: [{ ...ref(first.A!), attempt: 1, error: ERROR, next: { kind: "dead" } }],
+        claim: claimAll(),
+      }));
+      assert.deepEqual(r.cancelledRunning.map((x) => [x.taskId, x.stepId, x.stepRowId]), [[tk.taskId, "B", first.B!.stepRowId]]);
+      assert.deepEqual(r.claimed, [], "nothing of a failed-fast task is claimed");
+      assert.deepEqual(r.finishedTasks, [{ taskId: tk.taskId, status: "DEAD_LETTER" }]);
+      assert.deepEqual(await statuses(store, tk.taskId), { A: "DEAD_LETTER", B: "CANCELLED", C: "CANCELLED", D: "CANCELLED" });
+
+      // The cancelled step's late result is refused and does not revive it.
+      const late = await store.commit(batch(T0 + 3, { completions: [{ ...ref(first.B!), outputJson: "1" }] }));
+      assert.equal(late.refused.length, 1);
+      assert.equal((await step(store, tk.taskId, "B")).status, "CANCELLED");
+      assert.equal((await task(store, tk.taskId)).status, "DEAD_LETTER");
+    });
+
+    test("commit: a retry puts the step in RETRY_WAIT until atMs, and releaseRetries makes it READY after", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "s", input: "again" }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0 + 1);
+      const atMs = T0 + 500;
+      const r = await store.commit(batch(T0 + 2, { failures: [{ ...ref(c), attempt: 1, error: ERROR, next: { kind: "retry", atMs } }] }));
+      assert.equal(r.outcomes.length, 1);
+      const o = r.outcomes[0]!;
+      assert.equal(o.kind, "retrying");
+      assert.equal(o.kind === "retrying" ? o.atMs : null, atMs);
+      assert.equal(r.nextRetryAtMs, atMs);
+      assert.deepEqual(r.finishedTasks, []);
+      const waiting = await step(store, tk.taskId, "s");
+      assert.equal(waiting.status, "RETRY_WAIT");
+      assert.equal(waiting.error?.message, "boom");
+      assert.equal((await task(store, tk.taskId)).status, "RUNNING");
+
+      // Not due yet: nothing to release or claim.
+      const early = await store.commit(batch(atMs - 1, { releaseRetriesLimit: 10, claim: claimAll() }));
+      assert.deepEqual(early.claimed, []);
+      assert.equal((await step(store, tk.taskId, "s")).status, "RETRY_WAIT");
+      assert.equal(early.nextRetryAtMs, atMs);
+
+      // Due, but releaseRetriesLimit 0: stays.
+      await store.commit(batch(atMs + 1, { releaseRetriesLimit: 0 }));
+      assert.equal((await step(store, tk.taskId, "s")).status, "RETRY_WAIT");
+
+      const due = await store.commit(batch(atMs, { releaseRetriesLimit: 10 }));
+      assert.equal(due.nextRetryAtMs, null);
+      assert.equal((await step(store, tk.taskId, "s")).status, "READY");
+
+      const again = await claimOne(store, atMs + 2);
+      assert.equal(again.attempt, 2);
+      assert.ok(again.leaseEpoch > c.leaseEpoch);
+      assert.deepEqual(payload(again), { input: "again", deps: {} });
+    });
+
+    test("commit: releaseRetries moves at most releaseRetriesLimit due steps", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "a" }, { id: "b" }, { id: "c" }]);
+      await submit(store, tk);
+      const claimed = (await store.commit(batch(T0 + 1, { claim: claimAll() }))).claimed;
+      assert.equal(claimed.length, 3);
+      await store.commit(batch(T0 + 2, { failures: claimed.map((c) => ({ ...ref(c), attempt: 1, error: ERROR, next: { kind: "retry" as const, atMs: T0 + 10 } })) }));
+      await store.commit(batch(T0 + 20, { releaseRetriesLimit: 2 }));
+      const s = Object.values(await statuses(store, tk.taskId)).sort();
+      assert.deepEqual(s, ["READY", "READY", "RETRY_WAIT"]);
+    });
+
+    test("commit: reclaimExpired makes an expired RUNNING step READY with a higher epoch; the old owner's late completion is refused", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "s" }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0);
+      // Not expired yet.
+      const early = await store.commit(batch(T0 + LEASE_MS - 1, { nodeId: OTHER, reclaimExpiredLimit: 10 }));
+      assert.equal(early.reclaimed, 0);
+      assert.equal((await step(store, tk.taskId, "s")).status, "RUNNING");
+
+      const r = await store.commit(batch(T0 + LEASE_MS + 1, { nodeId: OTHER, reclaimExpiredLimit: 10 }));
+      assert.equal(r.reclaimed, 1);
+      const reclaimed = await step(store, tk.taskId, "s");
+      assert.equal(reclaimed.status, "READY");
+      assert.ok(reclaimed.leaseEpoch > c.leaseEpoch, `epoch ${reclaimed.leaseEpoch} > ${c.leaseEpoch}`);
+
+      const late = await store.commit(batch(T0 + LEASE_MS + 2, { completions: [{ ...ref(c), outputJson: "\"zombie\"" }] }));
+      assert.equal(late.refused.length, 1);
+      assert.equal(late.refused[0]!.expectedLeaseEpoch, c.leaseEpoch);
+      assert.equal(late.refused[0]!.actualLeaseEpoch, reclaimed.leaseEpoch);
+      assert.equal((await step(store, tk.taskId, "s")).status, "READY");
+
+      const winner = await claimOne(store, T0 + LEASE_MS + 3, OTHER);
+      assert.equal(winner.attempt, 2);
+      assert.ok(winner.leaseEpoch > reclaimed.leaseEpoch);
+      const zombie2 = await store.commit(batch(T0 + LEASE_MS + 4, { completions: [{ ...ref(c), outputJson: "\"zombie\"" }] }));
+      assert.equal(zombie2.refused.length, 1);
+      const done = await store.commit(batch(T0 + LEASE_MS + 5, { nodeId: OTHER, completions: [{ ...ref(winner), outputJson: "\"winner\"" }] }));
+      assert.deepEqual(done.refused, []);
+      const final = await step(store, tk.taskId, "s");
+      assert.equal(final.status, "SUCCESS");
+      assert.equal(final.output, "winner");
+    });
+
+    test("commit: a renewed lease is not reclaimed", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "s" }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0);
+      await store.commit(batch(T0 + LEASE_MS - 10, { renewals: [ref(c)] }));
+      const r = await store.commit(batch(T0 + LEASE_MS + 1, { nodeId: OTHER, reclaimExpiredLimit: 10 }));
+      assert.equal(r.reclaimed, 0);
+      assert.equal((await step(store, tk.taskId, "s")).status, "RUNNING");
+    });
+
+    test("commit: reclaimExpired dead-letters an expired step whose attempts are exhausted", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "s", maxAttempts: 1 }, { id: "after", dependsOn: ["s"] }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0);
+      const r = await store.commit(batch(T0 + LEASE_MS + 1, { nodeId: OTHER, reclaimExpiredLimit: 10, claim: claimAll() }));
+      assert.equal(r.reclaimed, 1);
+      assert.deepEqual(r.claimed, []);
+      assert.deepEqual(r.finishedTasks, [{ taskId: tk.taskId, status: "DEAD_LETTER" }]);
+      const s = await step(store, tk.taskId, "s");
+      assert.equal(s.status, "DEAD_LETTER");
+      assert.ok(s.error, "the dead step records why");
+      assert.ok(s.leaseEpoch > c.leaseEpoch);
+      assert.equal((await step(store, tk.taskId, "after")).status, "SKIPPED");
+      const late = await store.commit(batch(T0 + LEASE_MS + 2, { completions: [{ ...ref(c), outputJson: "1" }] }));
+      assert.equal(late.refused.length, 1);
+      assert.equal((await task(store, tk.taskId)).status, "DEAD_LETTER");
+    });
+
+    test("commit: reclaimExpiredLimit bounds the reclaim and 0 skips it", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "a" }, { id: "b" }, { id: "c" }]);
+      await submit(store, tk);
+      assert.equal((await store.commit(batch(T0, { claim: claimAll() }))).claimed.length, 3);
+      assert.equal((await store.commit(batch(T0 + 5 * LEASE_MS, { reclaimExpiredLimit: 0 }))).reclaimed, 0);
+      assert.equal((await store.commit(batch(T0 + 5 * LEASE_MS, { reclaimExpiredLimit: 2 }))).reclaimed, 2);
+      assert.equal((await store.commit(batch(T0 + 5 * LEASE_MS, { reclaimExpiredLimit: 2 }))).reclaimed, 1);
+    });
+
+    test("commit: a release gives the lease back without counting the attempt", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "s" }]);
+      await submit(store, tk);
+      const c = await claimOne(store, T0 + 1);
+      assert.equal(c.attempt, 1);
+      const r = await store.commit(batch(T0 + 2, { releases: [ref(c)] }));
+      assert.equal(r.released, 1);
+      assert.deepEqual(r.refused, []);
+      const s = await step(store, tk.taskId, "s");
+      assert.equal(s.status, "READY");
+      assert.equal(s.attempt, 0);
+      assert.equal(s.leaseOwner, null);
+      assert.ok(s.leaseEpoch > c.leaseEpoch, "a release is an ownership change");
+
+      // The old lease is fenced off.
+      const late = await store.commit(batch(T0 + 3, { completions: [{ ...ref(c), outputJson: "1" }] }));
+      assert.equal(late.refused.length, 1);
+
+      const again = await claimOne(store, T0 + 4, OTHER);
+      assert.equal(again.attempt, 1, "the released attempt was not counted");
+
+      // A release by a node that does not own the lease is refused.
+      const foreign = await store.commit(batch(T0 + 5, { releases: [ref(again)] }));
+      assert.equal(foreign.released, 0);
+      assert.equal(foreign.refused.length, 1);
+      assert.equal((await step(store, tk.taskId, "s")).status, "RUNNING");
+    });
+
+    test("commit: claims follow priority, high before normal before low", async (t) => {
+      const store = await open(t);
+      const low = newTask([{ id: "s" }], { priority: LOW });
+      const normal = newTask([{ id: "s" }], { priority: NORMAL });
+      const high = newTask([{ id: "s" }], { priority: HIGH });
+      // Submitted lowest first, so age alone would give the opposite order.
+      await submit(store, low, T0);
+      await submit(store, normal, T0 + 1);
+      await submit(store, high, T0 + 2);
+      const picker = strict();
+      const order: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await store.commit(batch(T0 + 10 + i, { claim: { limit: 1, picker } }));
+        assert.equal(r.claimed.length, 1);
+        order.push(r.claimed[0]!.taskId);
+      }
+      assert.deepEqual(order, [high.taskId, normal.taskId, low.taskId]);
+
+      // Within one claim too, and a step's own priority counts, not only its task's.
+      const mixed = newTask([{ id: "l", priority: LOW }, { id: "h", priority: HIGH }, { id: "n", priority: NORMAL }]);
+      await submit(store, mixed, T0 + 20);
+      const r = await store.commit(batch(T0 + 21, { claim: claimAll(10) }));
+      assert.deepEqual(r.claimed.map((c) => [c.stepId, c.priority]), [["h", HIGH], ["n", NORMAL], ["l", LOW]]);
+    });
+
+    test("commit: within a priority, older READY steps are claimed first", async (t) => {
+      const store = await open(t);
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) ids.push(await submit(store, newTask([{ id: "s" }]), T0 + i));
+      const r = await store.commit(batch(T0 + 10, { claim: claimAll(2) }));
+      assert.deepEqual(r.claimed.map((c) => c.taskId), ids.slice(0, 2));
+    });
+
+    test("commit: the claim follows the picker's order and limit, and its forced picks are counted as low_starvation_count", async (t) => {
+      const store = await open(t);
+      const low = newTask([{ id: "s" }], { priority: LOW });
+      const high1 = newTask([{ id: "s" }], { priority: HIGH });
+      const high2 = newTask([{ id: "s" }], { priority: HIGH });
+      await store.commit(batch(T0, { submissions: [low, high1, high2] }));
+      const before = (await store.counters()).low_starvation_count ?? 0;
+
+      const seen: (readonly number[])[] = [];
+      const lowFirst: ClaimPicker = { pick: (available) => { seen.push([...available]); return { order: [LOW, HIGH], forced: 1 }; } };
+      const r = await store.commit(batch(T0 + 1, { claim: { limit: 2, picker: lowFirst } }));
+      assert.deepEqual(r.claimed.map((c) => c.taskId), [low.taskId, high1.taskId]);
+      assert.equal(seen.length, 1);
+      assert.ok(seen[0]![LOW]! >= 1 && seen[0]![HIGH]! >= 1 && seen[0]![NORMAL] === 0, `available ${JSON.stringify(seen[0])}`);
+      assert.equal((await store.counters()).low_starvation_count, before + 1);
+    });
+
+    test("commit: with PriorityPicker, a starving low step is forced through and counted", async (t) => {
+      const store = await open(t);
+      const lows = [newTask([{ id: "s" }], { priority: LOW }), newTask([{ id: "s" }], { priority: LOW })];
+      const highs = [0, 1, 2, 3].map(() => newTask([{ id: "s" }], { priority: HIGH }));
+      await store.commit(batch(T0, { submissions: [...lows, ...highs] }));
+      const picker = new PriorityPicker(2);
+      const claimed: ClaimedStep[] = [];
+      for (let i = 0; i < 3; i++) claimed.push(...(await store.commit(batch(T0 + 1 + i, { claim: { limit: 1, picker } }))).claimed);
+      assert.deepEqual(claimed.map((c) => c.priority), [HIGH, HIGH, LOW]);
+      assert.equal(claimed[2]!.taskId, lows[0]!.taskId);
+      assert.equal((await store.counters()).low_starvation_count, 1);
+    });
+
+    test("commit: a claim never exceeds its limit", async (t) => {
+      const store = await open(t);
+      await store.commit(batch(T0, { submissions: [newTask([{ id: "a" }, { id: "b" }, { id: "c" }, { id: "d" }, { id: "e" }])] }));
+      assert.equal((await store.commit(batch(T0 + 1, { claim: claimAll(2) }))).claimed.length, 2);
+      assert.equal((await store.commit(batch(T0 + 2, { claim: claimAll(0) }))).claimed.length, 0);
+      assert.equal((await store.commit(batch(T0 + 3, { claim: claimAll(10) }))).claimed.length, 3);
+    });
+
+    test("listTasks: newest first, filtered by status, paged, with the total matching", async (t) => {
+      const store = await open(t);
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push(await submit(store, newTask([{ id: "s" }], { name: `t${i}` }), T0 + i * 10));
+      // Finish the oldest one.
+      const c = await claimOne(store, T0 + 100);
+      assert.equal(c.taskId, ids[0]);
+      await store.commit(batch(T0 + 101, { completions: [{ ...ref(c), outputJson: "1" }] }));
+
+      const page1 = await store.listTasks({ limit: 2, offset: 0 });
+      assert.equal(page1.total, 5);
+      assert.deepEqual(page1.tasks.map((x) => x.taskId), [ids[4], ids[3]]);
+      const page2 = await store.listTasks({ limit: 2, offset: 2 });
+      assert.deepEqual(page2.tasks.map((x) => x.taskId), [ids[2], ids[1]]);
+      const page3 = await store.listTasks({ limit: 2, offset: 4 });
+      assert.deepEqual(page3.tasks.map((x) => x.taskId), [ids[0]]);
+      assert.equal(page3.total, 5);
+      const beyond = await store.listTasks({ limit: 2, offset: 10 });
+      assert.deepEqual(beyond.tasks, []);
+      assert.equal(beyond.total, 5);
+
+      const done = await store.listTasks({ status: "SUCCESS", limit: 10, offset: 0 });
+      assert.equal(done.total, 1);
+      assert.deepEqual(done.tasks.map((x) => [x.taskId, x.status, x.name]), [[ids[0], "SUCCESS", "t0"]]);
+      const pending = await store.listTasks({ status: "PENDING", limit: 2, offset: 1 });
+      assert.equal(pending.total, 4);
+      assert.deepEqual(pending.tasks.map((x) => x.taskId), [ids[3], ids[2]]);
+      const none = await store.listTasks({ status: "CANCELLED", limit: 10, offset: 0 });
+      assert.deepEqual(none, { tasks: [], total: 0 });
+      const rec = pending.tasks[0]!;
+      assert.equal(rec.createdAtMs, T0 + 30);
+      assert.equal(rec.priority, NORMAL);
+      assert.equal(rec.failFast, false);
+    });
+
+    test("getTask: an unknown id is null", async (t) => {
+      const store = await open(t);
+      assert.equal(await store.getTask("00000000-0000-0000-0000-000000000000"), null);
+      assert.deepEqual(await store.taskStatuses(["nope"]), new Map());
+    });
+
+    test("getTask: returns the task with its steps, inputs and edges as submitted", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "a", input: { deep: { list: [1, "two", null] } }, priority: HIGH }, { id: "b", dependsOn: ["a"], agent: "collect" }],
+        { name: "named", failFast: true, idempotencyKey: "idem" });
+      await submit(store, tk, T0 + 7);
+      const got = await task(store, tk.taskId);
+      assert.equal(got.taskId, tk.taskId);
+      assert.equal(got.name, "named");
+      assert.equal(got.status, "PENDING");
+      assert.equal(got.failFast, true);
+      assert.equal(got.idempotencyKey, "idem");
+      assert.equal(got.traceId, tk.traceId);
+      assert.equal(got.createdAtMs, T0 + 7);
+      assert.deepEqual(got.steps.map((s) => s.stepId), ["a", "b"]);
+      assert.deepEqual(got.steps[0]!.input, { deep: { list: [1, "two", null] } });
+      assert.equal(got.steps[0]!.priority, HIGH);
+      assert.equal(got.steps[1]!.agent, "collect");
+      assert.equal(got.steps[1]!.maxAttempts, 3);
+      assert.deepEqual(got.steps[1]!.dependsOn, ["a"]);
+      assert.deepEqual(got.edges, [["a", "b"]]);
+      assert.equal(got.steps[0]!.output, null);
+      assert.equal(got.steps[0]!.error, null);
+    });
+
+    test("commit: an empty batch changes nothing and returns empty results", async (t) => {
+      const store = await open(t);
+      const r: CommitResult = await store.commit(batch(T0));
+      assert.deepEqual(r.submitted, []);
+      assert.deepEqual(r.claimed, []);
+      assert.deepEqual(r.refused, []);
+      assert.deepEqual(r.finishedTasks, []);
+      assert.equal(r.reclaimed, 0);
+      assert.equal(r.released, 0);
+      assert.equal(r.nextRetryAtMs, null);
+    });
+  });
+}

@@ -1,0 +1,158 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import Database from "better-sqlite3";
+import { SqliteStore } from "../../src/store/sqlite/store.js";
+import { MIGRATIONS } from "../../src/store/migrations.js";
+import { ErrorCode } from "../../src/errors.js";
+import type { CommitBatch, NewTask } from "../../src/store/types.js";
+import { storeConformance } from "./conformance.js";
+import { REPO, tempRoot, withDeadline } from "../helpers.js";
+
+storeConformance("sqlite", async () => {
+  const { root, cleanup } = tempRoot("relaymesh-store-");
+  const store = SqliteStore.open({ path: join(root, "relaymesh.db"), durability: "full" });
+  await store.migrate();
+  return { store, async cleanup() { await store.close(); cleanup(); } };
+});
+
+function oneStepTask(): NewTask {
+  return {
+    taskId: randomUUID(), name: null, priority: 1, idempotencyKey: null, failFast: false,
+    traceId: randomUUID().replace(/-/g, ""), parentSpanId: null,
+    steps: [{ stepId: "s", agent: "echo", inputJson: "1", priority: 1, dependsOn: [], maxAttempts: 1, baseBackoffMs: 0, maxBackoffMs: 0, timeoutMs: null }],
+  };
+}
+
+function submitBatch(task: NewTask): CommitBatch {
+  return {
+    nowMs: Date.now(), nodeId: "n", leaseTimeoutMs: 1_000, submissions: [task], completions: [], failures: [], renewals: [],
+    releases: [], releaseRetriesLimit: 0, reclaimExpiredLimit: 0, claim: null,
+  };
+}
+
+function appliedMigrations(path: string): number[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare("SELECT id FROM schema_migrations ORDER BY id").all() as { id: number }[]).map((r) => r.id);
+  } finally {
+    db.close();
+  }
+}
+
+describe("SqliteStore (SQLite only)", () => {
+  test("SqliteStore.open: PRAGMAs read back journal_mode wal and synchronous 2 with durability full", async (t) => {
+    const { root, cleanup } = tempRoot();
+    const store = SqliteStore.open({ path: join(root, "full.db"), durability: "full" });
+    t.after(async () => { await store.close(); cleanup(); });
+    const p = store.pragmas();
+    assert.equal(p.journal_mode, "wal");
+    assert.equal(p.synchronous, 2);
+    assert.equal(p.busy_timeout, 15_000);
+  });
+
+  test("SqliteStore.open: synchronous is 1 with durability normal, and busyTimeoutMs is applied", async (t) => {
+    const { root, cleanup } = tempRoot();
+    const store = SqliteStore.open({ path: join(root, "normal.db"), durability: "normal", busyTimeoutMs: 1_234 });
+    t.after(async () => { await store.close(); cleanup(); });
+    const p = store.pragmas();
+    assert.equal(p.journal_mode, "wal");
+    assert.equal(p.synchronous, 1);
+    assert.equal(p.busy_timeout, 1_234);
+  });
+
+  test("SqliteStore.open: a path that cannot be opened fails with a StoreError", (t) => {
+    const { root, cleanup } = tempRoot();
+    t.after(cleanup);
+    assert.throws(() => SqliteStore.open({ path: join(root, "missing-dir", "x.db"), durability: "full" }), { code: ErrorCode.STORE });
+  });
+
+  test("SqliteStore.commit: before migrate() it fails with a StoreError", async (t) => {
+    const { root, cleanup } = tempRoot();
+    const store = SqliteStore.open({ path: join(root, "x.db"), durability: "full" });
+    t.after(async () => { await store.close(); cleanup(); });
+    await assert.rejects(store.commit(submitBatch(oneStepTask())), { code: ErrorCode.STORE });
+  });
+
+  test("SqliteStore.migrate: is idempotent and keeps the data", async (t) => {
+    const { root, cleanup } = tempRoot();
+    const path = join(root, "x.db");
+    const store = SqliteStore.open({ path, durability: "full" });
+    t.after(async () => { await store.close(); cleanup(); });
+    await store.migrate();
+    const task = oneStepTask();
+    await store.commit(submitBatch(task));
+    await store.migrate();
+    await store.migrate();
+    assert.equal((await store.getTask(task.taskId))?.taskId, task.taskId);
+    assert.deepEqual(appliedMigrations(path), MIGRATIONS.map((m) => m.id));
+  });
+
+  test("SqliteStore.migrate: two stores on the same file migrate safely and see each other's commits", async (t) => {
+    const { root, cleanup } = tempRoot();
+    const path = join(root, "shared.db");
+    const a = SqliteStore.open({ path, durability: "full" });
+    const b = SqliteStore.open({ path, durability: "full" });
+    t.after(async () => { await a.close(); await b.close(); cleanup(); });
+    await Promise.all([a.migrate(), b.migrate()]);
+    assert.deepEqual(appliedMigrations(path), MIGRATIONS.map((m) => m.id));
+    const ta = oneStepTask();
+    const tb = oneStepTask();
+    await a.commit(submitBatch(ta));
+    await b.commit(submitBatch(tb));
+    assert.equal((await b.getTask(ta.taskId))?.status, "PENDING");
+    assert.equal((await a.getTask(tb.taskId))?.status, "PENDING");
+    assert.equal((await a.listTasks({ limit: 10, offset: 0 })).total, 2);
+    // Idempotency holds across the two connections.
+    const key = "shared-key";
+    const first = await a.commit(submitBatch({ ...oneStepTask(), idempotencyKey: key }));
+    const second = await b.commit(submitBatch({ ...oneStepTask(), idempotencyKey: key }));
+    assert.equal(first.submitted[0]!.created, true);
+    assert.deepEqual(second.submitted[0], { ...first.submitted[0]!, created: false });
+  });
+
+  test("SqliteStore.migrate: processes migrating one new file at the same time all succeed, each migration applied once", async (t) => {
+    const { root, cleanup } = tempRoot();
+    t.after(cleanup);
+    const path = join(root, "race.db");
+    const moduleUrl = pathToFileURL(join(REPO, "dist/src/store/sqlite/store.js")).href;
+    const script = `
+      const { SqliteStore } = await import(${JSON.stringify(moduleUrl)});
+      const store = SqliteStore.open({ path: ${JSON.stringify(path)}, durability: "full" });
+      await store.migrate();
+      await store.close();
+    `;
+    const runs = Array.from({ length: 4 }, () => new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d) => (stderr += d));
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stderr }));
+    }));
+    const results = await withDeadline(Promise.all(runs), 30_000, "four migrating processes to exit");
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(appliedMigrations(path), MIGRATIONS.map((m) => m.id));
+  });
+
+  test("SqliteStore.close: is idempotent, data survives a reopen, and calls after close fail with a StoreError", async (t) => {
+    const { root, cleanup } = tempRoot();
+    t.after(cleanup);
+    const path = join(root, "x.db");
+    const store = SqliteStore.open({ path, durability: "full" });
+    await store.migrate();
+    const task = oneStepTask();
+    await store.commit(submitBatch(task));
+    await store.close();
+    await store.close();
+    await assert.rejects(store.commit(submitBatch(oneStepTask())), { code: ErrorCode.STORE });
+    await assert.rejects(store.getTask(task.taskId), { code: ErrorCode.STORE });
+    const reopened = SqliteStore.open({ path, durability: "normal" });
+    t.after(() => reopened.close());
+    await reopened.migrate();
+    assert.equal((await reopened.getTask(task.taskId))?.steps[0]!.input, 1);
+    assert.equal(reopened.location, `sqlite:${path}`);
+  });
+});
