@@ -23,7 +23,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
 import { Inbox, type InboxPassResult } from "./inbox/inbox.js";
-import type { HealthCheck, NewTask, NodeRecord } from "./store/types.js";
+import type { HealthCheck, KvChange, NewTask, NodeRecord } from "./store/types.js";
+import { KvNamespace, type KvTransport } from "./agents/kv.js";
 
 /**
  * Lifecycle: `open` → `running` (claiming and running steps) or `idle` (opened with
@@ -107,6 +108,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (this.#state === "running") return;
     if (!this.#pool) {
       this.#pool = new AgentPool({
+        onAgentMessage: (msg) => this.#supervisor.onAgentMessage(msg),
         concurrency: this.#options.concurrency,
         ...(this.#options.threads !== undefined ? { threads: this.#options.threads } : {}),
         ...(this.#options.piscina ? { piscina: this.#options.piscina } : {}),
@@ -356,6 +358,67 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       }
     }, intervalMs);
     this.#reloadTimer.unref();
+  }
+
+  /**
+   * A namespace of the checkpoint store (a task's checkpoints live in the namespace named by its
+   * task id). Writes from here are an operator's: not fenced, audited.
+   */
+  kv(namespace: string): KvNamespace {
+    const transport: KvTransport = {
+      get: async (ns, key) => {
+        const entry = await this.store.kvGet(ns, key);
+        return entry ? { found: true, value: entry.value } : { found: false };
+      },
+      getAll: async (ns) => Object.fromEntries((await this.store.kvList(ns, { limit: 100_000 })).map((e) => [e.key, e.value])),
+      write: async (ns, entries) => {
+        this.#assertOpen("kv write");
+        await this.#supervisor.kvWrite({ ref: null, namespace: ns, entries, writer: this.actor });
+        this.#trail.record({
+          action: entries.some((e) => e.valueJson === null) ? "kv.delete" : "kv.put", actor: this.actor, resource: `kv/${ns}`,
+          task_id: null, details: { namespace: ns, keys: entries.map((e) => e.key) },
+        });
+      },
+    };
+    return new KvNamespace(namespace, transport, { maxValueBytes: this.#settings.maxPayloadBytes });
+  }
+
+  /**
+   * Calls `listener` with every change to a namespace after `fromVersion` (default 0: every key
+   * there is, then each change), whichever process made it. Returns the function that stops it.
+   */
+  watchKv(namespace: string, listener: (change: KvChange) => void, options: { fromVersion?: number; intervalMs?: number } = {}): () => void {
+    let after = options.fromVersion ?? 0;
+    let busy = false;
+    let stopped = false;
+    const poll = async () => {
+      if (busy || stopped) return;
+      busy = true;
+      try {
+        for (;;) {
+          const changes = await this.store.kvChanges(namespace, after, 1000);
+          for (const c of changes) {
+            after = Math.max(after, c.version);
+            if (!stopped) listener(c);
+          }
+          if (changes.length < 1000) break;
+        }
+      } catch (error) {
+        this.safeEmit("engine:error", { error: error as Error });
+      } finally {
+        busy = false;
+      }
+    };
+    const onLocal = (e: { namespace: string }) => { if (e.namespace === namespace) void poll(); };
+    this.on("kv:changed", onLocal);
+    const timer = setInterval(() => void poll(), options.intervalMs ?? 250);
+    timer.unref();
+    void poll();
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+      this.off("kv:changed", onLocal);
+    };
   }
 
   /** Claims and submits the files dropped in `<root>/inbox/{high,normal,low}/` (one pass). */

@@ -8,6 +8,10 @@ export interface EngineEventMap {
   "task:submitted": { taskId: string; created: boolean };
   /** A step attempt was handed to an agent in this process. */
   "step:started": { taskId: string; stepId: string; agent: string; attempt: number; leaseEpoch: number };
+  /** A running attempt reported progress (0–100). */
+  "step:progress": { taskId: string; stepId: string; attempt: number; pct: number; message: string | null };
+  /** Checkpoint keys were written or deleted by this process (committed). */
+  "kv:changed": { namespace: string; keys: string[]; writer: string };
   /** A step attempt's success was committed. */
   "step:succeeded": { taskId: string; stepId: string; attempt: number; durationMs: number };
   /** A step attempt failed; `willRetry` false means it went to the dead letters. */

@@ -2,15 +2,20 @@ import { BroadcastChannel } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
 import { BUILTIN_AGENTS } from "../src/agents/builtins.js";
 import type { AgentFunction } from "../src/agents/context.js";
+import { KvNamespace, type KvTransport } from "../src/agents/kv.js";
+import { threadId } from "node:worker_threads";
 import { ErrorCode, RelayMeshError, StepTimeoutError, errorToWire, type WireError } from "../src/errors.js";
 import type {
-  AgentRef, ControlMessage, LateResultMessage, RunBatchMessage, RunBatchReply, RunStepMessage, StepResultMessage, StepRun,
+  AgentMessage, AgentRef, ControlMessage, KvOp, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
 } from "../src/pool/protocol.js";
 
 // Piscina entry: runs one step attempt, or a batch of them, per call; several calls share a thread concurrently.
 const running = new Map<string, AbortController>();
 /** Aborts that arrived before their attempt started here (the main thread re-sends until it settles). */
 const earlyAborts = new Map<string, { error: WireError; atMs: number }>();
+/** kv requests sent to the supervisor, awaiting their reply on the control channel. */
+const kvRequests = new Map<string, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+let requestSeq = 0;
 const channels = new Map<string, BroadcastChannel>();
 const modules = new Map<string, Promise<AgentFunction>>();
 
@@ -19,7 +24,14 @@ function listen(name: string): void {
   const channel = new BroadcastChannel(name);
   channel.onmessage = (event) => {
     const msg = (event as { data: ControlMessage }).data;
-    if (msg.type !== "abort") return;
+    if (msg.type === "kv-reply") {
+      const pending = kvRequests.get(msg.requestId);
+      if (!pending) return; // another thread's request
+      kvRequests.delete(msg.requestId);
+      if (msg.reply.ok) pending.resolve(msg.reply.value);
+      else pending.reject(rebuild(msg.reply.error));
+      return;
+    }
     const controller = running.get(msg.key);
     if (controller) return controller.abort(rebuild(msg.error));
     const now = Date.now();
@@ -42,6 +54,7 @@ function load(ref: AgentRef): AgentFunction | Promise<AgentFunction> {
     if (!builtin) throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `no built-in agent "${ref.name}"`);
     return builtin.fn;
   }
+  if (ref.kind === "script") throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `script agent "${ref.config.id}" is run by the script runner`);
   const key = `${ref.module}#${ref.exportName}`;
   let loaded = modules.get(key);
   if (!loaded) {
@@ -70,9 +83,29 @@ function resultChannel(name: string): BroadcastChannel {
   return channel;
 }
 
-export default function handle(msg: RunStepMessage | RunBatchMessage): Promise<StepResultMessage | RunBatchReply> {
+export default function handle(msg: RunBatchMessage): Promise<RunBatchReply> {
   listen(msg.controlChannel);
-  return msg.type === "run-batch" ? runBatch(msg) : runStep(msg);
+  return runBatch(msg);
+}
+
+/** How an attempt talks to its supervisor: heartbeats, progress, and kv requests answered on the control channel. */
+function supervisorLink(channel: string, key: string) {
+  const post = (m: AgentMessage) => resultChannel(channel).postMessage(m);
+  const request = (op: KvOp) => new Promise<unknown>((resolve, reject) => {
+    const requestId = `${threadId}:${++requestSeq}`;
+    kvRequests.set(requestId, { resolve, reject });
+    post({ type: "agent-kv", key, requestId, op });
+  });
+  const transport: KvTransport = {
+    get: async (namespace, k) => (await request({ kind: "get", namespace, key: k })) as { found: boolean; value?: unknown },
+    getAll: async (namespace) => (await request({ kind: "get-all", namespace })) as Record<string, unknown>,
+    write: async (namespace, entries) => { await request({ kind: "write", namespace, entries }); },
+  };
+  return {
+    transport,
+    heartbeat: () => post({ type: "agent-heartbeat", key }),
+    progress: (pct: number, message: string | null) => post({ type: "agent-progress", key, pct, message }),
+  };
 }
 
 /** Replies with what settled by the next turn of the event loop; the rest follow on the result channel. */
@@ -85,7 +118,7 @@ async function runBatch(msg: RunBatchMessage): Promise<RunBatchReply> {
   const settledAll = new Promise<void>((resolve) => { allSettled = resolve; });
   for (let i = 0; i < n; i++) {
     const step = msg.steps[i]!;
-    void runStep(step).then((result) => {
+    void runStep(step, msg.resultChannel).then((result) => {
       if (replied) {
         const late: LateResultMessage = { type: "step-result", key: step.key, result };
         resultChannel(msg.resultChannel).postMessage(late);
@@ -100,7 +133,7 @@ async function runBatch(msg: RunBatchMessage): Promise<RunBatchReply> {
   return { type: "batch-results", results };
 }
 
-async function runStep(msg: StepRun): Promise<StepResultMessage> {
+async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage> {
   const controller = new AbortController();
   running.set(msg.key, controller);
   let timer: NodeJS.Timeout | undefined;
@@ -112,7 +145,8 @@ async function runStep(msg: StepRun): Promise<StepResultMessage> {
   try {
     controller.signal.throwIfAborted();
     const fn = await load(msg.agent);
-    const payload = JSON.parse(msg.payloadJson) as { input: unknown; deps: Record<string, unknown> };
+    const payload = JSON.parse(msg.payloadJson) as { input: unknown; deps: Record<string, unknown>; kv: Record<string, unknown> };
+    const link = supervisorLink(channel, msg.key);
     if (msg.timeoutMs !== null) {
       const ms = msg.timeoutMs;
       timer = setTimeout(() => controller.abort(new StepTimeoutError(`step "${msg.stepId}" timed out after ${ms} ms`)), ms);
@@ -120,6 +154,9 @@ async function runStep(msg: StepRun): Promise<StepResultMessage> {
     let output = fn({
       input: payload.input, deps: payload.deps, signal: controller.signal, attempt: msg.attempt,
       taskId: msg.taskId, stepId: msg.stepId, traceparent: msg.traceparent,
+      kv: new KvNamespace(msg.taskId, link.transport, { maxValueBytes: msg.maxPayloadBytes }),
+      heartbeat: link.heartbeat,
+      progress: (pct, message) => link.progress(pct, message ?? null),
     });
     if (output instanceof Promise) output = await abortable(output, controller.signal);
     return encode(output, msg.maxPayloadBytes);
@@ -133,7 +170,10 @@ async function runStep(msg: StepRun): Promise<StepResultMessage> {
 
 /** Settles with the agent, or as soon as the signal fires (an agent that ignores it is left behind). */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    promise.catch(() => {}); // the agent's own rejection is expected now: never an unhandled one
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });

@@ -1,3 +1,5 @@
+import type { KvNamespace } from "./kv.js";
+
 /** What an agent function receives for one step attempt. */
 export interface AgentContext<I = unknown> {
   /** The step's `input` from the workflow. */
@@ -12,6 +14,12 @@ export interface AgentContext<I = unknown> {
   stepId: string;
   /** W3C traceparent of this attempt's span. */
   traceparent: string;
+  /** The task's durable checkpoints (writes fenced by this attempt's lease); `ctx.kv.namespace(name)` for shared ones. */
+  kv: KvNamespace;
+  /** Renews this attempt's lease now (long steps need not: the engine heartbeats for them). */
+  heartbeat(): void;
+  /** Records progress (0–100) on the step and emits `step:progress`. */
+  progress(pct: number, message?: string): void;
 }
 
 /** An agent: returns the step's output (any JSON value) or throws. */

@@ -152,5 +152,14 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
   program.command("ingest").description("submit the workflow files dropped in inbox/{high,normal,low}/")
     .action(action(() => import("./commands/ingest.js")));
 
+  program.command("kv").description("the checkpoint store: kv get|put|list|delete [--namespace NS] KEY [VALUE]")
+    .argument("<action>", "get | put | list | delete")
+    .argument("[key]", "key")
+    .argument("[value]", "value (put): JSON, or a plain string")
+    .option("--namespace <ns>", "namespace; a task's checkpoints live in the one named by its task id (default: default)")
+    .option("--prefix <p>", "list: keys starting with this")
+    .option("--limit <n>", "list: at most this many (default: 1000)")
+    .action(action(() => import("./commands/kv.js")));
+
   return program;
 }

@@ -39,6 +39,9 @@ export function stepView(s: StepRecord) {
     leaseExpiresAtMs: s.leaseExpiresAtMs,
     startedAtMs: s.startedAtMs,
     finishedAtMs: s.finishedAtMs,
+    progressPct: s.progressPct,
+    progressMessage: s.progressMessage,
+    replays: s.replays,
   };
 }
 

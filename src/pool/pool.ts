@@ -3,7 +3,9 @@ import { randomUUID } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
 import { errorToWire } from "../errors.js";
-import type { ControlMessage, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun } from "./protocol.js";
+import type {
+  AgentMessage, ControlMessage, KvReply, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+} from "./protocol.js";
 
 export interface AgentPoolOptions {
   /** Worker threads (default: the core count). */
@@ -12,6 +14,8 @@ export interface AgentPoolOptions {
   concurrency: number;
   /** An existing Piscina pool whose filename is RelayMesh's agent worker; it is not closed by close(). */
   piscina?: Piscina;
+  /** Receives agents' heartbeats, progress and kv requests (answer kv ones with `replyKv`). */
+  onAgentMessage: (message: AgentMessage) => void;
 }
 
 /** The Piscina file that runs agents: dist/workers/agent.worker.js beside dist/src. */
@@ -59,9 +63,11 @@ export class AgentPool {
     this.#lateResults = this.#piscina.options.atomics !== "sync";
     this.#control = new BroadcastChannel(this.controlChannel);
     this.#results = new BroadcastChannel(this.resultChannel);
+    const onAgentMessage = options.onAgentMessage;
     this.#results.onmessage = (event) => {
-      const msg = (event as { data: LateResultMessage }).data;
-      this.#settle(msg.key, msg.result);
+      const msg = (event as { data: LateResultMessage | AgentMessage }).data;
+      if (msg.type === "step-result") this.#settle(msg.key, msg.result);
+      else onAgentMessage(msg);
     };
     this.#results.unref();
   }
@@ -123,6 +129,12 @@ export class AgentPool {
       }
     }, ABORT_RESEND_MS);
     this.#abortTimer.unref();
+  }
+
+  /** Answers an agent's kv request. */
+  replyKv(requestId: string, reply: KvReply): void {
+    const msg: ControlMessage = { type: "kv-reply", requestId, reply };
+    this.#control.postMessage(msg);
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,11 @@
 import type { WireError } from "../errors.js";
+import type { ScriptAgentConfig } from "../agents/scripts.js";
 
 /** How a worker thread finds the code of an agent. */
 export type AgentRef =
   | { kind: "builtin"; name: string }
-  | { kind: "module"; module: string; exportName: string };
+  | { kind: "module"; module: string; exportName: string }
+  | { kind: "script"; config: ScriptAgentConfig };
 
 /** One step attempt, as a worker thread runs it. */
 export interface StepRun {
@@ -13,18 +15,13 @@ export interface StepRun {
   stepId: string;
   attempt: number;
   agent: AgentRef;
-  /** JSON text of `{ input, deps }`. */
+  /** JSON text of `{ input, deps, kv }`. */
   payloadJson: string;
   timeoutMs: number | null;
   traceparent: string;
   maxPayloadBytes: number;
-}
-
-/** Main thread → worker thread: run one step attempt. */
-export interface RunStepMessage extends StepRun {
-  type: "run-step";
-  /** BroadcastChannel on which aborts for this engine arrive. */
-  controlChannel: string;
+  /** Grace between SIGTERM and SIGKILL for script agents. */
+  killGraceMs: number;
 }
 
 /**
@@ -59,5 +56,22 @@ export interface LateResultMessage {
   result: StepResultMessage;
 }
 
+/** What an agent asks of the store during an attempt; `null` valueJson deletes. */
+export type KvOp =
+  | { kind: "get"; namespace: string; key: string }
+  | { kind: "get-all"; namespace: string }
+  | { kind: "write"; namespace: string; entries: { key: string; valueJson: string | null }[] };
+
+/** Worker thread → main thread, over the result BroadcastChannel: an agent talking to its supervisor. */
+export type AgentMessage =
+  | { type: "agent-heartbeat"; key: string }
+  | { type: "agent-progress"; key: string; pct: number; message: string | null }
+  | { type: "agent-kv"; key: string; requestId: string; op: KvOp };
+
+/** The answer to an `agent-kv` request. */
+export type KvReply = { ok: true; value: unknown } | { ok: false; error: WireError };
+
 /** Main thread → worker threads, over the control BroadcastChannel. */
-export type ControlMessage = { type: "abort"; key: string; error: WireError };
+export type ControlMessage =
+  | { type: "abort"; key: string; error: WireError }
+  | { type: "kv-reply"; requestId: string; reply: KvReply };

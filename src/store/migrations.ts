@@ -202,4 +202,38 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_finished ON tasks (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
     `,
   },
+  {
+    id: 4,
+    name: "kv checkpoints (fenced writes, versions for watchers, tombstones), step progress",
+    sqlite: `
+      CREATE TABLE kv (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value_json TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        version INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        writer TEXT NOT NULL,
+        PRIMARY KEY (namespace, key)
+      ) WITHOUT ROWID;
+      CREATE INDEX kv_version ON kv (namespace, version);
+      ALTER TABLE steps ADD COLUMN progress_pct REAL;
+      ALTER TABLE steps ADD COLUMN progress_message TEXT;
+    `,
+    pg: `
+      CREATE TABLE kv (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value_json TEXT,
+        deleted BOOLEAN NOT NULL DEFAULT FALSE,
+        version BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        writer TEXT NOT NULL,
+        PRIMARY KEY (namespace, key)
+      );
+      CREATE INDEX kv_version ON kv (namespace, version);
+      ALTER TABLE steps ADD COLUMN progress_pct DOUBLE PRECISION;
+      ALTER TABLE steps ADD COLUMN progress_message TEXT;
+    `,
+  },
 ];

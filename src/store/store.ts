@@ -1,6 +1,6 @@
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps,
+  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange,
 } from "./types.js";
 
 export * from "./types.js";
@@ -78,6 +78,15 @@ export interface Store {
 
   /** Every known node. */
   listNodes(): Promise<NodeRecord[]>;
+
+  /** One checkpoint value, or null when the key is absent. */
+  kvGet(namespace: string, key: string): Promise<KvEntry | null>;
+
+  /** Keys of a namespace starting with `prefix`, in key order, at most `limit`. */
+  kvList(namespace: string, query: { prefix?: string; limit: number }): Promise<KvEntry[]>;
+
+  /** Writes and deletions in a namespace after `afterVersion`, oldest first (for watchers). */
+  kvChanges(namespace: string, afterVersion: number, limit: number): Promise<KvChange[]>;
 
   /** The store's own health checks: reachable, writable, configured as asked. */
   health(): Promise<HealthCheck[]>;

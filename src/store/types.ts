@@ -45,7 +45,7 @@ export interface LeaseRef {
 /** A step claimed for this node, ready to dispatch. */
 export interface ClaimedStep extends LeaseRef {
   agent: string;
-  /** JSON text of `{ "input": …, "deps": { stepId: output… } }`. */
+  /** JSON text of `{ "input": …, "deps": { stepId: output… }, "kv": { key: value… } }` (kv: the task's checkpoints). */
   payloadJson: string;
   attempt: number;
   maxAttempts: number;
@@ -87,6 +87,10 @@ export interface CommitBatch {
   completions: StepCompletion[];
   failures: StepFailure[];
   renewals: LeaseRef[];
+  /** Checkpoint writes: fenced by `ref` (an agent's) or not (`ref: null`: an operator's). */
+  kvWrites?: KvWrite[];
+  /** Progress reports of running steps (fenced; a stale one is dropped silently). */
+  progress?: StepProgress[];
   /** Leases given back unfinished (shutdown): the step is READY again and the attempt is not counted. */
   releases: LeaseRef[];
   /** Move up to this many due RETRY_WAIT steps back to READY. */
@@ -113,6 +117,8 @@ export interface CommitResult {
   cancelledRunning: LeaseRef[];
   reclaimed: number;
   released: number;
+  /** One per kvWrites entry, in order. */
+  kvResults: ("ok" | "refused")[];
   claimed: ClaimedStep[];
   finishedTasks: { taskId: string; status: TaskStatus }[];
   /** Earliest `ready_at` among steps still in RETRY_WAIT, if any. */
@@ -147,6 +153,11 @@ export interface StepRecord {
   readyAtMs: number | null;
   startedAtMs: number | null;
   finishedAtMs: number | null;
+  /** Last progress a running attempt reported (0–100), and its message. */
+  progressPct: number | null;
+  progressMessage: string | null;
+  /** Replay rounds this step went through. */
+  replays: number;
 }
 
 export interface TaskRecord {
@@ -236,4 +247,32 @@ export interface HealthCheck {
   name: string;
   ok: boolean;
   detail: string;
+}
+
+/** Writes to one namespace of the checkpoint store; `valueJson: null` deletes the key. */
+export interface KvWrite {
+  ref: LeaseRef | null;
+  namespace: string;
+  entries: { key: string; valueJson: string | null }[];
+  /** Who wrote (kept on the row): "step:<task>/<step>@<epoch>", "cli:<user>"… */
+  writer: string;
+}
+
+export interface StepProgress extends LeaseRef {
+  pct: number;
+  message: string | null;
+}
+
+export interface KvEntry {
+  key: string;
+  value: unknown;
+  version: number;
+  updatedAtMs: number;
+  writer: string;
+}
+
+/** A change seen by watchers: a deleted key has `deleted: true` and no value. */
+export interface KvChange extends KvEntry {
+  namespace: string;
+  deleted: boolean;
 }

@@ -6,7 +6,8 @@ import type { AgentRegistry } from "../agents/registry.js";
 import type { AgentPool } from "../pool/pool.js";
 import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
-import type { ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewTask, StepCompletion, StepFailure } from "../store/types.js";
+import type { ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask, StepCompletion, StepFailure, StepProgress } from "../store/types.js";
+import type { AgentMessage, KvOp, KvReply } from "../pool/protocol.js";
 import { newSpanId, traceparent } from "../observe/ids.js";
 import { PriorityPicker } from "./picker.js";
 import { backoffMs } from "./retry.js";
@@ -26,6 +27,12 @@ export interface SupervisorOptions {
   emit: <K extends keyof EngineEventMap>(event: K, payload: EngineEventMap[K]) => void;
   now?: () => number;
 }
+
+/** Agents' own heartbeats renew leases at most this often (the engine heartbeats running steps anyway). */
+const AGENT_HEARTBEAT_MIN_INTERVAL_MS = 250;
+
+/** Between SIGTERM and SIGKILL of a script agent's process group. */
+const SCRIPT_KILL_GRACE_MS = 2_000;
 
 /** Longest a finished step waits for others to share its commit. */
 const GROUP_COMMIT_WINDOW_MS = 2;
@@ -66,6 +73,8 @@ export class Supervisor {
   #waiting: InFlight[] = [];
   #running = 0;
   #submits: PendingSubmit[] = [];
+  #kvWrites: { write: KvWrite; resolve: (r: "ok" | "refused") => void; reject: (e: unknown) => void }[] = [];
+  #progress: StepProgress[] = [];
   #completions: StepCompletion[] = [];
   #failures: StepFailure[] = [];
   #releases: LeaseRef[] = [];
@@ -73,6 +82,7 @@ export class Supervisor {
   #reclaimDue = true;
   #claiming = false;
   #flushScheduled = false;
+  #lastAgentRenewal = 0;
   #windowTimer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> | null = null;
   #idleWaiters: (() => void)[] = [];
@@ -107,6 +117,77 @@ export class Supervisor {
       this.#submits.push({ task, resolve, reject });
       this.#schedule();
     });
+  }
+
+  /**
+   * Queues a checkpoint write for the next group commit. With a `ref`, it applies only while
+   * that lease holds ("refused" otherwise, recorded as a lease conflict).
+   */
+  kvWrite(write: KvWrite): Promise<"ok" | "refused"> {
+    return new Promise((resolve, reject) => {
+      this.#kvWrites.push({ write, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** An agent's heartbeat, progress report or kv request about one of its attempts. */
+  onAgentMessage(msg: AgentMessage): void {
+    const f = this.#byKey(msg.key);
+    if (msg.type === "agent-kv") {
+      this.#agentKv(f, msg.op).then((reply) => this.#o.pool?.replyKv(msg.requestId, reply));
+      return;
+    }
+    if (!f || f.disposition !== "commit") return;
+    if (msg.type === "agent-heartbeat") {
+      const now = performance.now();
+      if (now - this.#lastAgentRenewal < AGENT_HEARTBEAT_MIN_INTERVAL_MS) return;
+      this.#lastAgentRenewal = now;
+      this.#renewDue = true;
+      this.#schedule();
+      return;
+    }
+    const pct = Math.max(0, Math.min(100, Number(msg.pct) || 0));
+    this.#progress.push({ ...pickRef(f.step), pct, message: msg.message });
+    this.#o.emit("step:progress", { taskId: f.step.taskId, stepId: f.step.stepId, attempt: f.step.attempt, pct, message: msg.message });
+    this.#schedule();
+  }
+
+  /** A kv request of the attempt `key` (`${stepRowId}:${leaseEpoch}`), for agents hosted on this thread. */
+  kvRequest(key: string, op: KvOp): Promise<KvReply> {
+    return this.#agentKv(this.#byKey(key), op);
+  }
+
+  /** Serves an agent's kv request: reads from the store, writes fenced by the attempt's lease. */
+  async #agentKv(f: InFlight | undefined, op: KvOp): Promise<KvReply> {
+    try {
+      if (op.kind === "get") {
+        const entry = await this.#o.store.kvGet(op.namespace, op.key);
+        return { ok: true, value: entry ? { found: true, value: entry.value } : { found: false } };
+      }
+      if (op.kind === "get-all") {
+        const entries = await this.#o.store.kvList(op.namespace, { limit: 100_000 });
+        return { ok: true, value: Object.fromEntries(entries.map((e) => [e.key, e.value])) };
+      }
+      const lost = new LeaseLostError(`checkpoint refused: the lease of this attempt moved on (reclaimed or cancelled)`);
+      if (!f || f.disposition !== "commit") return { ok: false, error: errorToWire(lost) };
+      const step = f.step;
+      const outcome = await this.kvWrite({
+        ref: pickRef(step), namespace: op.namespace, entries: op.entries, writer: `step:${step.taskId}/${step.stepId}@${step.leaseEpoch}`,
+      });
+      if (outcome === "refused") {
+        this.#abort(f, "drop", lost);
+        return { ok: false, error: errorToWire(lost) };
+      }
+      return { ok: true, value: null };
+    } catch (error) {
+      return { ok: false, error: errorToWire(error) };
+    }
+  }
+
+  #byKey(key: string): InFlight | undefined {
+    const sep = key.indexOf(":");
+    const f = this.#inflight.get(Number(key.slice(0, sep)));
+    return f && String(f.step.leaseEpoch) === key.slice(sep + 1) ? f : undefined;
   }
 
   /** Begins claiming and running steps, with heartbeat, poll and maintenance timers. */
@@ -174,7 +255,8 @@ export class Supervisor {
   }
 
   #hasMail(): boolean {
-    return this.#submits.length + this.#completions.length + this.#failures.length + this.#releases.length > 0 || this.#renewDue;
+    return this.#submits.length + this.#completions.length + this.#failures.length + this.#releases.length +
+      this.#kvWrites.length + this.#progress.length > 0 || this.#renewDue;
   }
 
   #schedule(): void {
@@ -196,7 +278,9 @@ export class Supervisor {
     const completions = this.#completions;
     const failures = this.#failures;
     const releases = this.#releases;
-    this.#submits = []; this.#completions = []; this.#failures = []; this.#releases = [];
+    const kvWrites = this.#kvWrites;
+    const progress = this.#progress;
+    this.#submits = []; this.#completions = []; this.#failures = []; this.#releases = []; this.#kvWrites = []; this.#progress = [];
     const renewals = this.#renewDue ? [...this.#inflight.values()].filter((f) => f.disposition === "commit").map((f) => f.step) : [];
     this.#renewDue = false;
     const reclaim = this.#reclaimDue && this.#claiming;
@@ -205,17 +289,20 @@ export class Supervisor {
     const batch: CommitBatch = {
       nowMs: this.#now(), nodeId: this.#o.nodeId, leaseTimeoutMs: this.#settings.leaseTimeoutMs,
       submissions: submits.map((s) => s.task), completions, failures, renewals, releases,
+      kvWrites: kvWrites.map((w) => w.write), progress,
       releaseRetriesLimit: this.#claiming ? this.#settings.retryDispatchLimit : 0,
       reclaimExpiredLimit: reclaim ? 100 : 0,
       claim: free > 0 ? { limit: free, picker: this.#picker } : null,
     };
-    if (!batch.claim && batch.submissions.length + completions.length + failures.length + renewals.length + releases.length === 0 && !reclaim) return;
+    if (!batch.claim && !reclaim && batch.submissions.length + completions.length + failures.length + renewals.length + releases.length +
+      kvWrites.length + progress.length === 0) return;
     const renewedAt = performance.now();
     let result: CommitResult;
     try {
       result = await this.#o.store.commit(batch);
     } catch (error) {
       for (const s of submits) s.reject(error);
+      for (const w of kvWrites) w.reject(error);
       // Results stay owed: put them back and try again shortly; the leases still fence them.
       this.#completions.unshift(...completions);
       this.#failures.unshift(...failures);
@@ -230,6 +317,11 @@ export class Supervisor {
       return;
     }
     submits.forEach((s, i) => s.resolve(result.submitted[i]!));
+    kvWrites.forEach((w, i) => {
+      const outcome = result.kvResults[i]!;
+      w.resolve(outcome);
+      if (outcome === "ok") this.#o.emit("kv:changed", { namespace: w.write.namespace, keys: w.write.entries.map((e) => e.key), writer: w.write.writer });
+    });
     for (const s of result.submitted) this.#o.emit("task:submitted", { taskId: s.taskId, created: s.created });
     this.#afterCommit(result, renewals, renewedAt, failures);
   }
@@ -321,6 +413,7 @@ export class Supervisor {
       runs.push({
         key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, agent,
         payloadJson: step.payloadJson, timeoutMs: step.timeoutMs, traceparent: traceparent(step.traceId, newSpanId()), maxPayloadBytes,
+        killGraceMs: SCRIPT_KILL_GRACE_MS,
       });
       tokens.push(f);
     }

@@ -15,7 +15,7 @@ interface ExpiredRow { id: number; task_id: string; step_id: string; lease_epoch
 export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
   const now = batch.nowMs;
   const result: CommitResult = {
-    submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, claimed: [], finishedTasks: [], nextRetryAtMs: null,
+    submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [], finishedTasks: [], nextRetryAtMs: null,
   };
   const fence = (ref: LeaseRef) => ({ stepRowId: ref.stepRowId, nodeId: batch.nodeId, leaseEpoch: ref.leaseEpoch });
 
@@ -52,6 +52,24 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
   };
 
   for (const task of batch.submissions) result.submitted.push(insertTask(s, task, now));
+
+  // Checkpoints before completions: a step's last checkpoint commits no later than its result.
+  if (batch.kvWrites && batch.kvWrites.length > 0) {
+    let version = 0;
+    for (const w of batch.kvWrites) {
+      if (w.ref && !s.fenceCheck.get(fence(w.ref))) {
+        refuse(w.ref, "checkpoint");
+        result.kvResults.push("refused");
+        continue;
+      }
+      if (version === 0) version = (s.nextKvVersion.get() as { value: number }).value;
+      for (const e of w.entries) {
+        s.kvUpsert.run({ namespace: w.namespace, key: e.key, valueJson: e.valueJson, deleted: e.valueJson === null ? 1 : 0, version, now, writer: w.writer });
+      }
+      result.kvResults.push("ok");
+    }
+  }
+  for (const p of batch.progress ?? []) s.progressStep.run({ ...fence(p), pct: p.pct, message: p.message });
 
   const unlocking: number[] = [];
   for (const c of batch.completions) {
@@ -189,17 +207,23 @@ function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
       deps.set(o.for_id, prev === undefined ? entry : `${prev},${entry}`);
     }
   }
+  const kv = new Map<string, string>();
+  for (const e of s.kvOfTasks.all(JSON.stringify([...tasks])) as { namespace: string; key: string; value_json: string }[]) {
+    const entry = `${JSON.stringify(e.key)}:${e.value_json}`;
+    const prev = kv.get(e.namespace);
+    kv.set(e.namespace, prev === undefined ? entry : `${prev},${entry}`);
+  }
   // Dispatch in the picker's order, not the UPDATE's.
   for (const id of ids) {
     const row = byId.get(id);
-    if (row) result.claimed.push(toClaimed(row, deps.get(id) ?? "", expiresAtMs));
+    if (row) result.claimed.push(toClaimed(row, deps.get(id) ?? "", kv.get(row.task_id) ?? "", expiresAtMs));
   }
 }
 
-function toClaimed(row: ClaimRow, deps: string, leaseExpiresAtMs: number): ClaimedStep {
+function toClaimed(row: ClaimRow, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
   return {
     stepRowId: row.id, taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
-    payloadJson: `{"input":${row.input_json},"deps":{${deps}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,
+    payloadJson: `{"input":${row.input_json},"deps":{${deps}},"kv":{${kv}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
     traceId: row.trace_id, leaseExpiresAtMs,
   };

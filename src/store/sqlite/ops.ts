@@ -1,8 +1,10 @@
 import type Database from "better-sqlite3";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type LeaseRef, type NodeRecord, type OpsSnapshot,
-  type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus,
+  type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus, type KvEntry, type KvChange,
 } from "../types.js";
+
+interface KvRow { namespace: string; key: string; value_json: string | null; deleted: number; version: number; updated_at_ms: number; writer: string }
 
 const OPEN = `('WAITING', 'READY', 'RETRY_WAIT', 'RUNNING')`;
 
@@ -15,6 +17,9 @@ export interface SqliteOps {
   heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, now: number): void;
   stopNode(node: { nodeId: string; pid: number }, now: number): void;
   nodes(): NodeRecord[];
+  kvGet(namespace: string, key: string): KvEntry | null;
+  kvList(namespace: string, prefix: string, limit: number): KvEntry[];
+  kvChanges(namespace: string, afterVersion: number, limit: number): KvChange[];
 }
 
 export function prepareOps(db: Database.Database): SqliteOps {
@@ -44,6 +49,10 @@ export function prepareOps(db: Database.Database): SqliteOps {
       WHERE task_id = @taskId RETURNING replays`),
     purgeEdges: db.prepare(`DELETE FROM edges WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
     purgeSteps: db.prepare(`DELETE FROM steps WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+    purgeKv: db.prepare(`DELETE FROM kv WHERE namespace IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+    kvGet: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND key = ? AND deleted = 0`),
+    kvList: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND deleted = 0 AND key >= ? AND key < ? ORDER BY key LIMIT ?`),
+    kvChanges: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND version > ? ORDER BY version, key LIMIT ?`),
     purgeTasks: db.prepare(`DELETE FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before`),
     forgetKeys: db.prepare(`UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < ?`),
     taskCounts: db.prepare(`SELECT status, COUNT(*) AS n FROM tasks GROUP BY status`),
@@ -107,6 +116,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       const remove = (statuses: TaskStatus[], before: number) => {
         const args = { statuses: JSON.stringify(statuses), before };
         q.purgeEdges.run(args);
+        q.purgeKv.run(args);
         q.purgeSteps.run(args);
         return q.purgeTasks.run(args).changes;
       };
@@ -139,6 +149,14 @@ export function prepareOps(db: Database.Database): SqliteOps {
       };
     }),
 
+    kvGet: (namespace, key) => {
+      const row = q.kvGet.get(namespace, key) as KvRow | undefined;
+      return row ? toEntry(row) : null;
+    },
+    kvList: (namespace, prefix, limit) =>
+      (q.kvList.all(namespace, prefix, `${prefix}\u{10FFFF}`, limit) as KvRow[]).map(toEntry),
+    kvChanges: (namespace, afterVersion, limit) =>
+      (q.kvChanges.all(namespace, afterVersion, limit) as KvRow[]).map((r) => ({ ...toEntry(r), namespace: r.namespace, deleted: r.deleted === 1 })),
     heartbeatNode: (node: { nodeId: string; hostname: string; pid: number }, now: number) => {
       q.upsertNode.run({ ...node, now });
     },
@@ -152,4 +170,8 @@ export function prepareOps(db: Database.Database): SqliteOps {
       lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms,
     })),
   };
+}
+
+function toEntry(r: KvRow): KvEntry {
+  return { key: r.key, value: r.value_json === null ? null : JSON.parse(r.value_json), version: r.version, updatedAtMs: r.updated_at_ms, writer: r.writer };
 }

@@ -89,6 +89,17 @@ const SQL = {
       JOIN steps c ON c.id = j.value
       JOIN edges e ON e.task_id = c.task_id AND e.to_step = c.step_id
       JOIN steps s ON s.task_id = e.task_id AND s.step_id = e.from_step`,
+  fenceCheck: `SELECT 1 AS ok FROM steps
+    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+  nextKvVersion: `INSERT INTO counters (name, value) VALUES ('kv_version', 1)
+    ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`,
+  kvUpsert: `INSERT INTO kv (namespace, key, value_json, deleted, version, updated_at_ms, writer)
+      VALUES (@namespace, @key, @valueJson, @deleted, @version, @now, @writer)
+    ON CONFLICT (namespace, key) DO UPDATE SET value_json = excluded.value_json, deleted = excluded.deleted,
+      version = excluded.version, updated_at_ms = excluded.updated_at_ms, writer = excluded.writer`,
+  progressStep: `UPDATE steps SET progress_pct = @pct, progress_message = @message
+    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+  kvOfTasks: `SELECT namespace, key, value_json FROM kv WHERE namespace IN (SELECT value FROM json_each(?)) AND deleted = 0`,
   bumpCounter: `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
 
   getTask: `SELECT * FROM tasks WHERE task_id = ?`,

@@ -5,7 +5,7 @@ import { MIGRATIONS } from "../migrations.js";
 import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps,
+  ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange,
 } from "../types.js";
 import { applyBatch } from "./commit.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
@@ -185,6 +185,18 @@ export class SqliteStore implements Store {
     return this.#guard(() => this.#o().nodes(), "listNodes");
   }
 
+  async kvGet(namespace: string, key: string): Promise<KvEntry | null> {
+    return this.#guard(() => this.#o().kvGet(namespace, key), "kvGet");
+  }
+
+  async kvList(namespace: string, query: { prefix?: string; limit: number }): Promise<KvEntry[]> {
+    return this.#guard(() => this.#o().kvList(namespace, query.prefix ?? "", query.limit), "kvList");
+  }
+
+  async kvChanges(namespace: string, afterVersion: number, limit: number): Promise<KvChange[]> {
+    return this.#guard(() => this.#o().kvChanges(namespace, afterVersion, limit), "kvChanges");
+  }
+
   async health(): Promise<HealthCheck[]> {
     const checks: HealthCheck[] = [];
     const check = (name: string, fn: () => string) => {
@@ -252,6 +264,7 @@ interface StepRow {
   step_id: string; agent: string; status: StepStatus; priority: number; attempt: number; max_attempts: number;
   depends_on_json: string; input_json: string; output_json: string | null; error_json: string | null; lease_owner: string | null;
   lease_epoch: number; lease_expires_at_ms: number | null; ready_at_ms: number | null; started_at_ms: number | null; finished_at_ms: number | null;
+  progress_pct: number | null; progress_message: string | null; replays: number;
 }
 
 function toTaskRecord(r: TaskRow): TaskRecord {
@@ -267,6 +280,7 @@ function toStepRecord(r: StepRow): StepRecord {
     dependsOn: JSON.parse(r.depends_on_json) as string[], input: JSON.parse(r.input_json),
     output: r.output_json === null ? null : JSON.parse(r.output_json), error: r.error_json === null ? null : (JSON.parse(r.error_json) as WireError),
     leaseOwner: r.lease_owner, leaseEpoch: r.lease_epoch, leaseExpiresAtMs: r.lease_expires_at_ms, readyAtMs: r.ready_at_ms,
-    startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms,
+    startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms, progressPct: r.progress_pct, progressMessage: r.progress_message,
+    replays: r.replays,
   };
 }
