@@ -10,7 +10,8 @@ import { buildSingleTask, buildWorkflowTask, type SubmitOptions } from "./model/
 import type { Settings } from "./model/settings.js";
 import { CloseOptionsSchema, EngineOptionsSchema, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
 import { AgentPool } from "./pool/pool.js";
-import { defaultRoot, ensureRoot, readRootConfig, rootPaths, type RootPaths } from "./root.js";
+import { defaultRoot, ensureRoot, loadAgents, readRootConfig, rootPaths, type RootPaths } from "./root.js";
+import type { RetryOverride } from "./model/workflow.js";
 import { openStore } from "./store/open.js";
 import type { Store } from "./store/store.js";
 import { TERMINAL_TASK_STATUSES, type LeaseConflict, type TaskRecord, type TaskStatus, type TaskWithSteps } from "./store/types.js";
@@ -53,7 +54,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   #state: EngineState = "idle";
   #closing: Promise<void> | null = null;
 
-  private constructor(o: ResolvedEngineOptions, paths: RootPaths, store: Store, settings: Settings, agents: AgentRegistry) {
+  readonly #retryPolicies: Map<string, RetryOverride>;
+
+  private constructor(o: ResolvedEngineOptions, paths: RootPaths, store: Store, settings: Settings, agents: AgentRegistry, retryPolicies: Map<string, RetryOverride>) {
     super();
     this.#options = o;
     this.paths = paths;
@@ -61,6 +64,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.store = store;
     this.#settings = settings;
     this.agents = agents;
+    this.#retryPolicies = retryPolicies;
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
     this.actor = o.actor ?? "api";
     this.audit = new AuditLog(join(paths.auditDir, "audit.log"));
@@ -79,12 +83,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const o = parsed.data;
     const paths = rootPaths(o.root ?? defaultRoot());
     const config = readRootConfig(paths, o.settings);
-    const agents = new AgentRegistry([...config.modules, ...o.agents], paths.dir);
+    const { agents, retryPolicies } = loadAgents(paths, config, o.agents);
     ensureRoot(paths);
     // The settings a root starts with are the baseline `reload-settings` reports changes against.
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
     const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings);
-    const mesh = new RelayMesh(o, paths, store, config.settings, agents);
+    const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
     if (o.work) mesh.start();
     return mesh;
   }
@@ -466,6 +470,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         if (left > 0) throw new ShutdownTimeoutError(`${left} step(s) did not stop within 5000 ms of being aborted; their leases will expire and be reclaimed`);
       });
       await attempt(() => this.#supervisor.flushNow());
+      await attempt(() => this.#supervisor.closeAgents());
       if (this.#nodeTimer) {
         clearInterval(this.#nodeTimer);
         await attempt(() => this.store.stopNode({ nodeId: this.nodeId, pid: process.pid }, Date.now()));
@@ -503,7 +508,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   #buildContext(source: string) {
-    return { agents: this.agents, settings: this.#settings, source };
+    return { agents: this.agents, settings: this.#settings, retryPolicies: this.#retryPolicies, source };
   }
 
   #assertOpen(method: string): void {

@@ -157,6 +157,15 @@ export function errorToWire(error: unknown): WireError {
   return { name: "Error", message: typeof error === "string" ? error : JSON.stringify(error) ?? String(error) };
 }
 
+/** Rebuilds an error that crossed a thread or process: a RelayMeshError with the same code, name and message. */
+export function errorFromWire(wire: WireError, fallbackCode: ErrorCode = ErrorCode.AGENT_FAILED): RelayMeshError {
+  const code = (Object.values(ErrorCode) as string[]).includes(wire.code ?? "") ? (wire.code as ErrorCode) : fallbackCode;
+  const error = new RelayMeshError(code, wire.message, wire.details !== undefined ? { details: wire.details } : {});
+  error.name = wire.name;
+  if (wire.stack) error.stack = wire.stack;
+  return error;
+}
+
 export function formatProblems(problems: Problem[]): string {
   if (problems.length === 1) return `${problems[0]!.where}: ${problems[0]!.message}`;
   return `${problems.length} problems:\n` + problems.map((p) => `  - ${p.where}: ${p.message}`).join("\n");

@@ -1,10 +1,14 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { InvalidInputError, InvalidOptionsError } from "./errors.js";
-import { ModuleAgentsFileSchema, type ModuleAgentSchema } from "./agents/registry.js";
+import { AgentRegistry, ModuleAgentsFileSchema, type ModuleAgentSchema } from "./agents/registry.js";
+import { loadRetryPolicies } from "./agents/retry-policies.js";
+import { loadScriptAgents, type ScriptAgentConfig } from "./agents/scripts.js";
+import type { RetryOverride } from "./model/workflow.js";
 import { SettingsSchema, type Settings } from "./model/settings.js";
 import { zodProblems } from "./model/problems.js";
+import { readJsonFile } from "./model/json-file.js";
 
 /** Paths inside a root (CONTRACT.md "Files in a root"). */
 export function rootPaths(root: string) {
@@ -15,6 +19,7 @@ export function rootPaths(root: string) {
     settings: join(dir, "relaymesh-settings.json"),
     agentsDir: join(dir, "agents"),
     modules: join(dir, "agents", "modules.json"),
+    retryPolicies: join(dir, "agents", "retry-policies.json"),
     auditDir: join(dir, "audit"),
     reportsDir: join(dir, "reports"),
   };
@@ -34,6 +39,7 @@ export function ensureRoot(paths: RootPaths): void {
 export interface RootConfig {
   settings: Settings;
   modules: z.output<typeof ModuleAgentSchema>[];
+  scripts: ScriptAgentConfig[];
 }
 
 /**
@@ -57,16 +63,11 @@ export function readRootConfig(paths: RootPaths, overrides: Record<string, unkno
     if (!parsed.success) throw new InvalidInputError(zodProblems(parsed.error, paths.modules, modulesRaw));
     modules = parsed.data.agents;
   }
-  return { settings: settings.data, modules };
+  return { settings: settings.data, modules, scripts: loadScriptAgents(paths.dir) };
 }
 
-/** Parses a JSON file; undefined when it does not exist; InvalidInputError naming the file when it is not JSON. */
-export function readJsonFile(path: string): unknown {
-  if (!existsSync(path)) return undefined;
-  const text = readFileSync(path, "utf8");
-  try {
-    return JSON.parse(text);
-  } catch (cause) {
-    throw new InvalidInputError([{ where: path, message: `invalid JSON: ${(cause as Error).message}` }], { cause });
-  }
+/** The agents of a root (and of the embedding code), with their retry policies checked against them. */
+export function loadAgents(paths: RootPaths, config: RootConfig, extraModules: RootConfig["modules"] = []): { agents: AgentRegistry; retryPolicies: Map<string, RetryOverride> } {
+  const agents = new AgentRegistry([...config.modules, ...extraModules], paths.dir, config.scripts);
+  return { agents, retryPolicies: loadRetryPolicies(paths.retryPolicies, agents.ids()) };
 }

@@ -3,8 +3,9 @@ import { pathToFileURL } from "node:url";
 import { BUILTIN_AGENTS } from "../src/agents/builtins.js";
 import type { AgentFunction } from "../src/agents/context.js";
 import { KvNamespace, type KvTransport } from "../src/agents/kv.js";
+import { runOneShot } from "./script-runner.js";
 import { threadId } from "node:worker_threads";
-import { ErrorCode, RelayMeshError, StepTimeoutError, errorToWire, type WireError } from "../src/errors.js";
+import { ErrorCode, RelayMeshError, StepTimeoutError, errorFromWire, errorToWire, type WireError } from "../src/errors.js";
 import type {
   AgentMessage, AgentRef, ControlMessage, KvOp, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
 } from "../src/pool/protocol.js";
@@ -29,11 +30,11 @@ function listen(name: string): void {
       if (!pending) return; // another thread's request
       kvRequests.delete(msg.requestId);
       if (msg.reply.ok) pending.resolve(msg.reply.value);
-      else pending.reject(rebuild(msg.reply.error));
+      else pending.reject(errorFromWire(msg.reply.error));
       return;
     }
     const controller = running.get(msg.key);
-    if (controller) return controller.abort(rebuild(msg.error));
+    if (controller) return controller.abort(errorFromWire(msg.error, ErrorCode.ABORTED));
     const now = Date.now();
     for (const [key, early] of earlyAborts) if (now - early.atMs > 60_000) earlyAborts.delete(key);
     earlyAborts.set(msg.key, { error: msg.error, atMs: now });
@@ -42,11 +43,6 @@ function listen(name: string): void {
   channels.set(name, channel);
 }
 
-function rebuild(wire: WireError): Error {
-  const error = new RelayMeshError((wire.code as ErrorCode | undefined) ?? ErrorCode.ABORTED, wire.message);
-  error.name = wire.name;
-  return error;
-}
 
 function load(ref: AgentRef): AgentFunction | Promise<AgentFunction> {
   if (ref.kind === "builtin") {
@@ -54,7 +50,7 @@ function load(ref: AgentRef): AgentFunction | Promise<AgentFunction> {
     if (!builtin) throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `no built-in agent "${ref.name}"`);
     return builtin.fn;
   }
-  if (ref.kind === "script") throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `script agent "${ref.config.id}" is run by the script runner`);
+  if (ref.kind === "script") throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `script agent "${ref.config.id}" is not a function`);
   const key = `${ref.module}#${ref.exportName}`;
   let loaded = modules.get(key);
   if (!loaded) {
@@ -140,17 +136,28 @@ async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage
   const early = earlyAborts.get(msg.key);
   if (early) {
     earlyAborts.delete(msg.key);
-    controller.abort(rebuild(early.error));
+    controller.abort(errorFromWire(early.error, ErrorCode.ABORTED));
   }
   try {
     controller.signal.throwIfAborted();
-    const fn = await load(msg.agent);
     const payload = JSON.parse(msg.payloadJson) as { input: unknown; deps: Record<string, unknown>; kv: Record<string, unknown> };
     const link = supervisorLink(channel, msg.key);
     if (msg.timeoutMs !== null) {
       const ms = msg.timeoutMs;
       timer = setTimeout(() => controller.abort(new StepTimeoutError(`step "${msg.stepId}" timed out after ${ms} ms`)), ms);
     }
+    if (msg.agent.kind === "script") {
+      return await runOneShot(msg.agent.config, {
+        taskId: msg.taskId, stepId: msg.stepId, attempt: msg.attempt, input: payload.input, deps: payload.deps,
+        traceparent: msg.traceparent, kv: payload.kv,
+      }, {
+        signal: controller.signal,
+        heartbeat: link.heartbeat,
+        progress: link.progress,
+        checkpoint: (key, value) => link.transport.write(msg.taskId, [{ key, valueJson: JSON.stringify(value ?? null) }]),
+      }, { maxPayloadBytes: msg.maxPayloadBytes, killGraceMs: msg.killGraceMs });
+    }
+    const fn = await load(msg.agent);
     let output = fn({
       input: payload.input, deps: payload.deps, signal: controller.signal, attempt: msg.attempt,
       taskId: msg.taskId, stepId: msg.stepId, traceparent: msg.traceparent,

@@ -2,8 +2,9 @@ import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import type { AgentRef } from "../pool/protocol.js";
 import { BUILTIN_AGENTS } from "./builtins.js";
+import type { ScriptAgentConfig } from "./scripts.js";
 
-export type AgentKind = "builtin" | "module";
+export type AgentKind = "builtin" | "module" | "script";
 
 /** A JavaScript module agent: the named export of a module, run in the worker-thread pool. */
 export const ModuleAgentSchema = z.strictObject({
@@ -18,19 +19,25 @@ export type ModuleAgentConfig = z.input<typeof ModuleAgentSchema>;
 /** `<root>/agents/modules.json`. */
 export const ModuleAgentsFileSchema = z.strictObject({ agents: z.array(ModuleAgentSchema) });
 
-interface Entry { kind: AgentKind; ref: AgentRef; inputSchema?: z.ZodType }
+interface Entry { kind: AgentKind; ref: AgentRef; inputSchema?: z.ZodType; concurrency?: number; mode?: "oneshot" | "persistent" }
 
 /** Every agent this engine can run, by id. */
 export class AgentRegistry {
   readonly #entries = new Map<string, Entry>();
 
-  constructor(modules: readonly z.output<typeof ModuleAgentSchema>[], baseDir: string) {
+  constructor(modules: readonly z.output<typeof ModuleAgentSchema>[], baseDir: string, scripts: readonly ScriptAgentConfig[] = []) {
     for (const [name, builtin] of Object.entries(BUILTIN_AGENTS)) {
       this.#entries.set(name, { kind: "builtin", ref: { kind: "builtin", name }, ...(builtin.inputSchema ? { inputSchema: builtin.inputSchema } : {}) });
     }
     for (const m of modules) {
       const module = isAbsolute(m.module) ? m.module : resolve(baseDir, m.module);
       this.#entries.set(m.id, { kind: "module", ref: { kind: "module", module, exportName: m.export } });
+    }
+    for (const config of scripts) {
+      this.#entries.set(config.id, {
+        kind: "script", ref: { kind: "script", config }, mode: config.mode,
+        ...(config.concurrency !== undefined ? { concurrency: config.concurrency } : {}),
+      });
     }
   }
 
@@ -52,7 +59,17 @@ export class AgentRegistry {
     return this.#entries.get(id)?.inputSchema;
   }
 
-  list(): { id: string; kind: AgentKind }[] {
-    return [...this.#entries].map(([id, e]) => ({ id, kind: e.kind })).sort((a, b) => a.id.localeCompare(b.id));
+  /** At most this many attempts of the agent at once on a node; undefined: no cap of its own. */
+  concurrency(id: string): number | undefined {
+    return this.#entries.get(id)?.concurrency;
+  }
+
+  /** Script agents kept running between steps (hosted on the supervisor's thread). */
+  persistentScripts(): ScriptAgentConfig[] {
+    return [...this.#entries.values()].flatMap((e) => (e.ref.kind === "script" && e.ref.config.mode === "persistent" ? [e.ref.config] : []));
+  }
+
+  list(): { id: string; kind: AgentKind; mode?: "oneshot" | "persistent" }[] {
+    return [...this.#entries].map(([id, e]) => ({ id, kind: e.kind, ...(e.mode ? { mode: e.mode } : {}) })).sort((a, b) => a.id.localeCompare(b.id));
   }
 }

@@ -1,9 +1,8 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { AgentRegistry } from "../agents/registry.js";
 import { InvalidInputError } from "../errors.js";
 import { buildWorkflowTask, type SubmitOptions } from "../model/build-task.js";
-import { defaultRoot, readRootConfig, rootPaths } from "../root.js";
+import { defaultRoot, loadAgents, readRootConfig, rootPaths } from "../root.js";
 import type { GlobalOptions } from "./context.js";
 
 /** Reads a workflow file, naming the file in every error. */
@@ -28,6 +27,6 @@ export function readWorkflowFile(file: string): unknown {
 export function preflightWorkflow(globals: GlobalOptions, raw: unknown, source: string, options: SubmitOptions): void {
   const paths = rootPaths(globals.root ?? defaultRoot());
   const config = readRootConfig(paths);
-  const agents = new AgentRegistry(config.modules, paths.dir);
-  buildWorkflowTask(raw, { agents, settings: config.settings, source }, options);
+  const { agents, retryPolicies } = loadAgents(paths, config);
+  buildWorkflowTask(raw, { agents, settings: config.settings, retryPolicies, source }, options);
 }

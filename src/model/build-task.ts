@@ -5,12 +5,14 @@ import type { AgentRegistry } from "../agents/registry.js";
 import { validateWorkflow } from "../dag/validate.js";
 import type { NewTask } from "../store/types.js";
 import type { Settings } from "./settings.js";
-import { SingleTaskSpecSchema, TraceparentSchema, priorityToInt, type WorkflowSpec } from "./workflow.js";
+import { SingleTaskSpecSchema, TraceparentSchema, priorityToInt, type RetryOverride, type WorkflowSpec } from "./workflow.js";
 import { zodProblems } from "./problems.js";
 
 export interface BuildContext {
   agents: AgentRegistry;
   settings: Settings;
+  /** Per-agent retry policies (`agents/retry-policies.json`). */
+  retryPolicies?: ReadonlyMap<string, RetryOverride>;
   /** Names the input in error messages (a file path, "submit"). */
   source: string;
 }
@@ -55,17 +57,22 @@ export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: Subm
     failFast: spec.failFast ?? false,
     traceId: trace.traceId,
     parentSpanId: trace.parentSpanId,
-    steps: spec.steps.map((step) => ({
-      stepId: step.id,
-      agent: step.agent,
-      inputJson: JSON.stringify(step.input === undefined ? null : step.input),
-      priority: priorityToInt(step.priority ?? taskPriority),
-      dependsOn: step.dependsOn ?? [],
-      maxAttempts: step.retry?.maxAttempts ?? s.maxAttempts,
-      baseBackoffMs: step.retry?.baseBackoffMs ?? s.baseBackoffMs,
-      maxBackoffMs: Math.max(step.retry?.maxBackoffMs ?? s.maxBackoffMs, step.retry?.baseBackoffMs ?? 0),
-      timeoutMs: step.timeoutMs ?? null,
-    })),
+    steps: spec.steps.map((step) => {
+      // Precedence, field by field: the step's retry, then the agent's policy, then the settings.
+      const policy = ctx.retryPolicies?.get(step.agent);
+      const base = step.retry?.baseBackoffMs ?? policy?.baseBackoffMs ?? s.baseBackoffMs;
+      return {
+        stepId: step.id,
+        agent: step.agent,
+        inputJson: JSON.stringify(step.input === undefined ? null : step.input),
+        priority: priorityToInt(step.priority ?? taskPriority),
+        dependsOn: step.dependsOn ?? [],
+        maxAttempts: step.retry?.maxAttempts ?? policy?.maxAttempts ?? s.maxAttempts,
+        baseBackoffMs: base,
+        maxBackoffMs: Math.max(step.retry?.maxBackoffMs ?? policy?.maxBackoffMs ?? s.maxBackoffMs, base),
+        timeoutMs: step.timeoutMs ?? null,
+      };
+    }),
   };
 }
 

@@ -10,6 +10,8 @@ import type { ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask
 import type { AgentMessage, KvOp, KvReply } from "../pool/protocol.js";
 import { newSpanId, traceparent } from "../observe/ids.js";
 import { PriorityPicker } from "./picker.js";
+import { PersistentScriptHost } from "../agents/script-host.js";
+import type { ScriptAgentConfig } from "../agents/scripts.js";
 import { backoffMs } from "./retry.js";
 
 export interface SupervisorOptions {
@@ -50,6 +52,8 @@ interface InFlight {
   leaseDeadline: number;
   /** What to do with the result: commit it, give the lease back (shutdown), or drop it (lease lost, cancelled). */
   disposition: Disposition;
+  /** Aborts an attempt that runs on this thread (a persistent script agent's) rather than in the pool. */
+  abortHere?: (reason: RelayMeshError) => void;
 }
 
 interface PendingSubmit {
@@ -83,6 +87,10 @@ export class Supervisor {
   #claiming = false;
   #flushScheduled = false;
   #lastAgentRenewal = 0;
+  #scriptHost: PersistentScriptHost | null = null;
+  /** Running attempts of agents that have a concurrency cap of their own. */
+  readonly #capped = new Map<string, number>();
+  readonly #hasCaps: boolean;
   #windowTimer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> | null = null;
   #idleWaiters: (() => void)[] = [];
@@ -100,6 +108,7 @@ export class Supervisor {
     this.#now = options.now ?? Date.now;
     this.#settings = options.settings;
     this.#picker = new PriorityPicker(options.settings.lowStarvationMaxPicks);
+    this.#hasCaps = options.agents.list().some((a) => options.agents.concurrency(a.id) !== undefined);
   }
 
   /** Attempts handed to agents and not yet settled. */
@@ -396,7 +405,9 @@ export class Supervisor {
     const n = Math.min(this.#o.concurrency - this.#running, this.#waiting.length);
     if (n <= 0) return;
     const pool = this.#o.pool!;
-    const batch = n === this.#waiting.length ? this.#waiting.splice(0) : this.#waiting.splice(0, n);
+    const batch = !this.#hasCaps
+      ? (n === this.#waiting.length ? this.#waiting.splice(0) : this.#waiting.splice(0, n))
+      : this.#takeWithinCaps(n);
     const runs: StepRun[] = [];
     const tokens: InFlight[] = [];
     let unknown: InFlight[] | null = null;
@@ -410,11 +421,16 @@ export class Supervisor {
       this.#o.emit("step:started", { taskId: step.taskId, stepId: step.stepId, agent: step.agent, attempt: step.attempt, leaseEpoch: step.leaseEpoch });
       const agent = this.#o.agents.ref(step.agent);
       if (!agent) { (unknown ??= []).push(f); continue; }
-      runs.push({
+      const run: StepRun = {
         key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, agent,
         payloadJson: step.payloadJson, timeoutMs: step.timeoutMs, traceparent: traceparent(step.traceId, newSpanId()), maxPayloadBytes,
         killGraceMs: SCRIPT_KILL_GRACE_MS,
-      });
+      };
+      if (agent.kind === "script" && agent.config.mode === "persistent") {
+        this.#runHere(f, agent.config, run);
+        continue;
+      }
+      runs.push(run);
       tokens.push(f);
     }
     if (runs.length > 0) pool.run(runs, tokens, this.#settleRun);
@@ -425,13 +441,57 @@ export class Supervisor {
     }
   }
 
+  /**
+   * Up to `n` waiting steps in claim order, skipping (not blocking on) those whose agent is at
+   * its own concurrency cap.
+   */
+  #takeWithinCaps(n: number): InFlight[] {
+    const taken: InFlight[] = [];
+    const kept: InFlight[] = [];
+    for (const f of this.#waiting) {
+      const cap = taken.length < n ? this.#o.agents.concurrency(f.step.agent) : undefined;
+      if (taken.length >= n || (cap !== undefined && (this.#capped.get(f.step.agent) ?? 0) >= cap)) {
+        kept.push(f);
+        continue;
+      }
+      if (cap !== undefined) this.#capped.set(f.step.agent, (this.#capped.get(f.step.agent) ?? 0) + 1);
+      taken.push(f);
+    }
+    this.#waiting = kept;
+    return taken;
+  }
+
+  /** Persistent script agents run on this thread: their processes outlive steps. */
+  #runHere(f: InFlight, config: ScriptAgentConfig, run: StepRun): void {
+    const controller = new AbortController();
+    f.abortHere = (reason) => controller.abort(reason);
+    this.#scriptHost ??= new PersistentScriptHost({ maxPayloadBytes: this.#settings.maxPayloadBytes, killGraceMs: SCRIPT_KILL_GRACE_MS });
+    const key = run.key;
+    this.#scriptHost.run(config, run, {
+      heartbeat: () => this.onAgentMessage({ type: "agent-heartbeat", key }),
+      progress: (pct, message) => this.onAgentMessage({ type: "agent-progress", key, pct, message }),
+      kv: (op) => this.kvRequest(key, op),
+    }, controller.signal).then(
+      (result) => this.#onResult(f, result),
+      (error) => this.#onResult(f, { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null }),
+    );
+  }
+
+  /** Ends the persistent script agents' processes (after the last step settled). */
+  async closeAgents(): Promise<void> {
+    const host = this.#scriptHost;
+    this.#scriptHost = null;
+    await host?.close();
+  }
+
   readonly #settleRun = (f: InFlight, result: StepResultMessage): void => this.#onResult(f, result);
 
   #abort(f: InFlight, disposition: "release" | "drop", reason: RelayMeshError): void {
     if (f.disposition !== "commit") return;
     f.disposition = disposition;
     if (f.running) {
-      this.#o.pool!.abort(`${f.step.stepRowId}:${f.step.leaseEpoch}`, reason);
+      if (f.abortHere) f.abortHere(reason);
+      else this.#o.pool!.abort(`${f.step.stepRowId}:${f.step.leaseEpoch}`, reason);
       return;
     }
     // Never handed to the pool: settle it here, as an aborted attempt.
@@ -445,7 +505,12 @@ export class Supervisor {
     f.settled = true;
     const step = f.step;
     this.#inflight.delete(step.stepRowId);
-    if (f.running) { this.#running--; this.#pump(); }
+    if (f.running) {
+      this.#running--;
+      const capped = this.#capped.get(step.agent);
+      if (capped !== undefined) this.#capped.set(step.agent, capped - 1);
+      this.#pump();
+    }
     const durationMs = performance.now() - f.startedAt;
     if (f.disposition === "release") this.#releases.push(step);
     else if (f.disposition === "commit") {
