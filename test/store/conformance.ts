@@ -681,5 +681,120 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.equal(r.released, 0);
       assert.equal(r.nextRetryAtMs, null);
     });
+
+    test("purge: removes exactly the finished tasks, dead letters and idempotency keys past their retention", async (t) => {
+      const store = await open(t);
+      const DAY = 86_400_000;
+      const old = T0, recent = T0 + 10 * DAY;
+      const finish = async (at: number, fail: boolean, key: string | null) => {
+        const tk = newTask([{ id: "s", maxAttempts: 1 }], { idempotencyKey: key });
+        await store.commit(batch(at, { submissions: [tk] }));
+        const c = await claimOne(store, at);
+        await store.commit(batch(at, fail
+          ? { failures: [{ ...ref(c), attempt: 1, error: ERROR, next: { kind: "dead" } }] }
+          : { completions: [{ ...ref(c), outputJson: "1" }] }));
+        return tk.taskId;
+      };
+      const oldDone = await finish(old, false, "k-old");
+      const oldDead = await finish(old, true, null);
+      const newDone = await finish(recent, false, "k-new");
+      const newDead = await finish(recent, true, null);
+      const running = newTask([{ id: "s" }], { idempotencyKey: "k-running" });
+      await store.commit(batch(old, { submissions: [running] }));
+      await claimOne(store, old);
+      await store.commit(batch(old, { kvWrites: [{ ref: null, namespace: oldDone, entries: [{ key: "c", valueJson: "1" }], writer: "test" }] }));
+
+      const counts = await store.purge({ finishedBeforeMs: recent - DAY, deadBeforeMs: old - DAY, idempotencyBeforeMs: recent - DAY });
+      assert.deepEqual(counts, { finishedTasks: 1, deadLetters: 0, idempotencyKeys: 1 });
+      assert.equal(await store.getTask(oldDone), null);
+      assert.ok(await store.getTask(oldDead), "dead letters have a retention of their own");
+      assert.ok(await store.getTask(newDone));
+      assert.ok(await store.getTask(newDead));
+      assert.ok(await store.getTask(running.taskId), "unfinished tasks are never purged");
+      assert.equal(await store.kvGet(oldDone, "c"), null, "a purged task's checkpoints go with it");
+      assert.equal(await store.findTaskByIdempotencyKey("k-running"), null, "the key of a task older than the TTL is forgotten");
+      assert.equal(await store.findTaskByIdempotencyKey("k-new"), newDone);
+
+      const dead = await store.purge({ finishedBeforeMs: 0, deadBeforeMs: recent + 1, idempotencyBeforeMs: 0 });
+      assert.deepEqual(dead, { finishedTasks: 0, deadLetters: 2, idempotencyKeys: 0 });
+    });
+
+    test("cancelTask: hard cancels running steps (a late result is refused); soft lets them finish", async (t) => {
+      const store = await open(t);
+      const hard = newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }]);
+      await submit(store, hard);
+      const running = await claimOne(store, T0);
+      const r = await store.cancelTask(hard.taskId, "hard", T0 + 1);
+      assert.deepEqual(r!.cancelledSteps.sort(), ["a", "b"]);
+      assert.equal(r!.status, "CANCELLED");
+      assert.deepEqual(r!.cancelledRunning.map((x) => x.stepId), ["a"]);
+      const late = await store.commit(batch(T0 + 2, { completions: [{ ...ref(running), outputJson: "1" }] }));
+      assert.equal(late.refused.length, 1);
+      assert.equal((await step(store, hard.taskId, "a")).status, "CANCELLED");
+      assert.equal((await task(store, hard.taskId)).status, "CANCELLED");
+
+      const soft = newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }]);
+      await submit(store, soft);
+      const a = await claimOne(store, T0);
+      const s2 = await store.cancelTask(soft.taskId, "soft", T0 + 1);
+      assert.deepEqual(s2!.cancelledSteps, ["b"]);
+      assert.equal(s2!.status, "RUNNING");
+      const done = await store.commit(batch(T0 + 2, { completions: [{ ...ref(a), outputJson: "1" }] }));
+      assert.deepEqual(done.refused, []);
+      assert.deepEqual(done.finishedTasks, [{ taskId: soft.taskId, status: "CANCELLED" }]);
+      assert.equal(await store.cancelTask("missing", "hard", T0), null);
+    });
+
+    test("replayTask: dead steps run again in a new round, skipped ones wait again, successes keep their outputs", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "a" }, { id: "b", dependsOn: ["a"], maxAttempts: 1 }, { id: "c", dependsOn: ["a"] }, { id: "d", dependsOn: ["b", "c"] }]);
+      await submit(store, tk);
+      const a = await claimOne(store, T0);
+      const r1 = await store.commit(batch(T0, { completions: [{ ...ref(a), outputJson: '"A"' }], claim: claimAll() }));
+      const { b, c } = byStep(r1.claimed);
+      await store.commit(batch(T0, { completions: [{ ...ref(c!), outputJson: '"C"' }], failures: [{ ...ref(b!), attempt: 1, error: ERROR, next: { kind: "dead" } }] }));
+      assert.equal((await task(store, tk.taskId)).status, "DEAD_LETTER");
+      assert.equal((await store.replayTask(tk.taskId, T0 + 1))!.replayed, true);
+      const t1 = await task(store, tk.taskId);
+      assert.equal(t1.status, "RUNNING");
+      const st = Object.fromEntries(t1.steps.map((x) => [x.stepId, x]));
+      assert.deepEqual([st.a!.status, st.b!.status, st.c!.status, st.d!.status], ["SUCCESS", "READY", "SUCCESS", "WAITING"]);
+      assert.equal(st.b!.attempt, 0);
+      assert.equal(st.c!.output, "C");
+      const again = await claimOne(store, T0 + 2);
+      assert.equal(again.stepId, "b");
+      assert.equal(again.attempt, 1);
+      const end = await store.commit(batch(T0 + 3, { completions: [{ ...ref(again), outputJson: '"B"' }], claim: claimAll() }));
+      assert.deepEqual(payload(end.claimed[0]!).deps, { b: "B", c: "C" });
+      const notDead = await store.replayTask(tk.taskId, T0 + 4);
+      assert.equal(notDead!.replayed, false);
+    });
+
+    test("kv: fenced writes apply only under the writer's lease; the claim payload carries the task's checkpoints", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "s" }]);
+      await submit(store, tk);
+      const first = await claimOne(store, T0);
+      const w = (c: ClaimedStep, value: string) => ({ ref: ref(c), namespace: tk.taskId, entries: [{ key: "progress", valueJson: value }], writer: `step@${c.leaseEpoch}` });
+      const ok = await store.commit(batch(T0, { kvWrites: [w(first, "1")] }));
+      assert.deepEqual(ok.kvResults, ["ok"]);
+      // The lease expires and another node takes the step: it sees the checkpoint.
+      await store.commit(batch(T0 + LEASE_MS + 1, { nodeId: OTHER, reclaimExpiredLimit: 10 }));
+      const second = await claimOne(store, T0 + LEASE_MS + 2, OTHER);
+      assert.deepEqual((JSON.parse(second.payloadJson) as { kv: unknown }).kv, { progress: 1 });
+      const zombie = await store.commit(batch(T0 + LEASE_MS + 3, { kvWrites: [w(first, "99")] }));
+      assert.deepEqual(zombie.kvResults, ["refused"]);
+      assert.equal(zombie.refused[0]!.operation, "checkpoint");
+      assert.equal((await store.kvGet(tk.taskId, "progress"))!.value, 1);
+      const winner = await store.commit(batch(T0 + LEASE_MS + 4, { nodeId: OTHER, kvWrites: [w(second, "2")] }));
+      assert.deepEqual(winner.kvResults, ["ok"]);
+      const changes = await store.kvChanges(tk.taskId, 0, 10);
+      assert.deepEqual(changes.map((x) => [x.key, x.value, x.deleted]), [["progress", 2, false]]);
+      await store.commit(batch(T0 + LEASE_MS + 5, { kvWrites: [{ ref: null, namespace: tk.taskId, entries: [{ key: "progress", valueJson: null }], writer: "op" }] }));
+      assert.equal(await store.kvGet(tk.taskId, "progress"), null);
+      const del = await store.kvChanges(tk.taskId, changes[0]!.version, 10);
+      assert.deepEqual(del.map((x) => [x.key, x.deleted]), [["progress", true]]);
+      assert.deepEqual((await store.kvList(tk.taskId, { limit: 10 })).length, 0);
+    });
   });
 }
