@@ -161,5 +161,14 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--limit <n>", "list: at most this many (default: 1000)")
     .action(action(() => import("./commands/kv.js")));
 
+  program.command("bench").alias("benchmark-run").description("sustained benchmark in a scratch root; prints throughput and latency percentiles")
+    .option("--tasks <n>", "tasks to run (default: 1000)")
+    .option("--shape <shape>", "single | chain | diamond | fanout (default: single)")
+    .option("--input-size <bytes>", "input size of each step (default: 64)")
+    .option("--concurrency <n>", "steps running at once (default: 8)")
+    .option("--max-seconds <s>", "stop submitting after this long and report (default: 300)")
+    .option("--report-out <file>", "where to write the JSON report (default: <root>/reports/bench-<time>.json)")
+    .action(action(() => import("./commands/bench.js")));
+
   return program;
 }
