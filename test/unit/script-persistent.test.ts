@@ -104,14 +104,14 @@ test("PersistentScriptAgent.run: a crash fails only the requests in flight on th
 });
 
 test("PersistentScriptAgent.run: a hung request times out, its instance is killed after the grace period and replaced", async () => {
-  const a = agent(1, 600);
+  const a = agent(1, 2_000);
   try {
     const first = output(await run(a, { op: "echo" })).pid as number;
     const started = Date.now();
     const hung = error(await run(a, { op: "hang" }));
     assert.equal(hung.error.code, ErrorCode.STEP_TIMEOUT);
-    assert.match(hung.error.message, /timed out after 600 ms; sent "cancel"/);
-    assert.ok(Date.now() - started >= 600);
+    assert.match(hung.error.message, /timed out after 2000 ms; sent "cancel"/);
+    assert.ok(Date.now() - started >= 1_980);
     await until(`instance ${first} to be killed`, () => gone(first), 5_000);
     const next = output(await run(a, { op: "echo" }));
     assert.notEqual(next.pid, first);
