@@ -2,6 +2,7 @@ import { BroadcastChannel } from "node:worker_threads";
 import { randomUUID } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
+import PQueue from "p-queue";
 import { errorToWire } from "../errors.js";
 import type {
   AgentMessage, ControlMessage, KvReply, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
@@ -28,8 +29,9 @@ const ABORT_RESEND_MS = 200;
 export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
 
 /**
- * Runs step attempts on a Piscina pool, several per thread message. The caller bounds how many
- * run at once (the supervisor's slots); aborts reach the threads over a BroadcastChannel so an
+ * Runs step attempts on a Piscina pool, several per thread message, through a p-queue that gives
+ * the next free thread the highest-priority message. The caller bounds how many run at once
+ * (the supervisor's slots); aborts reach the threads over a BroadcastChannel so an
  * abort never terminates a thread, and late results come back over another.
  */
 export class AgentPool {
@@ -41,6 +43,8 @@ export class AgentPool {
   readonly #control: BroadcastChannel;
   readonly #results: BroadcastChannel;
   readonly #lateResults: boolean;
+  /** Thread messages waiting for a thread, highest step priority first. */
+  readonly #queue: PQueue;
   /** Attempts handed to a thread and not yet settled, by key (a late result may overtake its batch's reply). */
   readonly #pending = new Map<string, (result: StepResultMessage) => void>();
   /** Aborts asked for and not yet settled: re-sent until they are, since a thread that is still starting misses a broadcast. */
@@ -61,6 +65,7 @@ export class AgentPool {
     });
     // A pool given to us whose threads sleep between tasks cannot deliver late results: batches then wait for all.
     this.#lateResults = this.#piscina.options.atomics !== "sync";
+    this.#queue = new PQueue({ concurrency: this.#piscina.options.maxThreads * this.#piscina.options.concurrentTasksPerWorker });
     this.#control = new BroadcastChannel(this.controlChannel);
     this.#results = new BroadcastChannel(this.resultChannel);
     const onAgentMessage = options.onAgentMessage;
@@ -94,7 +99,8 @@ export class AgentPool {
     const msg: RunBatchMessage = {
       type: "run-batch", steps, controlChannel: this.controlChannel, resultChannel: this.resultChannel, lateResults: this.#lateResults,
     };
-    (this.#piscina.run(msg) as Promise<RunBatchReply>).then((reply) => {
+    const priority = steps.reduce((max, step) => Math.max(max, step.priority), 0);
+    this.#queue.add(() => this.#piscina.run(msg) as Promise<RunBatchReply>, { priority }).then((reply) => {
       for (let i = 0; i < steps.length; i++) {
         const result = reply.results[i];
         if (result) this.#settle(steps[i]!.key, result);

@@ -20,6 +20,8 @@ export interface StepRun {
   timeoutMs: number | null;
   traceparent: string;
   maxPayloadBytes: number;
+  /** 2 high, 1 normal, 0 low: orders thread messages waiting for a thread. */
+  priority: number;
   /** Grace between SIGTERM and SIGKILL for script agents. */
   killGraceMs: number;
 }

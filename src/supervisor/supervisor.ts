@@ -424,7 +424,7 @@ export class Supervisor {
       const run: StepRun = {
         key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, agent,
         payloadJson: step.payloadJson, timeoutMs: step.timeoutMs, traceparent: traceparent(step.traceId, newSpanId()), maxPayloadBytes,
-        killGraceMs: SCRIPT_KILL_GRACE_MS,
+        killGraceMs: SCRIPT_KILL_GRACE_MS, priority: step.priority,
       };
       if (agent.kind === "script" && agent.config.mode === "persistent") {
         this.#runHere(f, agent.config, run);
