@@ -383,7 +383,8 @@ export class LineSplitter {
   }
 }
 
-function safely(fn: () => void): void {
+/** Runs a hook; one that throws must not take the runner down. */
+export function safely(fn: () => void): void {
   try {
     fn();
   } catch {
@@ -392,7 +393,7 @@ function safely(fn: () => void): void {
 }
 
 /** Settles with `promise` or as soon as `signal` fires, whichever comes first. */
-function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+export function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const onAbort = () => resolve();

@@ -3,8 +3,8 @@ import { ErrorCode, RelayMeshError, StepTimeoutError } from "../errors.js";
 import type { StepResultMessage } from "../pool/protocol.js";
 import type { ScriptAgentConfig } from "./scripts.js";
 import {
-  LineSplitter, STDERR_TAIL_BYTES, Tail, controlOf, errorResult, failure, parseObject, spawnScript, terminateGroup,
-  type ScriptHooks, type ScriptRequest,
+  LineSplitter, STDERR_TAIL_BYTES, Tail, controlOf, errorResult, failure, parseObject, safely, spawnScript, terminateGroup,
+  untilAborted, type ScriptHooks, type ScriptRequest,
 } from "../../workers/script-runner.js";
 
 export interface PersistentScriptAgentOptions {
@@ -352,25 +352,4 @@ export class PersistentScriptAgent {
   #label(p: Pending): string {
     return `persistent script agent "${this.#config.id}" (step "${p.request.stepId}", attempt ${p.request.attempt}, request ${p.id})`;
   }
-}
-
-function safely(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // A hook that throws must not take the agent down.
-  }
-}
-
-/** Settles with `promise` or as soon as `signal` fires. */
-function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const onAbort = () => resolve();
-    signal.addEventListener("abort", onAbort, { once: true });
-    void promise.then(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    });
-  });
 }
