@@ -71,7 +71,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#trail = new AuditTrail(this.audit);
     this.#trail.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
-      store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? o.concurrency, settings,
+      store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? 3 * o.concurrency, settings,
       pollIntervalMs: o.pollIntervalMs, emit: (event, payload) => this.safeEmit(event, payload),
     });
   }

@@ -14,7 +14,7 @@ export const EngineOptionsSchema = z.strictObject({
    * Steps claimed ahead of free slots: leased, heartbeated and released on close like running
    * ones, they start as slots free up. Larger batches per commit raise throughput under load;
    * 0 claims only for free slots.
-   * @default concurrency
+   * @default 3 × concurrency
    */
   prefetch: z.number().int().min(0).max(10_000).optional(),
   /** Worker threads of the agent pool (default: the core count). */
