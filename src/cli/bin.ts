@@ -43,7 +43,8 @@ try {
   await program.parseAsync(argv, { from: "user" });
 } catch (error) {
   if (error instanceof CommanderError) {
-    if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") process.exitCode = 0;
+    // Help or version asked for: 0; help shown because no command was given: a usage error.
+    if (["commander.helpDisplayed", "commander.version", "commander.help"].includes(error.code)) process.exitCode = error.exitCode === 0 ? 0 : ExitCode.USAGE;
     else {
       process.stderr.write(`relaymesh: ${error.message.replace(/^error: /, "")}\n`);
       process.exitCode = ExitCode.USAGE;

@@ -1,5 +1,10 @@
 import { Command, Option } from "commander";
+import { readFileSync } from "node:fs";
 import type { CommandResult, GlobalOptions } from "./context.js";
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
 
 /** Flags that are booleans: `--name=true|false` is rewritten to `--name` / nothing before parsing. */
 export const BOOLEAN_FLAGS = new Set(["json", "once"]);
@@ -13,6 +18,7 @@ type Runner = (globals: GlobalOptions, ...args: never[]) => Promise<CommandResul
 export function buildProgram(onResult: (result: CommandResult, globals: GlobalOptions) => void): Command {
   const program = new Command("relaymesh")
     .description("RelayMesh: a durable, embeddable workflow engine")
+    .version(packageVersion(), "--version", "print the version")
     .option("--root <dir>", "root folder (default: $RELAYMESH_ROOT, else ./relaymesh-data)")
     .option("--store <url>", "store URL: postgres://… (default: $RELAYMESH_STORE, else SQLite in the root)")
     .option("--json", "print exactly one JSON document on stdout")
