@@ -202,7 +202,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#supervisor.abortRefs(result.cancelledRunning, new RelayMeshError(ErrorCode.ABORTED, `task ${taskId} was cancelled${options.reason ? `: ${options.reason}` : ""}`));
     if (result.cancelledSteps.length > 0) {
       this.#trail.record({
-        action: "task.cancel", actor: this.actor, resource: `task/${taskId}`, task_id: taskId,
+        action: "task.cancel", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
         details: { mode, reason: options.reason ?? null, cancelledSteps: result.cancelledSteps, status: result.status },
       });
     }
@@ -219,7 +219,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const result = await this.store.replayTask(taskId, Date.now());
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
     if (!result.replayed) throw new InvalidStateError(`task ${taskId} is ${result.status}; only DEAD_LETTER tasks can be replayed`);
-    this.#auditReplay(taskId, result.steps, result.round);
+    await this.#auditReplay(taskId, result.steps, result.round);
     return { replayed: [taskId] };
   }
 
@@ -232,7 +232,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     for (const t of tasks.reverse()) {
       const result = await this.store.replayTask(t.taskId, Date.now());
       if (!result?.replayed) continue;
-      this.#auditReplay(t.taskId, result.steps, result.round);
+      await this.#auditReplay(t.taskId, result.steps, result.round);
       replayed.push(t.taskId);
     }
     return { replayed };
@@ -498,8 +498,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     });
   }
 
-  #auditReplay(taskId: string, steps: string[], round: number): void {
-    this.#trail.record({ action: "task.replay", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, details: { steps, round } });
+  async #auditReplay(taskId: string, steps: string[], round: number): Promise<void> {
+    this.#trail.record({
+      action: "task.replay", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
+      details: { steps, round },
+    });
+  }
+
+  async #traceIdOf(taskId: string): Promise<string | null> {
+    return (await this.store.getTask(taskId))?.traceId ?? null;
   }
 
   #beatNode(): void {

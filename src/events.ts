@@ -19,7 +19,7 @@ export interface EngineEventMap {
   /** A task reached SUCCESS, DEAD_LETTER or CANCELLED (as committed by this process). */
   "task:finished": { taskId: string; status: TaskStatus };
   /** A write of this process was refused because the step's lease moved on. */
-  "lease:conflict": LeaseConflict;
+  "lease:conflict": LeaseConflict & { traceId: string | null; spanId: string | null };
   /** Expired leases were reclaimed by this process. */
   "lease:reclaimed": { count: number };
   /** A background error the engine survived (store busy, a listener threw…). */

@@ -32,7 +32,7 @@ export class AuditTrail {
   follow(emitter: TypedEmitter<EngineEventMap>, nodeId: string): void {
     emitter.on("lease:conflict", (c) => this.record({
       action: "lease.conflict", actor: `node:${c.nodeId}`, resource: `step/${c.taskId}/${c.stepId}`, result: "refused",
-      task_id: c.taskId, step_id: c.stepId,
+      task_id: c.taskId, step_id: c.stepId, trace_id: c.traceId, span_id: c.spanId,
       details: { operation: c.operation, expectedLeaseEpoch: c.expectedLeaseEpoch, actualLeaseEpoch: c.actualLeaseEpoch },
     }));
     emitter.on("lease:reclaimed", (e) => this.record({

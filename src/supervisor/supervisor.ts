@@ -52,6 +52,8 @@ interface InFlight {
   leaseDeadline: number;
   /** What to do with the result: commit it, give the lease back (shutdown), or drop it (lease lost, cancelled). */
   disposition: Disposition;
+  /** This attempt's span in the task's trace (set when it is handed to an agent). */
+  spanId: string | null;
   /** Aborts an attempt that runs on this thread (a persistent script agent's) rather than in the pool. */
   abortHere?: (reason: RelayMeshError) => void;
 }
@@ -99,7 +101,7 @@ export class Supervisor {
   #retryTimerAt = Infinity;
   #settings: Settings;
   /** Attempts whose outcome waits for its commit (for the events emitted after it). */
-  readonly #ran = new Map<number, { taskId: string; stepId: string; attempt: number; durationMs: number }>();
+  readonly #ran = new Map<number, { taskId: string; stepId: string; attempt: number; durationMs: number; traceId: string; spanId: string | null }>();
   /** Attempts this supervisor ran to an outcome (executed), and the outcomes committed (succeeded, failed). */
   readonly stats = { executed: 0, succeeded: 0, failed: 0 };
 
@@ -338,9 +340,15 @@ export class Supervisor {
   #afterCommit(result: CommitResult, renewals: LeaseRef[], renewedAt: number, failures: StepFailure[]): void {
     const refusedKeys = new Set<string>();
     for (const c of result.refused) {
-      for (const [id, ran] of this.#ran) if (ran.taskId === c.taskId && ran.stepId === c.stepId) this.#ran.delete(id);
+      let trace: { traceId: string; spanId: string | null } | null = null;
+      for (const [id, ran] of this.#ran) {
+        if (ran.taskId === c.taskId && ran.stepId === c.stepId) { trace = ran; this.#ran.delete(id); }
+      }
+      for (const f of trace ? [] : this.#inflight.values()) {
+        if (f.step.taskId === c.taskId && f.step.stepId === c.stepId) trace = { traceId: f.step.traceId, spanId: f.spanId };
+      }
       refusedKeys.add(`${c.taskId}\u0000${c.stepId}`);
-      this.#o.emit("lease:conflict", c);
+      this.#o.emit("lease:conflict", { ...c, traceId: trace?.traceId ?? null, spanId: trace?.spanId ?? null });
     }
     const lease = this.#settings.leaseTimeoutMs;
     for (const r of renewals) {
@@ -393,7 +401,7 @@ export class Supervisor {
   #hold(steps: ClaimedStep[]): void {
     const deadline = performance.now() + this.#settings.leaseTimeoutMs;
     for (const step of steps) {
-      const f: InFlight = { step, running: false, settled: false, startedAt: 0, leaseDeadline: deadline, disposition: "commit" };
+      const f: InFlight = { step, running: false, settled: false, startedAt: 0, leaseDeadline: deadline, disposition: "commit", spanId: null };
       this.#inflight.set(step.stepRowId, f);
       this.#waiting.push(f);
     }
@@ -423,7 +431,7 @@ export class Supervisor {
       if (!agent) { (unknown ??= []).push(f); continue; }
       const run: StepRun = {
         key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, agent,
-        payloadJson: step.payloadJson, timeoutMs: step.timeoutMs, traceparent: traceparent(step.traceId, newSpanId()), maxPayloadBytes,
+        payloadJson: step.payloadJson, timeoutMs: step.timeoutMs, traceparent: traceparent(step.traceId, (f.spanId = newSpanId())), maxPayloadBytes,
         killGraceMs: SCRIPT_KILL_GRACE_MS, priority: step.priority,
       };
       if (agent.kind === "script" && agent.config.mode === "persistent") {
@@ -515,7 +523,7 @@ export class Supervisor {
     if (f.disposition === "release") this.#releases.push(step);
     else if (f.disposition === "commit") {
       this.stats.executed++;
-      this.#ran.set(step.stepRowId, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs });
+      this.#ran.set(step.stepRowId, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs, traceId: step.traceId, spanId: f.spanId });
       if (result.type === "result") {
         this.#completions.push({ stepRowId: step.stepRowId, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch, outputJson: result.outputJson });
       } else {

@@ -44,6 +44,11 @@ test("worker: a SIGSTOPped worker past its lease is fenced when resumed", async 
   assert.equal(after.leaseOwner, "winner");
   assert.equal(after.status, "SUCCESS");
 
+  const audit = (await cli(["audit-query", "--action", "lease.conflict", "--task-id", taskId, "--root", root, "--json"])).json<{ records: any[] }>().records;
+  assert.ok(audit.length >= 1, "the refused write is audited");
+  assert.equal(audit[0].trace_id, done.traceId);
+  assert.match(audit[0].span_id, /^[0-9a-f]{16}$/);
+
   const listed = (await cli(["lease-conflicts", "--root", root, "--json"])).json<{ conflicts: { nodeId: string; expectedLeaseEpoch: number; actualLeaseEpoch: number; taskId: string; stepId: string; atMs: number }[] }>();
   assert.ok(listed.conflicts.some((c) => c.nodeId === "zombie" && c.taskId === taskId && c.stepId === "main"));
 });

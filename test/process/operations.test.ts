@@ -108,6 +108,27 @@ test("replay: a dead-lettered diamond resumes only its dead branch", async (t) =
   assert.equal((await cli(["replay", "nope", "--root", root])).code, 3);
 });
 
+test("submit --traceparent: the caller's trace reaches the agent and the audit log", async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  prepareRoot(root);
+  const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const r = await cli(["submit", "--agent", "record", "--input", "{}", "--traceparent", tp, "--root", root, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const { taskId } = r.json<{ taskId: string }>();
+  assert.equal((await cli(["worker", "--once", "--root", root])).code, 0);
+  const task = (await cli(["task", taskId, "--root", root, "--json"])).json<any>();
+  const [, traceId, spanId] = (task.steps[0].output.traceparent as string).split("-");
+  assert.equal(traceId, "4bf92f3577b34da6a3ce929d0e0e4736", "the step runs in the caller's trace");
+  assert.notEqual(spanId, "00f067aa0ba902b7", "with a span of its own");
+  const submitted = (await cli(["audit-query", "--task-id", taskId, "--action", "task.submit", "--root", root, "--json"])).json<{ records: any[] }>().records;
+  assert.equal(submitted[0].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  assert.equal(submitted[0].span_id, "00f067aa0ba902b7");
+  const bad = await cli(["submit", "--agent", "echo", "--traceparent", "nonsense", "--root", root]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /traceparent/);
+});
+
 test("audit log: two processes writing at once produce valid JSONL records with every field", async (t) => {
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
