@@ -129,3 +129,29 @@ test("worker: a second SIGTERM releases the running step's lease without countin
   assert.equal(step.attempt, 0);
   assert.equal(step.leaseOwner, null);
 });
+
+test("run: SIGINT stops waiting, releases the running step's lease and exits 1; a worker finishes the task", async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const flow = join(root, "flow.json");
+  writeFileSync(flow, JSON.stringify({ steps: [{ id: "a", agent: "sleep", input: { ms: 400 } }, { id: "b", agent: "echo", dependsOn: ["a"] }] }));
+  const mesh = await reader(root);
+  t.after(() => mesh.close());
+  const run = spawnCli(["run", flow, "--root", root, "--json"]);
+  t.after(() => { run.child.kill("SIGKILL"); });
+  const taskId = await waitUntil(async () => {
+    const { tasks } = await mesh.listTasks({ limit: 1 });
+    const task = tasks[0] ? await mesh.getTask(tasks[0].taskId) : null;
+    return task?.steps[0]!.status === "RUNNING" ? task.taskId : null;
+  }, "the first step to run");
+  run.child.kill("SIGINT");
+  const exit = await run.exited;
+  assert.equal(exit.code, 1);
+  assert.match(run.stderr(), /interrupted/);
+  assert.equal(JSON.parse(run.stdout()).taskId, taskId);
+  const step = (await mesh.getTask(taskId)).steps[0]!;
+  assert.equal(step.status, "READY", "the lease was released");
+  const worker = await cli(["worker", "--once", "--root", root, "--json"]);
+  assert.equal(worker.code, 0, worker.stderr);
+  assert.equal((await mesh.getTask(taskId)).status, "SUCCESS");
+});

@@ -5,6 +5,7 @@ import { ExitCode } from "../errors.js";
 import { intOption, openMesh, type CommandResult, type GlobalOptions } from "../context.js";
 import { preflightWorkflow, readWorkflowFile } from "../preflight.js";
 import { showTaskProgress } from "../progress.js";
+import { handleShutdownSignals } from "../signals.js";
 import { renderTask } from "./task.js";
 
 export interface RunFlags {
@@ -21,12 +22,21 @@ export default async function run(globals: GlobalOptions, file: string, flags: R
   const startedAt = Date.now();
   const mesh = await openMesh(globals, { work: true, ...(concurrency !== undefined ? { concurrency } : {}) });
   let timedOut = false;
+  let interrupted = false;
+  // Ctrl-C stops waiting: running steps are aborted and their leases released, so any worker can finish the task.
+  let onSignal = () => {};
+  const signalled = new Promise<void>((resolve) => { onSignal = resolve; });
+  const removeHandlers = handleShutdownSignals(onSignal, () => { void mesh.close({ force: true }); }, {
+    firstMessage: "stopping: running steps are aborted and their leases released",
+  });
   try {
     const { taskId, steps } = await mesh.submitWorkflow(raw, { source: file });
     const stopProgress = showTaskProgress(mesh, taskId, steps);
     let task: TaskWithSteps;
     try {
-      task = await mesh.waitFor(taskId, timeoutMs !== undefined ? { timeoutMs } : {});
+      const finished = await Promise.race([mesh.waitFor(taskId, timeoutMs !== undefined ? { timeoutMs } : {}), signalled]);
+      interrupted = finished === undefined;
+      task = finished ?? await mesh.getTask(taskId);
     } catch (error) {
       if (!isRelayMeshError(error) || error.code !== ErrorCode.WAIT_TIMEOUT) throw error;
       timedOut = true;
@@ -41,8 +51,10 @@ export default async function run(globals: GlobalOptions, file: string, flags: R
     const summary = `${timedOut ? `timed out after ${timeoutMs} ms: ` : ""}task ${view.taskId} ${view.status} in ${seconds}s — ` +
       [...counts].map(([status, n]) => `${n} ${status}`).join(", ");
     if (timedOut) process.stderr.write(`relaymesh: task ${view.taskId} did not finish within --timeout-ms ${timeoutMs}; it is ${view.status}\n`);
+    if (interrupted) process.stderr.write(`relaymesh: interrupted; task ${view.taskId} is ${view.status} and a worker can finish it\n`);
     return { data: view, human: `${renderTask(view)}\n${summary}`, exitCode: view.status === "SUCCESS" ? ExitCode.OK : ExitCode.FAILED };
   } finally {
-    await mesh.close(timedOut ? { timeoutMs: 0 } : {});
+    await mesh.close(timedOut || interrupted ? { timeoutMs: 0 } : {});
+    removeHandlers();
   }
 }

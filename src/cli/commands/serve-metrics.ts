@@ -26,7 +26,7 @@ export default async function serveMetrics(globals: GlobalOptions, flags: { port
   let removeHandlers = () => {};
   await new Promise<void>((resolve) => {
     const stop = () => server.close(() => resolve());
-    removeHandlers = handleShutdownSignals(stop, () => { server.closeAllConnections(); stop(); });
+    removeHandlers = handleShutdownSignals(stop, () => { server.closeAllConnections(); stop(); }, { firstMessage: "stopping the metrics server" });
   }).finally(() => removeHandlers());
   await mesh.close();
   return { data: { port: actualPort, path }, human: "metrics server stopped" };
