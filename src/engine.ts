@@ -23,6 +23,7 @@ import { changedFields, fingerprint, type SettingsFingerprint } from "./model/se
 import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
+import { exportSnapshot } from "./ops/snapshot.js";
 import { Inbox, type InboxPassResult } from "./inbox/inbox.js";
 import type { HealthCheck, KvChange, NewTask, NodeRecord } from "./store/types.js";
 import { KvNamespace, type KvTransport } from "./agents/kv.js";
@@ -423,6 +424,32 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       clearInterval(timer);
       this.off("kv:changed", onLocal);
     };
+  }
+
+  /** The cluster-wide fencing epoch. */
+  async clusterState(): Promise<{ clusterEpoch: number }> {
+    return { clusterEpoch: await this.store.clusterEpoch() };
+  }
+
+  /**
+   * Fences everything in flight, on every node of this store: bumps the cluster epoch, and every
+   * RUNNING step gets a new lease epoch and is READY again, so its owner's next write is refused.
+   */
+  async bumpClusterEpoch(reason: string): Promise<{ clusterEpoch: number; fencedSteps: number }> {
+    this.#assertOpen("bumpClusterEpoch");
+    const { clusterEpoch, fencedSteps } = await this.store.bumpClusterEpoch(Date.now());
+    this.#trail.record({
+      action: "cluster.epoch-bump", actor: this.actor, resource: "cluster", details: { reason, clusterEpoch, fencedSteps: fencedSteps.length },
+    });
+    return { clusterEpoch, fencedSteps: fencedSteps.length };
+  }
+
+  /** A consistent copy of this root (store, settings, agents, audit log) in a new folder. */
+  async snapshotExport(outDir: string): Promise<{ out: string }> {
+    this.#trail.flush();
+    const result = await exportSnapshot(this.store, this.paths, outDir);
+    this.#trail.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
+    return result;
   }
 
   /** Claims and submits the files dropped in `<root>/inbox/{high,normal,low}/` (one pass). */

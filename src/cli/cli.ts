@@ -176,5 +176,20 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--report-out <file>", "where to write the JSON report (default: <root>/reports/bench-<time>.json)")
     .action(action(() => import("./commands/bench.js")));
 
+  program.command("cluster-state").description("the cluster-wide fencing epoch")
+    .action(action(() => import("./commands/cluster-state.js")));
+
+  program.command("cluster-epoch-bump").description("fence everything in flight: running steps get new lease epochs and run again")
+    .requiredOption("--reason <reason>", "recorded in the audit log")
+    .action(action(() => import("./commands/cluster-epoch-bump.js")));
+
+  program.command("snapshot-export").description("consistent copy of the root (store, settings, agents, audit log) in a new folder")
+    .requiredOption("--out <dir>", "a new or empty folder")
+    .action(action(() => import("./commands/snapshot-export.js")));
+
+  program.command("snapshot-import").description("restore a snapshot into a new or empty root")
+    .requiredOption("--in <dir>", "a folder written by snapshot-export")
+    .action(action(() => import("./commands/snapshot-import.js")));
+
   return program;
 }

@@ -88,6 +88,19 @@ export interface Store {
   /** Writes and deletions in a namespace after `afterVersion`, oldest first (for watchers). */
   kvChanges(namespace: string, afterVersion: number, limit: number): Promise<KvChange[]>;
 
+  /** The cluster-wide fencing epoch (0 until first bumped). */
+  clusterEpoch(): Promise<number>;
+
+  /**
+   * Bumps the cluster epoch and fences everything in flight: every RUNNING step gets a new lease
+   * epoch and is READY again (the interrupted attempt is not counted), so every owner's next
+   * write is refused.
+   */
+  bumpClusterEpoch(nowMs: number): Promise<{ clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] }>;
+
+  /** Writes a consistent copy of the whole store to `path` (a new file), while it stays in use. */
+  backupTo(path: string): Promise<void>;
+
   /** The store's own health checks: reachable, writable, configured as asked. */
   health(): Promise<HealthCheck[]>;
 

@@ -20,6 +20,8 @@ export interface SqliteOps {
   kvGet(namespace: string, key: string): KvEntry | null;
   kvList(namespace: string, prefix: string, limit: number): KvEntry[];
   kvChanges(namespace: string, afterVersion: number, limit: number): KvChange[];
+  clusterEpoch(): number;
+  bumpClusterEpoch(now: number): { clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] };
 }
 
 export function prepareOps(db: Database.Database): SqliteOps {
@@ -75,6 +77,12 @@ export function prepareOps(db: Database.Database): SqliteOps {
         last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL`),
     stopNode: db.prepare(`UPDATE nodes SET state = 'stopped', stopped_at_ms = @now, last_heartbeat_ms = @now WHERE node_id = @nodeId AND pid = @pid`),
     nodes: db.prepare(`SELECT * FROM nodes ORDER BY node_id`),
+    clusterEpoch: db.prepare(`SELECT value FROM counters WHERE name = 'cluster_epoch'`),
+    bumpEpoch: db.prepare(`INSERT INTO counters (name, value) VALUES ('cluster_epoch', 1)
+      ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`),
+    fenceRunning: db.prepare(`UPDATE steps SET status = 'READY', ready_at_ms = @now, lease_owner = NULL, lease_epoch = lease_epoch + 1,
+        lease_expires_at_ms = NULL, attempt = attempt - 1
+      WHERE status = 'RUNNING' RETURNING task_id, step_id`),
   };
   /** A write transaction that takes the write lock up front (no SQLITE_BUSY on upgrade). */
   const write = <A extends unknown[], R>(fn: (...args: A) => R) => {
@@ -157,6 +165,12 @@ export function prepareOps(db: Database.Database): SqliteOps {
       (q.kvList.all(namespace, prefix, `${prefix}\u{10FFFF}`, limit) as KvRow[]).map(toEntry),
     kvChanges: (namespace, afterVersion, limit) =>
       (q.kvChanges.all(namespace, afterVersion, limit) as KvRow[]).map((r) => ({ ...toEntry(r), namespace: r.namespace, deleted: r.deleted === 1 })),
+    clusterEpoch: () => (q.clusterEpoch.get() as { value: number } | undefined)?.value ?? 0,
+    bumpClusterEpoch: write((now: number) => {
+      const clusterEpoch = (q.bumpEpoch.get() as { value: number }).value;
+      const fencedSteps = (q.fenceRunning.all({ now }) as { task_id: string; step_id: string }[]).map((r) => ({ taskId: r.task_id, stepId: r.step_id }));
+      return { clusterEpoch, fencedSteps };
+    }),
     heartbeatNode: (node: { nodeId: string; hostname: string; pid: number }, now: number) => {
       q.upsertNode.run({ ...node, now });
     },

@@ -197,6 +197,23 @@ export class SqliteStore implements Store {
     return this.#guard(() => this.#o().kvChanges(namespace, afterVersion, limit), "kvChanges");
   }
 
+  async clusterEpoch(): Promise<number> {
+    return this.#guard(() => this.#o().clusterEpoch(), "clusterEpoch");
+  }
+
+  async bumpClusterEpoch(nowMs: number): Promise<{ clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] }> {
+    return this.#guard(() => this.#o().bumpClusterEpoch(nowMs), "bumpClusterEpoch");
+  }
+
+  async backupTo(path: string): Promise<void> {
+    this.#o();
+    try {
+      await this.#db.backup(path);
+    } catch (cause) {
+      throw new StoreError(`SQLite backup to ${path} failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+
   async health(): Promise<HealthCheck[]> {
     const checks: HealthCheck[] = [];
     const check = (name: string, fn: () => string) => {
