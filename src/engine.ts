@@ -11,7 +11,7 @@ import type { Settings } from "./model/settings.js";
 import { CloseOptionsSchema, EngineOptionsSchema, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
 import { AgentPool } from "./pool/pool.js";
 import { defaultRoot, ensureRoot, loadAgents, readRootConfig, rootPaths, type RootPaths } from "./root.js";
-import type { RetryOverride } from "./model/workflow.js";
+import type { RetryOverride, SingleTaskSpec } from "./model/workflow.js";
 import { openStore } from "./store/open.js";
 import type { Store } from "./store/store.js";
 import { TERMINAL_TASK_STATUSES, type LeaseConflict, type TaskRecord, type TaskStatus, type TaskWithSteps } from "./store/types.js";
@@ -130,7 +130,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   /** Submits a one-step task. Resolves once committed. */
-  async submit(spec: { agent: string; input?: unknown; priority?: "high" | "normal" | "low"; idempotencyKey?: string; retry?: { maxAttempts?: number; baseBackoffMs?: number; maxBackoffMs?: number }; timeoutMs?: number; name?: string }, options: SubmitOptions = {}): Promise<{ taskId: string; created: boolean }> {
+  async submit(spec: SingleTaskSpec, options: SubmitOptions = {}): Promise<{ taskId: string; created: boolean }> {
     this.#assertOpen("submit");
     const task = buildSingleTask(spec, this.#buildContext("submit"), options);
     const { taskId, created } = await this.#supervisor.submit(task);

@@ -7,9 +7,12 @@ export {
   type Problem, type WireError,
 } from "./errors.js";
 export type { AgentContext, AgentFunction } from "./agents/context.js";
+export { KvNamespace } from "./agents/kv.js";
 export { type ModuleAgentConfig } from "./agents/registry.js";
-export { WorkflowSpecSchema, type WorkflowSpec, type StepSpec, type Priority } from "./model/workflow.js";
+export { WorkflowSpecSchema, type WorkflowSpec, type StepSpec, type SingleTaskSpec, type Priority } from "./model/workflow.js";
 export { SettingsSchema, type Settings, type SettingsInput } from "./model/settings.js";
-export type { TaskStatus, StepStatus, TaskRecord, TaskWithSteps, StepRecord, LeaseConflict } from "./store/types.js";
+export type {
+  TaskStatus, StepStatus, TaskRecord, TaskWithSteps, StepRecord, LeaseConflict, KvChange, KvEntry, NodeRecord, HealthCheck,
+} from "./store/types.js";
 export type { SubmitOptions } from "./model/build-task.js";
 export { AGENT_WORKER_FILE } from "./pool/pool.js";

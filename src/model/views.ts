@@ -1,4 +1,4 @@
-import type { LeaseConflict, StepRecord, TaskRecord, TaskWithSteps } from "../store/types.js";
+import type { StepRecord, TaskRecord, TaskWithSteps } from "../store/types.js";
 import { priorityFromInt } from "./workflow.js";
 
 /** A task as the CLI, the console and exports print it (CONTRACT.md `task`). */
@@ -48,8 +48,4 @@ export function stepView(s: StepRecord) {
 /** The DAG of a task (`workflow`). */
 export function workflowView(task: TaskWithSteps) {
   return { taskId: task.taskId, status: task.status, steps: task.steps.map(stepView), edges: task.edges };
-}
-
-export function conflictView(c: LeaseConflict) {
-  return { ...c };
 }

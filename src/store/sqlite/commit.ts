@@ -5,7 +5,7 @@ import type {
 import type { Statements } from "./statements.js";
 
 interface ClaimRow {
-  id: number; task_id: string; step_id: string; agent: string; input_json: string; depends_on_json: string;
+  id: number; task_id: string; step_id: string; agent: string; depends_on_json: string;
   lease_epoch: number; attempt: number; max_attempts: number; base_backoff_ms: number; max_backoff_ms: number;
   timeout_ms: number | null; priority: number; trace_id: string;
 }
@@ -76,6 +76,7 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
     const row = s.completeStep.get({ stepRowId: c.stepRowId, nodeId: batch.nodeId, leaseEpoch: c.leaseEpoch, outputJson: c.outputJson, now }) as
       { dependents: number } | undefined;
     if (!row) { refuse(c, "complete"); continue; }
+    s.insertOutput.run(c.stepRowId, c.outputJson);
     if (row.dependents > 0) unlocking.push(c.stepRowId);
     closeSteps(c.taskId, 1, 0, 0);
     result.outcomes.push({ kind: "succeeded", ref: c });
@@ -167,12 +168,13 @@ function insertTask(s: Statements, task: NewTask, now: number): { taskId: string
   const dependents = new Map<string, number>();
   for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
   for (const step of task.steps) {
-    s.insertStep.run({
+    const { lastInsertRowid } = s.insertStep.run({
       taskId: task.taskId, stepId: step.stepId, agent: step.agent, status: step.dependsOn.length === 0 ? "READY" : "WAITING",
-      priority: step.priority, traceId: task.traceId, inputJson: step.inputJson, dependsOnJson: JSON.stringify(step.dependsOn),
+      priority: step.priority, traceId: task.traceId, dependsOnJson: JSON.stringify(step.dependsOn),
       depsOpen: step.dependsOn.length, dependents: dependents.get(step.stepId) ?? 0, maxAttempts: step.maxAttempts, baseBackoffMs: step.baseBackoffMs,
       maxBackoffMs: step.maxBackoffMs, timeoutMs: step.timeoutMs, now,
     });
+    s.insertInput.run(lastInsertRowid, step.inputJson);
     for (const dep of step.dependsOn) s.insertEdge.run(task.taskId, dep, step.stepId);
   }
   return { taskId: task.taskId, created: true, steps: task.steps.length };
@@ -188,8 +190,11 @@ function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
   const next = [0, 0, 0];
   const ids = order.map((p) => candidates[p]![next[p]!++]!);
   const expiresAtMs = batch.nowMs + batch.leaseTimeoutMs;
-  const rows = s.claimSteps.all({ ids: JSON.stringify(ids), nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow[];
+  const idsJson = JSON.stringify(ids);
+  const rows = s.claimSteps.all({ ids: idsJson, nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow[];
   if (rows.length === 0) return;
+  const inputs = new Map<number, string>();
+  for (const r of s.inputsOf.all(idsJson) as { id: number; input_json: string }[]) inputs.set(r.id, r.input_json);
   const byId = new Map<number, ClaimRow>();
   const tasks = new Set<string>();
   const withDeps: number[] = [];
@@ -216,14 +221,14 @@ function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
   // Dispatch in the picker's order, not the UPDATE's.
   for (const id of ids) {
     const row = byId.get(id);
-    if (row) result.claimed.push(toClaimed(row, deps.get(id) ?? "", kv.get(row.task_id) ?? "", expiresAtMs));
+    if (row) result.claimed.push(toClaimed(row, inputs.get(id) ?? "null", deps.get(id) ?? "", kv.get(row.task_id) ?? "", expiresAtMs));
   }
 }
 
-function toClaimed(row: ClaimRow, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
+function toClaimed(row: ClaimRow, input: string, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
   return {
     stepRowId: row.id, taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
-    payloadJson: `{"input":${row.input_json},"deps":{${deps}},"kv":{${kv}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,
+    payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
     traceId: row.trace_id, leaseExpiresAtMs,
   };

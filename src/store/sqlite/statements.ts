@@ -6,16 +6,18 @@ const SQL = {
   insertTask: `INSERT INTO tasks (task_id, name, status, priority, idempotency_key, fail_fast, trace_id, parent_span_id,
       steps_total, steps_open, created_at_ms, updated_at_ms)
     VALUES (@taskId, @name, 'PENDING', @priority, @idempotencyKey, @failFast, @traceId, @parentSpanId, @stepsTotal, @stepsTotal, @now, @now)`,
-  insertStep: `INSERT INTO steps (task_id, step_id, agent, status, priority, trace_id, input_json, depends_on_json, deps_open,
+  insertStep: `INSERT INTO steps (task_id, step_id, agent, status, priority, trace_id, depends_on_json, deps_open,
       dependents, max_attempts, base_backoff_ms, max_backoff_ms, timeout_ms, ready_at_ms)
-    VALUES (@taskId, @stepId, @agent, @status, @priority, @traceId, @inputJson, @dependsOnJson, @depsOpen,
+    VALUES (@taskId, @stepId, @agent, @status, @priority, @traceId, @dependsOnJson, @depsOpen,
       @dependents, @maxAttempts, @baseBackoffMs, @maxBackoffMs, @timeoutMs, @now)`,
+  insertInput: `INSERT INTO step_inputs (step_row_id, input_json) VALUES (?, ?)`,
   insertEdge: `INSERT INTO edges (task_id, from_step, to_step) VALUES (?, ?, ?)`,
 
-  completeStep: `UPDATE steps SET status = 'SUCCESS', output_json = @outputJson, error_json = NULL, finished_at_ms = @now,
-      lease_expires_at_ms = NULL
+  completeStep: `UPDATE steps SET status = 'SUCCESS', error_json = NULL, finished_at_ms = @now, lease_expires_at_ms = NULL
     WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch
     RETURNING dependents`,
+  insertOutput: `INSERT INTO step_outputs (step_row_id, output_json) VALUES (?, ?)
+    ON CONFLICT (step_row_id) DO UPDATE SET output_json = excluded.output_json`,
   retryStep: `UPDATE steps SET status = 'RETRY_WAIT', error_json = @errorJson, ready_at_ms = @atMs, lease_expires_at_ms = NULL
     WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   deadStep: `UPDATE steps SET status = 'DEAD_LETTER', error_json = @errorJson, finished_at_ms = @now, lease_expires_at_ms = NULL
@@ -82,13 +84,16 @@ const SQL = {
   claimSteps: `UPDATE steps SET status = 'RUNNING', lease_owner = @nodeId, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = @expiresAtMs, attempt = attempt + 1, started_at_ms = @now, finished_at_ms = NULL
     WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'READY'
-    RETURNING id, task_id, step_id, agent, input_json, depends_on_json, lease_epoch, attempt, max_attempts,
+    RETURNING id, task_id, step_id, agent, depends_on_json, lease_epoch, attempt, max_attempts,
       base_backoff_ms, max_backoff_ms, timeout_ms, priority, trace_id`,
+  /** Params: JSON array of step row ids. */
+  inputsOf: `SELECT step_row_id AS id, input_json FROM step_inputs WHERE step_row_id IN (SELECT value FROM json_each(?))`,
   /** Params: JSON array of step row ids. The outputs of their dependencies, one row per edge. */
-  depOutputsMany: `SELECT c.id AS for_id, s.step_id, s.output_json FROM json_each(?) j
+  depOutputsMany: `SELECT c.id AS for_id, s.step_id, o.output_json FROM json_each(?) j
       JOIN steps c ON c.id = j.value
       JOIN edges e ON e.task_id = c.task_id AND e.to_step = c.step_id
-      JOIN steps s ON s.task_id = e.task_id AND s.step_id = e.from_step`,
+      JOIN steps s ON s.task_id = e.task_id AND s.step_id = e.from_step
+      LEFT JOIN step_outputs o ON o.step_row_id = s.id`,
   fenceCheck: `SELECT 1 AS ok FROM steps
     WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   nextKvVersion: `INSERT INTO counters (name, value) VALUES ('kv_version', 1)
@@ -103,7 +108,9 @@ const SQL = {
   bumpCounter: `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
 
   getTask: `SELECT * FROM tasks WHERE task_id = ?`,
-  stepsOfTask: `SELECT * FROM steps WHERE task_id = ? ORDER BY id`,
+  stepsOfTask: `SELECT s.*, i.input_json, o.output_json FROM steps s
+      JOIN step_inputs i ON i.step_row_id = s.id LEFT JOIN step_outputs o ON o.step_row_id = s.id
+    WHERE s.task_id = ? ORDER BY s.id`,
   edgesOfTask: `SELECT from_step, to_step FROM edges WHERE task_id = ? ORDER BY from_step, to_step`,
   listTasks: `SELECT * FROM tasks ORDER BY created_at_ms DESC, task_id LIMIT ? OFFSET ?`,
   countTasks: `SELECT COUNT(*) AS n FROM tasks`,
