@@ -255,4 +255,40 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE steps DROP COLUMN input_json, DROP COLUMN output_json;
     `,
   },
+  {
+    id: 5,
+    name: "membership standing of nodes, ownership events timeline",
+    sqlite: `
+      ALTER TABLE nodes ADD COLUMN membership TEXT NOT NULL DEFAULT 'ALIVE';
+      ALTER TABLE nodes ADD COLUMN membership_since_ms INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE ownership_events (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        task_id TEXT,
+        step_id TEXT,
+        node_id TEXT NOT NULL,
+        from_node TEXT,
+        lease_epoch INTEGER,
+        details_json TEXT NOT NULL DEFAULT '{}'
+      );
+      CREATE INDEX ownership_events_at ON ownership_events (at_ms);
+    `,
+    pg: `
+      ALTER TABLE nodes ADD COLUMN membership TEXT NOT NULL DEFAULT 'ALIVE';
+      ALTER TABLE nodes ADD COLUMN membership_since_ms BIGINT NOT NULL DEFAULT 0;
+      CREATE TABLE ownership_events (
+        id BIGSERIAL PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        task_id TEXT,
+        step_id TEXT,
+        node_id TEXT NOT NULL,
+        from_node TEXT,
+        lease_epoch INTEGER,
+        details_json TEXT NOT NULL DEFAULT '{}'
+      );
+      CREATE INDEX ownership_events_at ON ownership_events (at_ms);
+    `,
+  },
 ];
