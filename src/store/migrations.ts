@@ -237,6 +237,25 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    id: 5,
+    name: "step inputs and outputs in tables of their own (written once), so the rows updated at claim and completion stay narrow",
+    sqlite: `
+      CREATE TABLE step_inputs (step_row_id INTEGER PRIMARY KEY, input_json TEXT NOT NULL);
+      CREATE TABLE step_outputs (step_row_id INTEGER PRIMARY KEY, output_json TEXT NOT NULL);
+      INSERT INTO step_inputs (step_row_id, input_json) SELECT id, input_json FROM steps;
+      INSERT INTO step_outputs (step_row_id, output_json) SELECT id, output_json FROM steps WHERE output_json IS NOT NULL;
+      ALTER TABLE steps DROP COLUMN input_json;
+      ALTER TABLE steps DROP COLUMN output_json;
+    `,
+    pg: `
+      CREATE TABLE step_inputs (step_row_id BIGINT PRIMARY KEY, input_json TEXT NOT NULL);
+      CREATE TABLE step_outputs (step_row_id BIGINT PRIMARY KEY, output_json TEXT NOT NULL);
+      INSERT INTO step_inputs (step_row_id, input_json) SELECT id, input_json FROM steps;
+      INSERT INTO step_outputs (step_row_id, output_json) SELECT id, output_json FROM steps WHERE output_json IS NOT NULL;
+      ALTER TABLE steps DROP COLUMN input_json, DROP COLUMN output_json;
+    `,
+  },
+  {
     id: 6,
     name: "membership standing of nodes, ownership events timeline",
     sqlite: `
