@@ -24,6 +24,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
 import { exportSnapshot } from "./ops/snapshot.js";
+import { maintenanceTick, type MaintenanceResult } from "./mesh/maintenance.js";
 import { Inbox, type InboxPassResult } from "./inbox/inbox.js";
 import type { HealthCheck, KvChange, NewTask, NodeRecord } from "./store/types.js";
 import { KvNamespace, type KvTransport } from "./agents/kv.js";
@@ -48,6 +49,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   readonly actor: string;
   #settings: Settings;
   #nodeTimer: NodeJS.Timeout | null = null;
+  #beating = false;
+  #lastPruneMs = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
   readonly #options: ResolvedEngineOptions;
   readonly #supervisor: Supervisor;
@@ -277,11 +280,6 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return renderMetrics(await this.store.opsSnapshot(Date.now()));
   }
 
-  /** Known worker nodes. */
-  async nodes(): Promise<NodeRecord[]> {
-    return this.store.listNodes();
-  }
-
   /**
    * Store checks (open, writable, PRAGMAs as configured) and node heartbeats: unhealthy when a
    * node that did not stop gracefully has not beaten for `deadAfterMs`.
@@ -452,6 +450,33 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return result;
   }
 
+  /** Known nodes with their standing: ALIVE, SUSPECT or DEAD by heartbeat age. */
+  async members(): Promise<NodeRecord[]> {
+    return this.store.listNodes();
+  }
+
+  /**
+   * One maintenance tick, as this engine's node: re-evaluates every node's standing, reclaims
+   * the steps of DEAD nodes (at most `recoverLimit`) and expired leases, prunes old DEAD rows.
+   */
+  async maintenance(options: { recoverLimit?: number; prune?: boolean } = {}): Promise<MaintenanceResult> {
+    this.#assertOpen("maintenance");
+    return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: Date.now() });
+  }
+
+  /** Deletes up to `limit` DEAD node rows older than `olderThanMs` (default: the settings'). */
+  async meshPrune(options: { olderThanMs?: number; limit?: number } = {}): Promise<{ pruned: number }> {
+    this.#assertOpen("meshPrune");
+    const pruned = await this.store.pruneNodes(Date.now() - (options.olderThanMs ?? this.#settings.meshPruneOlderThanMs), options.limit ?? this.#settings.meshPruneLimit);
+    if (pruned > 0) this.#trail.record({ action: "mesh.prune", actor: this.actor, resource: "nodes", details: { pruned } });
+    return { pruned };
+  }
+
+  /** Reclaims and refused writes, newest first. */
+  async ownershipEvents(options: { sinceMs?: number; limit?: number } = {}) {
+    return this.store.ownershipEvents(options.sinceMs ?? 0, options.limit ?? 100);
+  }
+
   /** Claims and submits the files dropped in `<root>/inbox/{high,normal,low}/` (one pass). */
   async ingest(): Promise<InboxPassResult> {
     this.#assertOpen("ingest");
@@ -536,9 +561,34 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return (await this.store.getTask(taskId))?.traceId ?? null;
   }
 
+  /** The node's own beat: heartbeat, then (while working) a maintenance tick and the safety-mode check. */
   #beatNode(): void {
-    this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now())
-      .catch((error: Error) => this.safeEmit("engine:error", { error }));
+    if (this.#beating) return;
+    this.#beating = true;
+    (async () => {
+      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+      if (this.#state !== "running") return;
+      const now = Date.now();
+      const prune = now - this.#lastPruneMs >= this.#settings.meshPruneIntervalMs;
+      await this.#maintenance({ recoverLimit: MESH_RECOVER_PER_TICK, prune, nowMs: now });
+      if (prune) this.#lastPruneMs = now;
+      const me = (await this.store.listNodes()).find((n) => n.nodeId === this.nodeId);
+      this.#supervisor.setPaused(this.#settings.pauseWorkerWhenLocalNotAlive && me !== undefined && me.status !== "ALIVE");
+    })().catch((error: Error) => this.safeEmit("engine:error", { error })).finally(() => { this.#beating = false; });
+  }
+
+  async #maintenance(o: { recoverLimit: number; prune: boolean; nowMs: number }): Promise<MaintenanceResult> {
+    const result = await maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o });
+    for (const m of result.membership) {
+      this.#trail.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });
+    }
+    if (result.reclaimedFromDead > 0 || result.pruned > 0) {
+      this.#trail.record({
+        action: "mesh.maintenance", actor: `node:${this.nodeId}`, resource: "nodes",
+        details: { reclaimedFromDead: result.reclaimedFromDead, reclaimedExpired: result.reclaimedExpired, pruned: result.pruned },
+      });
+    }
+    return result;
   }
 
   #buildContext(source: string) {
@@ -551,6 +601,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     }
   }
 }
+
+/** Steps of DEAD nodes reclaimed per maintenance tick at most. */
+const MESH_RECOVER_PER_TICK = 100;
 
 function settingsFingerprintPath(paths: RootPaths): string {
   return join(paths.auditDir, "settings-fingerprint.json");

@@ -176,6 +176,33 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--report-out <file>", "where to write the JSON report (default: <root>/reports/bench-<time>.json)")
     .action(action(() => import("./commands/bench.js")));
 
+  program.command("members").alias("mesh-summary").description("nodes and their standing (ALIVE, SUSPECT, DEAD by heartbeat age)")
+    .action(action(() => import("./commands/members.js")));
+
+  program.command("maintenance").description("one maintenance tick: standings, reclaims, prune")
+    .option("--node-id <id>", "act as this node")
+    .option("--limit <n>", "steps taken from DEAD nodes at most (default: 100)")
+    .action(action(() => import("./commands/maintenance.js")));
+
+  program.command("mesh-recover").description("reclaim the RUNNING steps of DEAD nodes")
+    .option("--limit <n>", "at most this many (default: 1000)")
+    .action(action(() => import("./commands/mesh-recover.js")));
+
+  program.command("mesh-prune").description("delete old DEAD node rows")
+    .option("--older-than-ms <ms>", "last heartbeat older than this (default: meshPruneOlderThanMs)")
+    .option("--limit <n>", "at most this many (default: meshPruneLimit)")
+    .action(action(() => import("./commands/mesh-prune.js")));
+
+  program.command("ownership-events").description("reclaims and refused writes, newest first")
+    .option("--since-hours <h>", "how far back (default: 24)")
+    .option("--limit <n>", "at most this many (default: 100)")
+    .action(action(() => import("./commands/ownership-events.js")));
+
+  program.command("lease-report").description("lease conflicts and reclaims aggregated; written to --out or reports/")
+    .option("--hours <h>", "how far back (default: 24)")
+    .option("--out <file>", "where to write the report (default: <root>/reports/lease-report-<time>.json)")
+    .action(action(() => import("./commands/lease-report.js")));
+
   program.command("cluster-state").description("the cluster-wide fencing epoch")
     .action(action(() => import("./commands/cluster-state.js")));
 

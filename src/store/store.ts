@@ -1,6 +1,6 @@
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange,
+  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
 } from "./types.js";
 
 export * from "./types.js";
@@ -87,6 +87,21 @@ export interface Store {
 
   /** Writes and deletions in a namespace after `afterVersion`, oldest first (for watchers). */
   kvChanges(namespace: string, afterVersion: number, limit: number): Promise<KvChange[]>;
+
+  /** Records nodes' membership standings (evaluated by a maintenance tick). */
+  setMemberships(updates: { nodeId: string; status: "ALIVE" | "SUSPECT" | "DEAD"; sinceMs: number }[]): Promise<void>;
+
+  /**
+   * Ends the leases of up to `limit` RUNNING steps owned by these (dead) nodes, so the next
+   * expired-lease reclaim takes them; records each as an ownership event by `byNode`. Returns how many.
+   */
+  expireLeasesOf(nodeIds: string[], limit: number, nowMs: number, byNode: string): Promise<number>;
+
+  /** Deletes up to `limit` DEAD node rows whose last heartbeat is older than `olderThanMs`. */
+  pruneNodes(olderThanMs: number, limit: number): Promise<number>;
+
+  /** Reclaims and refused writes at or after `sinceMs`, newest first. */
+  ownershipEvents(sinceMs: number, limit: number): Promise<OwnershipEvent[]>;
 
   /** The cluster-wide fencing epoch (0 until first bumped). */
   clusterEpoch(): Promise<number>;

@@ -241,6 +241,23 @@ export interface NodeRecord {
   startedAtMs: number;
   lastHeartbeatMs: number;
   stoppedAtMs: number | null;
+  /** Standing by heartbeat age (see src/mesh/membership.ts), as last evaluated by a maintenance tick. */
+  status: "ALIVE" | "SUSPECT" | "DEAD";
+  statusSinceMs: number;
+}
+
+/** One entry of the ownership timeline: a reclaim or a refused write. */
+export interface OwnershipEvent {
+  atMs: number;
+  /** "lease-conflict", "dead-owner-reclaim". */
+  kind: string;
+  taskId: string | null;
+  stepId: string | null;
+  /** The node that acted (reclaimer) or was refused. */
+  nodeId: string;
+  /** The previous owner, for reclaims. */
+  fromNode: string | null;
+  details: Record<string, unknown>;
 }
 
 export interface HealthCheck {

@@ -89,6 +89,7 @@ export class Supervisor {
   #claiming = false;
   #flushScheduled = false;
   #lastAgentRenewal = 0;
+  #paused = false;
   #scriptHost: PersistentScriptHost | null = null;
   /** Running attempts of agents that have a concurrency cap of their own. */
   readonly #capped = new Map<string, number>();
@@ -216,6 +217,16 @@ export class Supervisor {
     this.#schedule();
   }
 
+  /**
+   * Safety mode: while paused, nothing new is claimed (in-flight steps go on and heartbeat).
+   * Used when this node's own standing is not ALIVE.
+   */
+  setPaused(paused: boolean): void {
+    if (this.#paused === paused) return;
+    this.#paused = paused;
+    if (!paused) this.#schedule();
+  }
+
   /** Stops claiming new steps and gives back the leases of prefetched ones; running ones go on. */
   stopClaiming(): void {
     this.#claiming = false;
@@ -258,7 +269,7 @@ export class Supervisor {
   }
 
   #free(): number {
-    return this.#claiming ? this.#o.concurrency + this.#o.prefetch - this.#inflight.size : 0;
+    return this.#claiming && !this.#paused ? this.#o.concurrency + this.#o.prefetch - this.#inflight.size : 0;
   }
 
   #isIdle(): boolean {

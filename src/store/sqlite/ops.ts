@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type LeaseRef, type NodeRecord, type OpsSnapshot,
-  type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus, type KvEntry, type KvChange,
+  type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus, type KvEntry, type KvChange, type OwnershipEvent,
 } from "../types.js";
 
 interface KvRow { namespace: string; key: string; value_json: string | null; deleted: number; version: number; updated_at_ms: number; writer: string }
@@ -20,6 +20,10 @@ export interface SqliteOps {
   kvGet(namespace: string, key: string): KvEntry | null;
   kvList(namespace: string, prefix: string, limit: number): KvEntry[];
   kvChanges(namespace: string, afterVersion: number, limit: number): KvChange[];
+  setMemberships(updates: { nodeId: string; status: string; sinceMs: number }[]): void;
+  expireLeasesOf(nodeIds: string[], limit: number, now: number, byNode: string): number;
+  pruneNodes(olderThanMs: number, limit: number): number;
+  ownershipEvents(sinceMs: number, limit: number): OwnershipEvent[];
   clusterEpoch(): number;
   bumpClusterEpoch(now: number): { clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] };
 }
@@ -70,13 +74,27 @@ export function prepareOps(db: Database.Database): SqliteOps {
       GROUP BY bucket`),
     deadLastHour: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= ?`),
     counters: db.prepare(`SELECT name, value FROM counters`),
-    upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms)
-        VALUES (@nodeId, @hostname, @pid, 'running', @now, @now)
+    upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms)
+        VALUES (@nodeId, @hostname, @pid, 'running', @now, @now, @now)
       ON CONFLICT (node_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid, state = 'running',
         started_at_ms = CASE WHEN nodes.state = 'running' AND nodes.pid = excluded.pid THEN nodes.started_at_ms ELSE excluded.started_at_ms END,
         last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL`),
     stopNode: db.prepare(`UPDATE nodes SET state = 'stopped', stopped_at_ms = @now, last_heartbeat_ms = @now WHERE node_id = @nodeId AND pid = @pid`),
     nodes: db.prepare(`SELECT * FROM nodes ORDER BY node_id`),
+    setMembership: db.prepare(`UPDATE nodes SET membership = @status, membership_since_ms = @sinceMs WHERE node_id = @nodeId`),
+    ownedBy: db.prepare(`SELECT id, task_id, step_id, lease_epoch, lease_owner FROM steps
+      WHERE status = 'RUNNING' AND lease_owner IN (SELECT value FROM json_each(?)) LIMIT ?`),
+    expireLease: db.prepare(`UPDATE steps SET lease_expires_at_ms = 0 WHERE id = ? AND status = 'RUNNING'`),
+    ownershipEvent: db.prepare(`INSERT INTO ownership_events (at_ms, kind, task_id, step_id, node_id, from_node, lease_epoch, details_json)
+      VALUES (@atMs, @kind, @taskId, @stepId, @nodeId, @fromNode, @leaseEpoch, @detailsJson)`),
+    bumpCounter: db.prepare(`INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`),
+    pruneNodes: db.prepare(`DELETE FROM nodes WHERE node_id IN (
+      SELECT node_id FROM nodes WHERE membership = 'DEAD' AND last_heartbeat_ms < ? ORDER BY last_heartbeat_ms LIMIT ?)`),
+    ownershipEvents: db.prepare(`SELECT at_ms, kind, task_id, step_id, node_id, from_node, details_json FROM ownership_events WHERE at_ms >= @since
+      UNION ALL SELECT at_ms, 'lease-conflict', task_id, step_id, node_id, NULL,
+        json_object('operation', operation, 'expectedLeaseEpoch', expected_epoch, 'actualLeaseEpoch', actual_epoch)
+      FROM lease_conflicts WHERE at_ms >= @since
+      ORDER BY 1 DESC LIMIT @limit`),
     clusterEpoch: db.prepare(`SELECT value FROM counters WHERE name = 'cluster_epoch'`),
     bumpEpoch: db.prepare(`INSERT INTO counters (name, value) VALUES ('cluster_epoch', 1)
       ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`),
@@ -165,6 +183,28 @@ export function prepareOps(db: Database.Database): SqliteOps {
       (q.kvList.all(namespace, prefix, `${prefix}\u{10FFFF}`, limit) as KvRow[]).map(toEntry),
     kvChanges: (namespace, afterVersion, limit) =>
       (q.kvChanges.all(namespace, afterVersion, limit) as KvRow[]).map((r) => ({ ...toEntry(r), namespace: r.namespace, deleted: r.deleted === 1 })),
+    setMemberships: write((updates: { nodeId: string; status: string; sinceMs: number }[]) => {
+      for (const u of updates) q.setMembership.run(u);
+    }),
+    expireLeasesOf: write((nodeIds: string[], limit: number, now: number, byNode: string) => {
+      const rows = q.ownedBy.all(JSON.stringify(nodeIds), limit) as { id: number; task_id: string; step_id: string; lease_epoch: number; lease_owner: string }[];
+      for (const r of rows) {
+        q.expireLease.run(r.id);
+        q.ownershipEvent.run({
+          atMs: now, kind: "dead-owner-reclaim", taskId: r.task_id, stepId: r.step_id, nodeId: byNode, fromNode: r.lease_owner,
+          leaseEpoch: r.lease_epoch, detailsJson: "{}",
+        });
+      }
+      if (rows.length > 0) q.bumpCounter.run("dead_owner_reclaimed_total", rows.length);
+      return rows.length;
+    }),
+    pruneNodes: write((olderThanMs: number, limit: number) => q.pruneNodes.run(olderThanMs, limit).changes),
+    ownershipEvents: (sinceMs, limit) => (q.ownershipEvents.all({ since: sinceMs, limit }) as {
+      at_ms: number; kind: string; task_id: string | null; step_id: string | null; node_id: string; from_node: string | null; details_json: string;
+    }[]).map((r) => ({
+      atMs: r.at_ms, kind: r.kind, taskId: r.task_id, stepId: r.step_id, nodeId: r.node_id, fromNode: r.from_node,
+      details: JSON.parse(r.details_json) as Record<string, unknown>,
+    })),
     clusterEpoch: () => (q.clusterEpoch.get() as { value: number } | undefined)?.value ?? 0,
     bumpClusterEpoch: write((now: number) => {
       const clusterEpoch = (q.bumpEpoch.get() as { value: number }).value;
@@ -179,9 +219,10 @@ export function prepareOps(db: Database.Database): SqliteOps {
     },
     nodes: (): NodeRecord[] => (q.nodes.all() as {
       node_id: string; hostname: string; pid: number; state: "running" | "stopped"; started_at_ms: number; last_heartbeat_ms: number; stopped_at_ms: number | null;
+      membership: NodeRecord["status"]; membership_since_ms: number;
     }[]).map((r) => ({
       nodeId: r.node_id, hostname: r.hostname, pid: r.pid, state: r.state, startedAtMs: r.started_at_ms,
-      lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms,
+      lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms, status: r.membership, statusSinceMs: r.membership_since_ms,
     })),
   };
 }

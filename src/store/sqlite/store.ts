@@ -5,7 +5,7 @@ import { MIGRATIONS } from "../migrations.js";
 import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange,
+  ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
 } from "../types.js";
 import { applyBatch } from "./commit.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
@@ -195,6 +195,22 @@ export class SqliteStore implements Store {
 
   async kvChanges(namespace: string, afterVersion: number, limit: number): Promise<KvChange[]> {
     return this.#guard(() => this.#o().kvChanges(namespace, afterVersion, limit), "kvChanges");
+  }
+
+  async setMemberships(updates: { nodeId: string; status: "ALIVE" | "SUSPECT" | "DEAD"; sinceMs: number }[]): Promise<void> {
+    this.#guard(() => this.#o().setMemberships(updates), "setMemberships");
+  }
+
+  async expireLeasesOf(nodeIds: string[], limit: number, nowMs: number, byNode: string): Promise<number> {
+    return this.#guard(() => this.#o().expireLeasesOf(nodeIds, limit, nowMs, byNode), "expireLeasesOf");
+  }
+
+  async pruneNodes(olderThanMs: number, limit: number): Promise<number> {
+    return this.#guard(() => this.#o().pruneNodes(olderThanMs, limit), "pruneNodes");
+  }
+
+  async ownershipEvents(sinceMs: number, limit: number): Promise<OwnershipEvent[]> {
+    return this.#guard(() => this.#o().ownershipEvents(sinceMs, limit), "ownershipEvents");
   }
 
   async clusterEpoch(): Promise<number> {

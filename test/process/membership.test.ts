@@ -1,0 +1,55 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { cli, spawnCli, tempRoot, waitUntil } from "../helpers.js";
+import { prepareRoot, reader } from "./setup.js";
+
+test("membership: a stopped node goes SUSPECT then DEAD, its step is reclaimed by a live node, and it recovers only after its dwell", async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  // Leases far longer than the membership windows: only the DEAD-owner reclaim can rescue the step.
+  prepareRoot(root, { leaseTimeoutMs: 120_000, suspectAfterMs: 400, deadAfterMs: 900, suspectRecoverMinMs: 200, deadRecoverMinMs: 1_500 });
+  const mesh = await reader(root);
+  t.after(() => mesh.close());
+  const { taskId } = await mesh.submit({ agent: "record", input: { ms: 1_000 } });
+  const a = spawnCli(["worker", "--root", root, "--node-id", "a"]);
+  t.after(() => { a.child.kill("SIGCONT"); a.child.kill("SIGKILL"); });
+  await waitUntil(async () => (await mesh.getTask(taskId)).steps[0]!.leaseOwner === "a", "node a to claim the step");
+  a.child.kill("SIGSTOP");
+
+  const b = spawnCli(["worker", "--root", root, "--node-id", "b"]);
+  t.after(() => { b.child.kill("SIGKILL"); });
+  const done = await mesh.waitFor(taskId, { timeoutMs: 30_000 });
+  assert.equal(done.status, "SUCCESS");
+  assert.equal(done.steps[0]!.leaseOwner, "b");
+  const members = (await cli(["members", "--root", root, "--json"])).json<{ members: { nodeId: string; status: string; lastHeartbeatMs: number }[] }>().members;
+  assert.equal(members.find((m) => m.nodeId === "a")!.status, "DEAD");
+  assert.equal(members.find((m) => m.nodeId === "b")!.status, "ALIVE");
+  const events = (await cli(["ownership-events", "--root", root, "--json"])).json<{ events: { kind: string; fromNode: string; nodeId: string; taskId: string }[] }>().events;
+  assert.ok(events.some((e) => e.kind === "dead-owner-reclaim" && e.fromNode === "a" && e.nodeId === "b" && e.taskId === taskId));
+  assert.match((await cli(["metrics", "--root", root])).stdout, /^relaymesh_dead_owner_reclaimed_total 1$/m);
+
+  // Node a comes back: its late write is refused, and it stays DEAD (not claiming) for its dwell before ALIVE.
+  a.child.kill("SIGCONT");
+  await waitUntil(async () => (await mesh.leaseConflicts()).some((c) => c.nodeId === "a"), "node a's late write to be refused");
+  const back = await waitUntil(async () => {
+    const recs = (await cli(["audit-query", "--action", "node.membership", "--root", root, "--json"])).json<{ records: any[] }>().records;
+    const dead = recs.find((r) => r.resource === "node/a" && r.details.to === "DEAD");
+    const alive = recs.find((r) => r.resource === "node/a" && r.details.from === "DEAD" && r.details.to === "ALIVE");
+    return dead && alive ? { dead, alive } : null;
+  }, "node a to be ALIVE again", 20_000);
+  assert.ok(Date.parse(back.alive.timestamp) - Date.parse(back.dead.timestamp) >= 1_500, "no flapping: DEAD for at least deadRecoverMinMs");
+  assert.equal((await mesh.getTask(taskId)).steps[0]!.leaseOwner, "b", "the winner's result stands");
+
+  const report = (await cli(["lease-report", "--hours", "1", "--root", root, "--json"])).json<{ conflicts: number; reclaimsFromDeadNodes: number; out: string }>();
+  assert.ok(report.conflicts >= 1);
+  assert.equal(report.reclaimsFromDeadNodes, 1);
+
+  a.child.kill("SIGKILL");
+  await a.exited;
+  await waitUntil(async () => (await mesh.members()).find((m) => m.nodeId === "a")?.status === "DEAD", "node a to be DEAD after kill -9");
+  const pruned = (await cli(["mesh-prune", "--older-than-ms", "0", "--root", root, "--json"])).json<{ pruned: number }>();
+  assert.equal(pruned.pruned, 1);
+  assert.equal((await mesh.members()).some((m) => m.nodeId === "a"), false);
+  b.child.kill("SIGTERM");
+  assert.equal((await b.exited).code, 0);
+});
