@@ -147,12 +147,8 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
 function closeTasks(s: Statements, closing: Map<string, [number, number, number]>, now: number, result: CommitResult): void {
   const deltas: (string | number)[][] = [];
   for (const [taskId, d] of closing) deltas.push([taskId, d[0], d[1], d[2]]);
-  const rows = s.closeStepsMany.all({ deltas: JSON.stringify(deltas), now }) as { task_id: string; steps_open: number }[];
-  const done: string[] = [];
-  for (const r of rows) if (r.steps_open <= 0) done.push(r.task_id);
-  if (done.length === 0) return;
-  for (const r of s.finishTasks.all({ ids: JSON.stringify(done), now }) as { task_id: string; status: TaskStatus }[]) {
-    result.finishedTasks.push({ taskId: r.task_id, status: r.status });
+  for (const r of s.closeStepsMany.all({ deltas: JSON.stringify(deltas), now }) as { task_id: string; status: TaskStatus; steps_open: number }[]) {
+    if (r.steps_open <= 0) result.finishedTasks.push({ taskId: r.task_id, status: r.status });
   }
 }
 

@@ -49,17 +49,18 @@ const SQL = {
   cancelOpenSteps: `UPDATE steps SET status = 'CANCELLED', finished_at_ms = @now, lease_expires_at_ms = NULL,
       lease_epoch = CASE WHEN status = 'RUNNING' THEN lease_epoch + 1 ELSE lease_epoch END
     WHERE task_id = @taskId AND status IN ('WAITING', 'READY', 'RUNNING', 'RETRY_WAIT')`,
-  /** Params: @deltas JSON array of [taskId, closed, dead, cancelled], one per task, @now. */
+  /**
+   * Params: @deltas JSON array of [taskId, closed, dead, cancelled], one per task, @now. Moves the counters of open
+   * tasks and finishes those left with no open step, in one row write; returns the rows it touched.
+   */
   closeStepsMany: `UPDATE tasks SET steps_open = steps_open - (d.value ->> 1), dead_count = dead_count + (d.value ->> 2),
-      cancelled_count = cancelled_count + (d.value ->> 3), updated_at_ms = @now
+      cancelled_count = cancelled_count + (d.value ->> 3), updated_at_ms = @now,
+      status = CASE WHEN steps_open > (d.value ->> 1) THEN status WHEN dead_count + (d.value ->> 2) > 0 THEN 'DEAD_LETTER'
+        WHEN cancelled_count + (d.value ->> 3) > 0 THEN 'CANCELLED' ELSE 'SUCCESS' END,
+      finished_at_ms = CASE WHEN steps_open > (d.value ->> 1) THEN finished_at_ms ELSE @now END
     FROM json_each(@deltas) AS d
-    WHERE tasks.task_id = d.value ->> 0
-    RETURNING task_id, steps_open`,
-  /** Params: @ids JSON array of task ids whose steps are all closed, @now. */
-  finishTasks: `UPDATE tasks SET status = CASE WHEN dead_count > 0 THEN 'DEAD_LETTER' WHEN cancelled_count > 0 THEN 'CANCELLED' ELSE 'SUCCESS' END,
-      finished_at_ms = @now, updated_at_ms = @now
-    WHERE task_id IN (SELECT value FROM json_each(@ids)) AND +status IN ('PENDING', 'RUNNING')
-    RETURNING task_id, status`,
+    WHERE tasks.task_id = d.value ->> 0 AND +tasks.status IN ('PENDING', 'RUNNING')
+    RETURNING task_id, status, steps_open`,
   /** Params: @ids JSON array of task ids, @now. (`+status` keeps the planner on the primary key, off the status index.) */
   startTasks: `UPDATE tasks SET status = 'RUNNING', updated_at_ms = @now
     WHERE task_id IN (SELECT value FROM json_each(@ids)) AND +status = 'PENDING'`,
