@@ -55,6 +55,8 @@ export class TypedEmitter<M extends { [K in keyof M]: object }> {
 
   /** Emits; a listener that throws is reported on stderr and never breaks the emitter. */
   protected safeEmit<K extends keyof M & string>(event: K, payload: M[K]): void {
+    // Most events have no listener: skip the copy of the listener array that listeners() makes.
+    if (this.#emitter.listenerCount(event) === 0) return;
     for (const listener of this.#emitter.listeners(event)) {
       try {
         (listener as (p: M[K]) => void)(payload);
