@@ -20,6 +20,7 @@ const MODULE_AGENTS = [
   { id: "flaky", module: join(FIXTURES, "errors.mjs"), export: "flaky" },
   { id: "big", module: join(FIXTURES, "output.mjs"), export: "big" },
   { id: "gate", module: join(FIXTURES, "gate.mjs"), export: "gate" },
+  { id: "await-file", module: join(FIXTURES, "gate.mjs"), export: "awaitFile" },
   { id: "check-first", module: join(FIXTURES, "slow-load.mjs"), export: "checkFirst" },
 ];
 
@@ -137,13 +138,15 @@ test("submitWorkflow: failFast cancels the rest at the first dead step and abort
   const e = env(t);
   const mesh = await e.open();
   const abortedFile = join(e.root, "long-aborted");
+  const startedFile = join(e.root, "long-started");
   const started = next(mesh, "step:started", (p) => p.stepId === "long");
   const { taskId } = await mesh.submitWorkflow({
     failFast: true,
     steps: [
-      { id: "long", agent: "gate", input: { openFile: join(e.root, "never"), abortedFile } },
+      { id: "long", agent: "gate", input: { openFile: join(e.root, "never"), abortedFile, startedFile } },
       { id: "bad", agent: "fail", retry: { maxAttempts: 1 }, dependsOn: ["trigger"] },
-      { id: "trigger", agent: "echo" },
+      // "bad" dies only once "long" is running inside its agent, so there is a signal to fire.
+      { id: "trigger", agent: "await-file", input: { file: startedFile } },
       { id: "after", agent: "echo", dependsOn: ["long"] },
     ],
   });
