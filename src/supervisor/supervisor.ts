@@ -10,6 +10,7 @@ import type { ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask
 import type { AgentMessage, KvOp, KvReply } from "../pool/protocol.js";
 import { newSpanId, traceparent } from "../observe/ids.js";
 import { PriorityPicker } from "./picker.js";
+import { claimLimit, machineLoad } from "../mesh/claim-policy.js";
 import { PersistentScriptHost } from "../agents/script-host.js";
 import type { ScriptAgentConfig } from "../agents/scripts.js";
 import { backoffMs } from "./retry.js";
@@ -90,6 +91,8 @@ export class Supervisor {
   #flushScheduled = false;
   #lastAgentRenewal = 0;
   #paused = false;
+  #loadValue = 0;
+  #loadAt = -Infinity;
   #scriptHost: PersistentScriptHost | null = null;
   /** Running attempts of agents that have a concurrency cap of their own. */
   readonly #capped = new Map<string, number>();
@@ -269,8 +272,16 @@ export class Supervisor {
   }
 
   #free(): number {
-    return this.#claiming && !this.#paused ? this.#o.concurrency + this.#o.prefetch - this.#inflight.size : 0;
+    if (!this.#claiming || this.#paused) return 0;
+    return claimLimit(this.#settings.claimPolicy, this.#o.concurrency + this.#o.prefetch - this.#inflight.size, this.#inflight.size, this.#load);
   }
+
+  /** The machine's load, read at most once a second (claims can be frequent). */
+  readonly #load = (): number => {
+    const now = performance.now();
+    if (now - this.#loadAt > 1_000) { this.#loadValue = machineLoad(); this.#loadAt = now; }
+    return this.#loadValue;
+  };
 
   #isIdle(): boolean {
     return this.#inflight.size === 0 && !this.#flushing && !this.#flushScheduled && !this.#hasMail();
