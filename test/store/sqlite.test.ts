@@ -44,6 +44,25 @@ function appliedMigrations(path: string): number[] {
 }
 
 describe("SqliteStore (SQLite only)", () => {
+  test("SqliteStore.purge: a purged task leaves no row behind in any table", async (t) => {
+    const { root, cleanup } = tempRoot();
+    const path = join(root, "purge.db");
+    const store = SqliteStore.open({ path, durability: "full" });
+    t.after(async () => { await store.close(); cleanup(); });
+    await store.migrate();
+    const task = oneStepTask();
+    const now = Date.now();
+    await store.commit({ ...submitBatch(task), nowMs: now - 10 * 86_400_000 });
+    const claimed = (await store.commit({ ...submitBatch(task), submissions: [], nowMs: now - 10 * 86_400_000, claim: { limit: 1, picker: { pick: (a) => ({ order: a[1] > 0 ? [1] : [], forced: 0 }) } } })).claimed;
+    await store.commit({ ...submitBatch(task), submissions: [], nowMs: now - 10 * 86_400_000, completions: [{ ...claimed[0]!, outputJson: "2" }] });
+    assert.deepEqual(await store.purge({ finishedBeforeMs: now, deadBeforeMs: now, idempotencyBeforeMs: 0 }), { finishedTasks: 1, deadLetters: 0, idempotencyKeys: 0 });
+    const db = new Database(path, { readonly: true });
+    t.after(() => db.close());
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('schema_migrations', 'counters', 'lease_conflicts', 'nodes', 'ownership_events')").all() as { name: string }[]).map((r) => r.name);
+    for (const table of tables) assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n, 0, `${table} is empty`);
+    assert.ok(tables.includes("steps") && tables.includes("step_inputs") && tables.includes("step_outputs"));
+  });
+
   test("SqliteStore.open: PRAGMAs read back journal_mode wal and synchronous 2 with durability full", async (t) => {
     const { root, cleanup } = tempRoot();
     const store = SqliteStore.open({ path: join(root, "full.db"), durability: "full" });

@@ -55,6 +55,10 @@ export function prepareOps(db: Database.Database): SqliteOps {
       WHERE task_id = @taskId RETURNING replays`),
     purgeEdges: db.prepare(`DELETE FROM edges WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
     purgeSteps: db.prepare(`DELETE FROM steps WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+    purgeInputs: db.prepare(`DELETE FROM step_inputs WHERE step_row_id IN (SELECT s.id FROM steps s JOIN tasks t ON t.task_id = s.task_id
+      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before)`),
+    purgeOutputs: db.prepare(`DELETE FROM step_outputs WHERE step_row_id IN (SELECT s.id FROM steps s JOIN tasks t ON t.task_id = s.task_id
+      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before)`),
     purgeKv: db.prepare(`DELETE FROM kv WHERE namespace IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
     kvGet: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND key = ? AND deleted = 0`),
     kvList: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND deleted = 0 AND key >= ? AND key < ? ORDER BY key LIMIT ?`),
@@ -143,6 +147,8 @@ export function prepareOps(db: Database.Database): SqliteOps {
         const args = { statuses: JSON.stringify(statuses), before };
         q.purgeEdges.run(args);
         q.purgeKv.run(args);
+        q.purgeInputs.run(args);
+        q.purgeOutputs.run(args);
         q.purgeSteps.run(args);
         return q.purgeTasks.run(args).changes;
       };
