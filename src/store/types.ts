@@ -84,13 +84,14 @@ export interface CommitBatch {
   nodeId: string;
   leaseTimeoutMs: number;
   submissions: NewTask[];
-  completions: StepCompletion[];
-  failures: StepFailure[];
-  renewals: LeaseRef[];
-  /** Checkpoint writes: fenced by `ref` (an agent's) or not (`ref: null`: an operator's). */
+  /** Checkpoint writes: fenced by `ref` (an agent's) or not (`ref: null`: an operator's). Before results, so a step's last checkpoint never commits after its output. */
   kvWrites?: KvWrite[];
   /** Progress reports of running steps (fenced; a stale one is dropped silently). */
   progress?: StepProgress[];
+  /** Lease renewals of running steps; before results, so a failFast cancel in the same batch does not turn them into conflicts. */
+  renewals: LeaseRef[];
+  completions: StepCompletion[];
+  failures: StepFailure[];
   /** Leases given back unfinished (shutdown): the step is READY again and the attempt is not counted. */
   releases: LeaseRef[];
   /** Move up to this many due RETRY_WAIT steps back to READY. */

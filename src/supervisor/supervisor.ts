@@ -372,6 +372,11 @@ export class Supervisor {
       refusedKeys.add(`${c.taskId}\u0000${c.stepId}`);
       this.#o.emit("lease:conflict", { ...c, traceId: trace?.traceId ?? null, spanId: trace?.spanId ?? null });
     }
+    // Cancelled first: a renewal refused in the same batch must not hide the reason (the cancel).
+    for (const ref of result.cancelledRunning) {
+      const f = this.#inflight.get(ref.stepRowId);
+      if (f) this.#abort(f, "drop", new RelayMeshError(ErrorCode.ABORTED, `step "${ref.stepId}" was cancelled (another step of the task failed and failFast is set)`));
+    }
     const lease = this.#settings.leaseTimeoutMs;
     for (const r of renewals) {
       const f = this.#inflight.get(r.stepRowId);
@@ -396,10 +401,6 @@ export class Supervisor {
         taskId: o.ref.taskId, stepId: o.ref.stepId, attempt: attempts.get(o.ref.stepRowId) ?? 0, willRetry: o.kind === "retrying",
         retryAtMs: o.kind === "retrying" ? o.atMs : null, error: o.error,
       });
-    }
-    for (const ref of result.cancelledRunning) {
-      const f = this.#inflight.get(ref.stepRowId);
-      if (f) this.#abort(f, "drop", new RelayMeshError(ErrorCode.ABORTED, `step "${ref.stepId}" was cancelled (another step of the task failed and failFast is set)`));
     }
     if (result.reclaimed > 0) this.#o.emit("lease:reclaimed", { count: result.reclaimed });
     for (const t of result.finishedTasks) this.#o.emit("task:finished", t);

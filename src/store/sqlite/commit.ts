@@ -71,6 +71,11 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
   }
   for (const p of batch.progress ?? []) s.progressStep.run({ ...fence(p), pct: p.pct, message: p.message });
 
+  // Renewals before results: a failFast cancel in this batch must not turn a renewal into a conflict.
+  for (const r of batch.renewals) {
+    if (s.renewLease.run({ ...fence(r), expiresAtMs: now + batch.leaseTimeoutMs }).changes === 0) refuse(r, "heartbeat");
+  }
+
   const unlocking: number[] = [];
   for (const c of batch.completions) {
     const row = s.completeStep.get({ stepRowId: c.stepRowId, nodeId: batch.nodeId, leaseEpoch: c.leaseEpoch, outputJson: c.outputJson, now }) as
@@ -96,10 +101,6 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
     const failFast = (s.getTask.get(f.taskId) as { fail_fast: number }).fail_fast === 1;
     afterDead(f.taskId, f.stepId, failFast);
     result.outcomes.push({ kind: "dead", ref: f, error: f.error });
-  }
-
-  for (const r of batch.renewals) {
-    if (s.renewLease.run({ ...fence(r), expiresAtMs: now + batch.leaseTimeoutMs }).changes === 0) refuse(r, "heartbeat");
   }
 
   for (const r of batch.releases) {
