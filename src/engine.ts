@@ -281,22 +281,36 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   /**
-   * Store checks (open, writable, PRAGMAs as configured) and node heartbeats: unhealthy when a
-   * node that did not stop gracefully has not beaten for `deadAfterMs`.
+   * Store checks (open, writable, PRAGMAs as configured) and node heartbeats. With `nodeId`:
+   * that node's heartbeat must be fresh (within `suspectAfterMs`). Without: unhealthy when
+   * worker nodes are registered as running but none has a fresh heartbeat (nothing can make
+   * progress); stale ones (crashed workers) are named in the detail either way.
    */
-  async health(): Promise<{ ok: boolean; checks: HealthCheck[] }> {
+  async health(options: { nodeId?: string } = {}): Promise<{ ok: boolean; checks: HealthCheck[] }> {
     const checks = await this.store.health();
     const now = Date.now();
+    const fresh = (n: NodeRecord) => now - n.lastHeartbeatMs <= this.#settings.suspectAfterMs;
+    const describe = (n: NodeRecord) => `${n.nodeId} (${n.status}, heartbeat ${now - n.lastHeartbeatMs} ms ago)`;
     try {
-      const nodes = (await this.store.listNodes()).filter((n) => n.state === "running");
-      const stale = nodes.filter((n) => now - n.lastHeartbeatMs > this.#settings.deadAfterMs);
-      checks.push({
-        name: "node-heartbeats",
-        ok: stale.length === 0,
-        detail: nodes.length === 0 ? "no worker node is running"
-          : stale.length === 0 ? `${nodes.length} running node(s), every heartbeat within ${this.#settings.deadAfterMs} ms`
-          : `stale heartbeat: ${stale.map((n) => `${n.nodeId} (${now - n.lastHeartbeatMs} ms ago)`).join(", ")}`,
-      });
+      const nodes = await this.store.listNodes();
+      if (options.nodeId !== undefined) {
+        const node = nodes.find((n) => n.nodeId === options.nodeId);
+        checks.push({
+          name: "node-heartbeat",
+          ok: node !== undefined && node.state === "running" && fresh(node),
+          detail: node === undefined ? `no node "${options.nodeId}" is known` : node.state === "stopped" ? `${options.nodeId} stopped` : describe(node),
+        });
+      } else {
+        const running = nodes.filter((n) => n.state === "running");
+        const live = running.filter(fresh);
+        const stale = running.filter((n) => !fresh(n));
+        checks.push({
+          name: "node-heartbeats",
+          ok: running.length === 0 || live.length > 0,
+          detail: running.length === 0 ? "no worker node is running"
+            : `${live.length} of ${running.length} running node(s) with a fresh heartbeat${stale.length ? `; stale: ${stale.map(describe).join(", ")}` : ""}`,
+        });
+      }
     } catch (error) {
       checks.push({ name: "node-heartbeats", ok: false, detail: (error as Error).message });
     }

@@ -125,6 +125,7 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .action(action(() => import("./commands/stats.js")));
 
   program.command("health").description("store and node health (exit 1 when unhealthy)")
+    .option("--node-id <id>", "check this node's heartbeat is fresh")
     .action(action(() => import("./commands/health.js")));
 
   program.command("metrics").description("print Prometheus metrics")

@@ -53,3 +53,35 @@ test("membership: a stopped node goes SUSPECT then DEAD, its step is reclaimed b
   b.child.kill("SIGTERM");
   assert.equal((await b.exited).code, 0);
 });
+
+test("health: exit 1 when running nodes exist but none has a fresh heartbeat, or when --node-id names a stale node", async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  prepareRoot(root, { suspectAfterMs: 300, deadAfterMs: 700, suspectRecoverMinMs: 0, deadRecoverMinMs: 0 });
+  const first = await cli(["health", "--root", root, "--json"]);
+  assert.equal(first.code, 0, first.stdout);
+  const doc = first.json<{ ok: boolean; checks: { name: string; ok: boolean }[] }>();
+  assert.equal(doc.ok, true);
+  assert.deepEqual(doc.checks.map((c) => c.name), ["store-open", "store-writable", "pragmas", "node-heartbeats"]);
+
+  const w1 = spawnCli(["worker", "--root", root, "--node-id", "w1"]);
+  t.after(() => { w1.child.kill("SIGKILL"); });
+  await w1.waitForStderr("running on");
+  await waitUntil(async () => (await cli(["health", "--node-id", "w1", "--root", root])).code === 0, "w1 to be healthy");
+  w1.child.kill("SIGKILL");
+  await w1.exited;
+  await waitUntil(async () => (await cli(["health", "--root", root])).code === 1, "health to notice no node is alive");
+  assert.equal((await cli(["health", "--node-id", "w1", "--root", root])).code, 1);
+  assert.equal((await cli(["health", "--node-id", "nobody", "--root", root])).code, 1);
+
+  const w2 = spawnCli(["worker", "--root", root, "--node-id", "w2"]);
+  t.after(() => { w2.child.kill("SIGKILL"); });
+  await w2.waitForStderr("running on");
+  const again = await waitUntil(async () => {
+    const r = await cli(["health", "--root", root, "--json"]);
+    return r.code === 0 ? r : null;
+  }, "health to be ok with w2 alive");
+  assert.match(JSON.stringify(again.json()), /stale: w1/);
+  w2.child.kill("SIGTERM");
+  await w2.exited;
+});
