@@ -7,7 +7,7 @@ function packageVersion(): string {
 }
 
 /** Flags that are booleans: `--name=true|false` is rewritten to `--name` / nothing before parsing. */
-export const BOOLEAN_FLAGS = new Set(["json", "once"]);
+export const BOOLEAN_FLAGS = new Set(["json", "once", "allow-get-writes"]);
 
 type Runner = (globals: GlobalOptions, ...args: never[]) => Promise<CommandResult>;
 
@@ -136,6 +136,19 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--path <path>", "path (default: /metrics)")
     .option("--bind <address>", "address to bind (default: 127.0.0.1)")
     .action(action(() => import("./commands/serve-metrics.js")));
+
+  program.command("serve-web").description("serve the web console (tasks, DAGs, dead letters, live updates)")
+    .option("--port <port>", "port (default: 8080)")
+    .option("--bind <address>", "address to bind (default: 127.0.0.1; loopback only without a token)")
+    .option("--ro-token <token>", "read-only token")
+    .option("--rw-token <token>", "read-write token")
+    .option("--ro-token-next <token>", "second read-only token, for rotation")
+    .option("--rw-token-next <token>", "second read-write token, for rotation")
+    .option("--allow-get-writes", "accept GET on write routes (counted and audited)")
+    .option("--write-rate-limit-per-min <n>", "writes per source address per minute (default: 60)")
+    .option("--tls-key <file>", "PEM private key: serve HTTPS (with --tls-cert)")
+    .option("--tls-cert <file>", "PEM certificate: serve HTTPS (with --tls-key)")
+    .action(action(() => import("./commands/serve-web.js")));
 
   program.command("audit-tail").description("the last audit records")
     .option("--lines <n>", "how many (default: 20)")
