@@ -508,7 +508,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /**
    * Graceful shutdown, idempotent (later calls return the first call's promise):
-   * 1. stop claiming; 2. let in-flight steps finish for up to `timeoutMs` (at once with `force`);
+   * 1. stop claiming; 2. let in-flight steps finish for up to `timeoutMs` (at once with `force`),
+   *    still heartbeating them, so their leases hold and a cancel elsewhere still reaches them;
    * 3. abort what still runs and release its leases; 4. commit what is owed; 5. close the pool;
    * 6. close the store. Every step runs even if one fails; failures are thrown together.
    * A call with `force` while a graceful close is under way skips the rest of its wait.
@@ -536,6 +537,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         if (left > 0) throw new ShutdownTimeoutError(`${left} step(s) did not stop within 5000 ms of being aborted; their leases will expire and be reclaimed`);
       });
       await attempt(() => this.#supervisor.flushNow());
+      await attempt(() => this.#supervisor.stopHeartbeats());
       await attempt(() => this.#supervisor.closeAgents());
       if (this.#nodeTimer) {
         clearInterval(this.#nodeTimer);

@@ -91,6 +91,7 @@ export class Supervisor {
   #flushScheduled = false;
   #lastAgentRenewal = 0;
   #paused = false;
+  #heartbeatTimer: NodeJS.Timeout | null = null;
   #loadValue = 0;
   #loadAt = -Infinity;
   #scriptHost: PersistentScriptHost | null = null;
@@ -213,7 +214,13 @@ export class Supervisor {
     const lease = this.#settings.leaseTimeoutMs;
     const every = (ms: number, fn: () => void) => { const t = setInterval(fn, ms); t.unref(); this.#timers.push(t); };
     // Heartbeats also tell a node that a step it runs was cancelled or reclaimed elsewhere: at most every 2 s.
-    every(Math.max(50, Math.min(2_000, Math.floor(lease / 3))), () => { if (this.#inflight.size > 0) { this.#renewDue = true; this.#schedule(); } });
+    // They go on after claiming stops, while in-flight steps drain, until stopHeartbeats().
+    if (!this.#heartbeatTimer) {
+      this.#heartbeatTimer = setInterval(() => {
+        if (this.#inflight.size > 0) { this.#renewDue = true; this.#schedule(); }
+      }, Math.max(50, Math.min(2_000, Math.floor(lease / 3))));
+      this.#heartbeatTimer.unref();
+    }
     every(Math.max(100, Math.min(5_000, Math.floor(lease / 2))), () => { this.#reclaimDue = true; this.#schedule(); });
     every(this.#o.pollIntervalMs, () => { if (this.#free() > 0) this.#schedule(); });
     this.#reclaimDue = true;
@@ -230,7 +237,13 @@ export class Supervisor {
     if (!paused) this.#schedule();
   }
 
-  /** Stops claiming new steps and gives back the leases of prefetched ones; running ones go on. */
+  /** Stops renewing leases (after the last in-flight step settled, or when they are being given up). */
+  stopHeartbeats(): void {
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = null;
+  }
+
+  /** Stops claiming new steps and gives back the leases of prefetched ones; running ones go on and keep heartbeating. */
   stopClaiming(): void {
     this.#claiming = false;
     const reason = new RelayMeshError(ErrorCode.ABORTED, "engine is closing");

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cli, spawnCli, tempRoot, waitUntil, REPO } from "../helpers.js";
+import { cli, spawnCli, tempRoot, waitUntil, withDeadline, REPO } from "../helpers.js";
 import { reader } from "./setup.js";
 
 const example = (name: string) => join(REPO, "examples/workflows", name);
@@ -154,4 +154,40 @@ test("run: SIGINT stops waiting, releases the running step's lease and exits 1; 
   const worker = await cli(["worker", "--once", "--root", root, "--json"]);
   assert.equal(worker.code, 0, worker.stderr);
   assert.equal((await mesh.getTask(taskId)).status, "SUCCESS");
+});
+
+test("worker: while draining after SIGTERM it keeps heartbeating, so leases hold and a cancel elsewhere still stops the step", async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  writeFileSync(join(root, "relaymesh-settings.json"), JSON.stringify({ leaseTimeoutMs: 1_000 }));
+  const mesh = await reader(root);
+  t.after(() => mesh.close());
+  // A drain longer than the lease: without heartbeats another worker would reclaim the step.
+  const long = await mesh.submit({ agent: "sleep", input: { ms: 2_500 } });
+  const draining = spawnCli(["worker", "--root", root, "--node-id", "draining", "--concurrency", "1", "--json"]);
+  t.after(() => { draining.child.kill("SIGKILL"); });
+  await waitUntil(async () => (await mesh.getTask(long.taskId)).steps[0]!.status === "RUNNING", "the long step to run");
+  draining.child.kill("SIGTERM");
+  const other = spawnCli(["worker", "--root", root, "--node-id", "other"]);
+  t.after(() => { other.child.kill("SIGKILL"); });
+  assert.equal((await draining.exited).code, 0);
+  const done = await mesh.getTask(long.taskId);
+  assert.equal(done.status, "SUCCESS");
+  assert.equal(done.steps[0]!.leaseOwner, "draining");
+  assert.equal(done.steps[0]!.attempt, 1);
+  assert.deepEqual(await mesh.leaseConflicts(), []);
+  other.child.kill("SIGTERM");
+  await other.exited;
+
+  // Cancelled from another process while the worker drains: the next heartbeat is refused and the step aborted.
+  const nap = await mesh.submit({ agent: "sleep", input: { ms: 60_000 } });
+  const worker = spawnCli(["worker", "--root", root, "--json"]);
+  t.after(() => { worker.child.kill("SIGKILL"); });
+  await waitUntil(async () => (await mesh.getTask(nap.taskId)).steps[0]!.status === "RUNNING", "the nap to run");
+  worker.child.kill("SIGTERM");
+  await worker.waitForStderr("SIGTERM received");
+  assert.equal((await cli(["cancel", nap.taskId, "--root", root])).code, 0);
+  const exit = await withDeadline(worker.exited, 10_000, "the draining worker to notice the cancel and exit");
+  assert.equal(exit.code, 0);
+  assert.equal((await mesh.getTask(nap.taskId)).status, "CANCELLED");
 });
