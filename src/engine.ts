@@ -323,13 +323,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   reloadSettings(): { changedFields: string[] } {
     const actor = `node:${this.nodeId}`;
-    let next: Settings;
-    try {
-      next = readRootConfig(this.paths, this.#options.settings).settings;
-    } catch (error) {
-      this.#trail.record({ action: "settings.reload", actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
-      throw error;
-    }
+    const next = this.#readSettings(actor);
     const changed = changedFields(fingerprint(this.#settings), fingerprint(next));
     if (changed.length > 0) {
       this.#settings = next;
@@ -346,14 +340,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * An invalid file throws (and is recorded as a failed reload); nothing else changes.
    */
   recordSettings(): { changedFields: string[] } {
-    let next: Settings;
-    try {
-      next = readRootConfig(this.paths, this.#options.settings).settings;
-    } catch (error) {
-      this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
-      this.#trail.flush();
-      throw error;
-    }
+    const next = this.#readSettings(this.actor);
     const path = settingsFingerprintPath(this.paths);
     const previous = existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) as SettingsFingerprint : {};
     const current = fingerprint(next);
@@ -362,6 +349,17 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", details: { changedFields: changed } });
     this.#trail.flush();
     return { changedFields: changed };
+  }
+
+  /** The settings file, validated; a failure is audited as a failed reload by `actor` and thrown. */
+  #readSettings(actor: string): Settings {
+    try {
+      return readRootConfig(this.paths, this.#options.settings).settings;
+    } catch (error) {
+      this.#trail.record({ action: "settings.reload", actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
+      this.#trail.flush();
+      throw error;
+    }
   }
 
   /** Re-reads the settings file every `intervalMs`; errors are reported as `engine:error` and leave the settings as they are. */
