@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import type { Store } from "../../src/store/store.js";
 import type {
-  ClaimPicker, ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewStep, NewTask, StepRecord, TaskWithSteps,
+  ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewStep, NewTask, StepRecord, TaskWithSteps,
 } from "../../src/store/types.js";
 import type { WireError } from "../../src/errors.js";
 import { PriorityPicker } from "../../src/supervisor/picker.js";
@@ -19,8 +19,6 @@ const T0 = 1_700_000_000_000;
 const HIGH = 2, NORMAL = 1, LOW = 0;
 const ERROR: WireError = { name: "Error", code: "RELAYMESH_ERR_AGENT_FAILED", message: "boom" };
 
-/** Strict priority without starvation pressure. */
-const strict = (): ClaimPicker => new PriorityPicker(1_000);
 
 interface StepDef { id: string; dependsOn?: string[]; input?: unknown; priority?: number; maxAttempts?: number; agent?: string }
 
@@ -58,10 +56,10 @@ function batch(nowMs: number, parts: Partial<CommitBatch> = {}): CommitBatch {
   };
 }
 
-const claimAll = (limit = 100, picker: ClaimPicker = strict()) => ({ limit, picker });
+const claimAll = (limit = 100) => ({ limit });
 
 function ref(c: LeaseRef): LeaseRef {
-  return { stepRowId: c.stepRowId, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch };
+  return { stepKey: c.stepKey, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch };
 }
 
 /** The `{input, deps}` of a claimed step's payload (other fields a store adds are left out). */
@@ -369,7 +367,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         failures: [{ ...ref(first.A!), attempt: 1, error: ERROR, next: { kind: "dead" } }],
         claim: claimAll(),
       }));
-      assert.deepEqual(r.cancelledRunning.map((x) => [x.taskId, x.stepId, x.stepRowId]), [[tk.taskId, "B", first.B!.stepRowId]]);
+      assert.deepEqual(r.cancelledRunning.map((x) => [x.taskId, x.stepId, x.stepKey]), [[tk.taskId, "B", first.B!.stepKey]]);
       assert.deepEqual(r.claimed, [], "nothing of a failed-fast task is claimed");
       assert.deepEqual(r.finishedTasks, [{ taskId: tk.taskId, status: "DEAD_LETTER" }]);
       assert.deepEqual(await statuses(store, tk.taskId), { A: "DEAD_LETTER", B: "CANCELLED", C: "CANCELLED", D: "CANCELLED" });
@@ -543,10 +541,9 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await submit(store, low, T0);
       await submit(store, normal, T0 + 1);
       await submit(store, high, T0 + 2);
-      const picker = strict();
       const order: string[] = [];
       for (let i = 0; i < 3; i++) {
-        const r = await store.commit(batch(T0 + 10 + i, { claim: { limit: 1, picker } }));
+        const r = await store.commit(batch(T0 + 10 + i, { claim: { limit: 1 } }));
         assert.equal(r.claimed.length, 1);
         order.push(r.claimed[0]!.taskId);
       }
@@ -567,21 +564,27 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.deepEqual(r.claimed.map((c) => c.taskId), ids.slice(0, 2));
     });
 
-    test("commit: the claim follows the picker's order and limit, and its forced picks are counted as low_starvation_count", async (t) => {
+    test("commit: a claim takes its quotas first, then by priority; quota picks that jumped a higher class are counted as low_starvation_count", async (t) => {
       const store = await open(t);
-      const low = newTask([{ id: "s" }], { priority: LOW });
+      const lows = [newTask([{ id: "s" }], { priority: LOW }), newTask([{ id: "s" }], { priority: LOW })];
       const high1 = newTask([{ id: "s" }], { priority: HIGH });
       const high2 = newTask([{ id: "s" }], { priority: HIGH });
-      await store.commit(batch(T0, { submissions: [low, high1, high2] }));
+      await store.commit(batch(T0, { submissions: [...lows, high1, high2] }));
       const before = (await store.counters()).low_starvation_count ?? 0;
 
-      const seen: (readonly number[])[] = [];
-      const lowFirst: ClaimPicker = { pick: (available) => { seen.push([...available]); return { order: [LOW, HIGH], forced: 1 }; } };
-      const r = await store.commit(batch(T0 + 1, { claim: { limit: 2, picker: lowFirst } }));
-      assert.deepEqual(r.claimed.map((c) => c.taskId), [low.taskId, high1.taskId]);
-      assert.equal(seen.length, 1);
-      assert.ok(seen[0]![LOW]! >= 1 && seen[0]![HIGH]! >= 1 && seen[0]![NORMAL] === 0, `available ${JSON.stringify(seen[0])}`);
+      const r = await store.commit(batch(T0 + 1, { claim: { limit: 2, quotas: [1, 0, 0] } }));
+      assert.deepEqual(r.claimed.map((c) => c.taskId), [lows[0]!.taskId, high1.taskId]);
+      assert.deepEqual(r.claimBacklog, [true, false, true], "a low and a high are left");
       assert.equal((await store.counters()).low_starvation_count, before + 1);
+
+      // A quota with no higher class waiting is no forced pick.
+      const r2 = await store.commit(batch(T0 + 2, { claim: { limit: 5, quotas: [1, 0, 0] } }));
+      assert.deepEqual(r2.claimed.map((c) => c.taskId), [lows[1]!.taskId, high2.taskId]);
+      assert.deepEqual(r2.claimBacklog, [false, false, false]);
+      assert.equal((await store.counters()).low_starvation_count, before + 2, "the low jumped the high claimed after it");
+      const r3 = await store.commit(batch(T0 + 3, { submissions: [newTask([{ id: "s" }], { priority: LOW })], claim: { limit: 5, quotas: [1, 0, 0] } }));
+      assert.equal(r3.claimed.length, 1);
+      assert.equal((await store.counters()).low_starvation_count, before + 2);
     });
 
     test("commit: with PriorityPicker, a starving low step is forced through and counted", async (t) => {
@@ -591,7 +594,10 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await store.commit(batch(T0, { submissions: [...lows, ...highs] }));
       const picker = new PriorityPicker(2);
       const claimed: ClaimedStep[] = [];
-      for (let i = 0; i < 3; i++) claimed.push(...(await store.commit(batch(T0 + 1 + i, { claim: { limit: 1, picker } }))).claimed);
+      for (let i = 0; i < 3; i++) {
+        const r = await store.commit(batch(T0 + 1 + i, { claim: picker.plan(1) }));
+        claimed.push(...picker.record(r.claimed.map((c) => c.priority), r.claimBacklog).map((i) => r.claimed[i]!));
+      }
       assert.deepEqual(claimed.map((c) => c.priority), [HIGH, HIGH, LOW]);
       assert.equal(claimed[2]!.taskId, lows[0]!.taskId);
       assert.equal((await store.counters()).low_starvation_count, 1);

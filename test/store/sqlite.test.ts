@@ -53,7 +53,7 @@ describe("SqliteStore (SQLite only)", () => {
     const task = oneStepTask();
     const now = Date.now();
     await store.commit({ ...submitBatch(task), nowMs: now - 10 * 86_400_000 });
-    const claimed = (await store.commit({ ...submitBatch(task), submissions: [], nowMs: now - 10 * 86_400_000, claim: { limit: 1, picker: { pick: (a) => ({ order: a[1] > 0 ? [1] : [], forced: 0 }) } } })).claimed;
+    const claimed = (await store.commit({ ...submitBatch(task), submissions: [], nowMs: now - 10 * 86_400_000, claim: { limit: 1 } })).claimed;
     await store.commit({ ...submitBatch(task), submissions: [], nowMs: now - 10 * 86_400_000, completions: [{ ...claimed[0]!, outputJson: "2" }] });
     assert.deepEqual(await store.purge({ finishedBeforeMs: now, deadBeforeMs: now, idempotencyBeforeMs: 0 }), { finishedTasks: 1, deadLetters: 0, idempotencyKeys: 0 });
     const db = new Database(path, { readonly: true });
