@@ -14,9 +14,16 @@ import { REPO, tempRoot, withDeadline } from "../helpers.js";
 
 storeConformance("sqlite", async () => {
   const { root, cleanup } = tempRoot("relaymesh-store-");
-  const store = SqliteStore.open({ path: join(root, "relaymesh.db"), durability: "full" });
-  await store.migrate();
-  return { store, async cleanup() { await store.close(); cleanup(); } };
+  const path = join(root, "relaymesh.db");
+  const opened: SqliteStore[] = [];
+  const open = async () => {
+    const store = SqliteStore.open({ path, durability: "full" });
+    opened.push(store);
+    await store.migrate();
+    return store;
+  };
+  const store = await open();
+  return { store, another: open, async cleanup() { for (const s of opened) await s.close(); cleanup(); } };
 });
 
 function oneStepTask(): NewTask {
