@@ -36,6 +36,12 @@ export const ErrorCode = {
   SHUTDOWN_TIMEOUT: "RELAYMESH_ERR_SHUTDOWN_TIMEOUT",
   /** waitFor() gave up before the task finished. */
   WAIT_TIMEOUT: "RELAYMESH_ERR_WAIT_TIMEOUT",
+  /** The environment refused: a file or folder could not be created or written (permissions, a read-only or full file system), a port could not be bound. */
+  ENVIRONMENT: "RELAYMESH_ERR_ENVIRONMENT",
+  /** The command line was invalid: an unknown command or option, a missing or invalid value. */
+  USAGE: "RELAYMESH_ERR_USAGE",
+  /** An unexpected failure (a bug): the message says what; RELAYMESH_DEBUG=1 prints its stack. */
+  INTERNAL: "RELAYMESH_ERR_INTERNAL",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -4,6 +4,7 @@ import { BUILTIN_AGENTS } from "../src/agents/builtins.js";
 import type { AgentFunction } from "../src/agents/context.js";
 import { KvNamespace, type KvTransport } from "../src/agents/kv.js";
 import { runOneShot } from "./script-runner.js";
+import { MAX_TIMER_MS } from "../src/model/duration.js";
 import { threadId } from "node:worker_threads";
 import { ErrorCode, RelayMeshError, StepTimeoutError, errorFromWire, errorToWire, type WireError } from "../src/errors.js";
 import type {
@@ -46,7 +47,7 @@ function listen(name: string): void {
 
 function load(ref: AgentRef): AgentFunction | Promise<AgentFunction> {
   if (ref.kind === "builtin") {
-    const builtin = BUILTIN_AGENTS[ref.name];
+    const builtin = BUILTIN_AGENTS.get(ref.name);
     if (!builtin) throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `no built-in agent "${ref.name}"`);
     return builtin.fn;
   }
@@ -210,6 +211,6 @@ function classify(error: unknown): StepResultMessage {
   if (wire.stack && wire.stack.length > 4096) wire.stack = wire.stack.slice(0, 4096);
   const retryable = wire.code !== ErrorCode.NON_RETRYABLE && wire.code !== ErrorCode.UNKNOWN_AGENT;
   const delay = (wire.details as { delayMs?: unknown } | undefined)?.delayMs;
-  const retryDelayMs = wire.code === ErrorCode.RETRY_LATER && typeof delay === "number" ? delay : null;
+  const retryDelayMs = wire.code === ErrorCode.RETRY_LATER && typeof delay === "number" && delay >= 0 ? Math.min(delay, MAX_TIMER_MS) : null;
   return { type: "error", error: wire, retryable, retryDelayMs };
 }

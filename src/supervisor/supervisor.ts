@@ -14,6 +14,7 @@ import { claimLimit, machineLoad } from "../mesh/claim-policy.js";
 import { PersistentScriptHost } from "../agents/script-host.js";
 import type { ScriptAgentConfig } from "../agents/scripts.js";
 import { backoffMs } from "./retry.js";
+import { MAX_TIMER_MS } from "../model/duration.js";
 
 export interface SupervisorOptions {
   store: Store;
@@ -429,7 +430,7 @@ export class Supervisor {
       this.#retryTimer = null;
       this.#retryTimerAt = Infinity;
       this.#schedule();
-    }, Math.max(0, atMs - this.#now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, atMs - this.#now())));
     this.#retryTimer.unref();
   }
 
