@@ -3,7 +3,7 @@ import { ErrorCode, LeaseLostError, RelayMeshError, errorToWire, type WireError 
 import type { EngineEventMap } from "../events.js";
 import type { Settings } from "../model/settings.js";
 import type { AgentRegistry } from "../agents/registry.js";
-import type { AgentPool } from "../pool/pool.js";
+import { isWorkerLost, type AgentPool } from "../pool/pool.js";
 import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
 import type { ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask, StepCompletion, StepFailure, StepProgress } from "../store/types.js";
@@ -557,7 +557,8 @@ export class Supervisor {
       this.#pump();
     }
     const durationMs = performance.now() - f.startedAt;
-    if (f.disposition === "release") this.#releases.push(step);
+    // An attempt whose thread was ended for another's sake runs again, uncounted.
+    if (f.disposition === "release" || (f.disposition === "commit" && isWorkerLost(result))) this.#releases.push(step);
     else if (f.disposition === "commit") {
       this.stats.executed++;
       this.#ran.set(step.stepRowId, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs, traceId: step.traceId, spanId: f.spanId });
