@@ -8,7 +8,7 @@ import { MAX_TIMER_MS } from "../src/model/duration.js";
 import { threadId } from "node:worker_threads";
 import { ErrorCode, RelayMeshError, StepTimeoutError, errorFromWire, errorToWire, type WireError } from "../src/errors.js";
 import type {
-  AgentMessage, AgentRef, BatchStartedMessage, ControlMessage, KvOp, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  AgentMessage, AgentRef, BatchStartedMessage, ControlMessage, ProcessGroupMessage, KvOp, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
 } from "../src/pool/protocol.js";
 
 // Piscina entry: runs one step attempt, or a batch of them, per call; several calls share a thread concurrently.
@@ -169,6 +169,10 @@ async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage
         heartbeat: link.heartbeat,
         progress: link.progress,
         checkpoint: (key, value) => link.transport.write(msg.taskId, [{ key, valueJson: JSON.stringify(value ?? null) }]),
+        group: (pid, running) => {
+          const m: ProcessGroupMessage = { type: "process-group", threadId, pid, running };
+          resultChannel(channel).postMessage(m);
+        },
       }, { maxPayloadBytes: msg.maxPayloadBytes, killGraceMs: msg.killGraceMs });
     }
     const fn = await load(msg.agent);

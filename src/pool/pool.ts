@@ -5,8 +5,9 @@ import { Piscina } from "piscina";
 import PQueue from "p-queue";
 import { ErrorCode, RelayMeshError, StepTimeoutError, errorToWire } from "../errors.js";
 import { MAX_TIMER_MS } from "../model/duration.js";
+import { signalGroup } from "../../workers/script-runner.js";
 import type {
-  AgentMessage, BatchStartedMessage, ControlMessage, KvReply, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  AgentMessage, BatchStartedMessage, ControlMessage, ProcessGroupMessage, KvReply, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
 } from "./protocol.js";
 
 export interface AgentPoolOptions {
@@ -38,6 +39,11 @@ export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
 /** True for the result of an attempt whose thread was ended because of another attempt: run it again, uncounted. */
 export function isWorkerLost(result: StepResultMessage): boolean {
   return result.type === "error" && result.error.code === ErrorCode.WORKER_LOST;
+}
+
+function workerLost(): StepResultMessage {
+  const error = new RelayMeshError(ErrorCode.WORKER_LOST, "the worker thread running this attempt was ended because another attempt on it stopped responding; it runs again");
+  return { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null };
 }
 
 /** One thread message (a Piscina task) and the attempts it carries. */
@@ -85,6 +91,11 @@ export class AgentPool {
   #batchSeq = 0;
   /** Threads being ended, until their exit was seen: the tasks Piscina fails meanwhile were their co-tenants'. */
   #ending = 0;
+  readonly #exits = new Set<Promise<unknown>>();
+  /** Thread messages handed to Piscina and not yet answered. */
+  #open = 0;
+  /** Script agents' process groups still running, by pid, with the thread that started them (killed if it is ended). */
+  readonly #groups = new Map<number, number>();
 
   constructor(options: AgentPoolOptions) {
     this.threads = options.threads ?? availableParallelism();
@@ -105,9 +116,13 @@ export class AgentPool {
     this.#results = new BroadcastChannel(this.resultChannel);
     const onAgentMessage = options.onAgentMessage;
     this.#results.onmessage = (event) => {
-      const msg = (event as { data: LateResultMessage | BatchStartedMessage | AgentMessage }).data;
+      const msg = (event as { data: LateResultMessage | BatchStartedMessage | ProcessGroupMessage | AgentMessage }).data;
       if (msg.type === "step-results") for (const r of msg.results) this.#settle(r.key, r.result);
-      else if (msg.type === "batch-started") { const b = this.#batches.get(msg.batchId); if (b) b.threadId = msg.threadId; }
+      else if (msg.type === "batch-started") this.#started(msg);
+      else if (msg.type === "process-group") {
+        if (msg.running) this.#groups.set(msg.pid, msg.threadId);
+        else this.#groups.delete(msg.pid);
+      }
       else onAgentMessage(msg);
     };
     this.#results.unref();
@@ -141,8 +156,9 @@ export class AgentPool {
     };
     const priority = steps.reduce((max, step) => Math.max(max, step.priority), 0);
     const start = () => {
-      for (const step of steps) this.#armTimeout(step);
-      return this.#piscina.run(msg) as Promise<RunBatchReply>;
+      if (!announce) for (const step of steps) this.#armTimeout(step);
+      this.#open++;
+      return (this.#piscina.run(msg) as Promise<RunBatchReply>).finally(() => { this.#open--; });
     };
     this.#queue.add(start, { priority }).then((reply) => {
       this.#batches.delete(batch.id);
@@ -152,12 +168,17 @@ export class AgentPool {
       }
     }, (error) => {
       this.#batches.delete(batch.id);
-      const lost = this.#ending > 0;
-      const result: StepResultMessage = lost
-        ? { type: "error", error: errorToWire(new RelayMeshError(ErrorCode.WORKER_LOST, "the worker thread running this attempt was ended because another attempt on it stopped responding; it runs again")), retryable: true, retryDelayMs: null }
-        : { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null };
+      const result: StepResultMessage = this.#ending > 0 ? workerLost() : { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null };
       for (const step of steps) this.#settle(step.key, result);
     });
+  }
+
+  /** A batch with module agents began on a thread: its timeouts count from now (not while it waited behind a stuck one). */
+  #started(msg: BatchStartedMessage): void {
+    const batch = this.#batches.get(msg.batchId);
+    if (!batch) return;
+    batch.threadId = msg.threadId;
+    for (const p of this.#pending.values()) if (p.batch === batch) this.#armTimeout(p.step);
   }
 
   /** Starts the main thread's watch on an attempt's timeout, as its thread message starts. */
@@ -180,11 +201,20 @@ export class AgentPool {
     if (!p) return;
     const retryable = reason.code !== ErrorCode.NON_RETRYABLE;
     this.#settle(key, { type: "error", error: errorToWire(reason), retryable, retryDelayMs: null });
-    const thread = p.batch.threadId === null ? undefined : this.#piscina.threads.find((w) => w.threadId === p.batch.threadId);
+    const threadId = p.batch.threadId;
+    const thread = threadId === null ? undefined : this.#piscina.threads.find((w) => w.threadId === threadId);
     if (!thread) return;
+    const lost = workerLost();
+    for (const [other, q] of this.#pending) if (q.batch.threadId === threadId) this.#settle(other, lost);
+    this.#killGroups((owner) => owner === threadId);
     this.#ending++;
     // Piscina fails the thread's other tasks on its exit event, before this promise's reaction runs.
-    void thread.terminate().finally(() => setImmediate(() => { this.#ending--; }));
+    const exit: Promise<unknown> = thread.terminate().finally(() => new Promise<void>((resolve) => setImmediate(() => {
+      this.#ending--;
+      this.#exits.delete(exit);
+      resolve();
+    })));
+    this.#exits.add(exit);
   }
 
   #settle(key: string, result: StepResultMessage): void {
@@ -231,6 +261,22 @@ export class AgentPool {
     for (const p of this.#pending.values()) if (p.deadline) clearTimeout(p.deadline);
     this.#control.close();
     this.#results.close();
-    if (this.#ownsPiscina) await this.#piscina.close({ force: true });
+    // Piscina's close waits (on an unref'd timer) for tasks a thread being ended would never answer.
+    await Promise.allSettled([...this.#exits]);
+    if (this.#ownsPiscina) {
+      if (this.#open > 0) await this.#piscina.destroy();
+      else await this.#piscina.close({ force: true });
+    }
+    // Scripts whose threads are gone would be left running.
+    this.#killGroups(() => true);
+  }
+
+  /** SIGKILLs the script process groups started by the threads `of` picks. */
+  #killGroups(of: (threadId: number) => boolean): void {
+    for (const [pid, threadId] of this.#groups) {
+      if (!of(threadId)) continue;
+      signalGroup(pid, "SIGKILL");
+      this.#groups.delete(pid);
+    }
   }
 }

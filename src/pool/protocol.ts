@@ -64,6 +64,14 @@ export interface BatchStartedMessage {
   threadId: number;
 }
 
+/** Worker thread → main thread, over the result BroadcastChannel: a script agent's process group started or is gone. */
+export interface ProcessGroupMessage {
+  type: "process-group";
+  threadId: number;
+  pid: number;
+  running: boolean;
+}
+
 /** Worker thread → main thread, over the result BroadcastChannel: attempts of a batch that settled after its first turn. */
 export interface LateResultMessage {
   type: "step-results";
