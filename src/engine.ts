@@ -8,7 +8,7 @@ import {
 import { TypedEmitter, type EngineEventMap } from "./events.js";
 import { buildSingleTask, buildWorkflowTask, type SubmitOptions } from "./model/build-task.js";
 import type { Settings } from "./model/settings.js";
-import { CloseOptionsSchema, EngineOptionsSchema, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
+import { CloseOptionsSchema, EngineOptionsSchema, IntervalMsSchema, WaitOptionsSchema, parseArgument, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
 import { AgentPool } from "./pool/pool.js";
 import { defaultRoot, ensureRoot, loadAgents, readRootConfig, rootPaths, type RootPaths } from "./root.js";
 import type { RetryOverride, SingleTaskSpec } from "./model/workflow.js";
@@ -171,10 +171,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * it. Throws NotFoundError for an unknown id, and a RELAYMESH_ERR_WAIT_TIMEOUT error past `timeoutMs`.
    */
   async waitFor(taskId: string, options: { timeoutMs?: number; pollIntervalMs?: number } = {}): Promise<TaskWithSteps> {
+    const o = parseArgument(WaitOptionsSchema, options, "waitFor");
     const first = await this.getTask(taskId);
     if (TERMINAL_TASK_STATUSES.has(first.status)) return first;
-    const timeoutMs = options.timeoutMs ?? Infinity;
-    const poll = options.pollIntervalMs ?? 250;
+    const timeoutMs = o.timeoutMs ?? Infinity;
+    const poll = o.pollIntervalMs ?? 250;
     await new Promise<void>((resolve, reject) => {
       const done = (error?: Error) => {
         this.off("task:finished", onFinished);
@@ -365,6 +366,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Re-reads the settings file every `intervalMs`; errors are reported as `engine:error` and leave the settings as they are. */
   watchSettings(intervalMs: number): void {
+    parseArgument(IntervalMsSchema, intervalMs, "watchSettings");
     if (this.#reloadTimer) clearInterval(this.#reloadTimer);
     this.#reloadTimer = setInterval(() => {
       try {
@@ -404,6 +406,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * there is, then each change), whichever process made it. Returns the function that stops it.
    */
   watchKv(namespace: string, listener: (change: KvChange) => void, options: { fromVersion?: number; intervalMs?: number } = {}): () => void {
+    const intervalMs = parseArgument(IntervalMsSchema.optional(), options.intervalMs, "watchKv") ?? 250;
     let after = options.fromVersion ?? 0;
     let busy = false;
     let stopped = false;
@@ -427,7 +430,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     };
     const onLocal = (e: { namespace: string }) => { if (e.namespace === namespace) void poll(); };
     this.on("kv:changed", onLocal);
-    const timer = setInterval(() => void poll(), options.intervalMs ?? 250);
+    const timer = setInterval(() => void poll(), intervalMs);
     timer.unref();
     void poll();
     return () => {
@@ -471,9 +474,14 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /**
    * One maintenance tick, as this engine's node: re-evaluates every node's standing, reclaims
    * the steps of DEAD nodes (at most `recoverLimit`) and expired leases, prunes old DEAD rows.
+   * A node running a tick is alive: when this engine was opened with a `nodeId` (or is working),
+   * that node's heartbeat is recorded first, so it never rates itself DEAD.
    */
   async maintenance(options: { recoverLimit?: number; prune?: boolean } = {}): Promise<MaintenanceResult> {
     this.#assertOpen("maintenance");
+    if (this.#options.nodeId !== undefined || this.#state === "running") {
+      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+    }
     return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: Date.now() });
   }
 

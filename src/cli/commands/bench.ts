@@ -5,6 +5,7 @@ import { BENCHMARK_SHAPES, runBenchmark } from "../../bench/runner.js";
 import { writeJsonFile } from "../../ops/exports.js";
 import { defaultRoot, ensureRoot, rootPaths } from "../../root.js";
 import { ExitCode } from "../errors.js";
+import { MAX_TIMER_MS } from "../../model/duration.js";
 import { choiceOption, intOption, numberOption, type CommandResult, type GlobalOptions } from "../context.js";
 
 export interface BenchFlags {
@@ -25,7 +26,7 @@ export default async function bench(globals: GlobalOptions, flags: BenchFlags): 
   const shape = choiceOption("shape", flags.shape, BENCHMARK_SHAPES) ?? "single";
   const inputSize = intOption("input-size", flags.inputSize, { min: 0, max: 10 * 1024 * 1024 }) ?? 64;
   const concurrency = intOption("concurrency", flags.concurrency, { min: 1, max: 10_000 }) ?? 8;
-  const maxSeconds = numberOption("max-seconds", flags.maxSeconds) ?? 300;
+  const maxSeconds = numberOption("max-seconds", flags.maxSeconds, 0, MAX_TIMER_MS / 1000) ?? 300;
   const paths = rootPaths(globals.root ?? defaultRoot());
   ensureRoot(paths);
   const scratch = mkdtempSync(join(paths.reportsDir, "bench-"));
