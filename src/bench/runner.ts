@@ -137,6 +137,11 @@ export const BenchmarkOptionsSchema = z.strictObject({
    */
   onProgress: z.custom<(done: number, total: number) => void>((v) => typeof v === "function", "must be a function").optional(),
   /**
+   * Called once warm-up is over, as measuring (and submitting) begins.
+   * @default undefined
+   */
+  onMeasuring: z.custom<() => void>((v) => typeof v === "function", "must be a function").optional(),
+  /**
    * Called with each point of the time series as it is taken (live displays).
    * @default undefined
    */
@@ -320,6 +325,7 @@ class Run {
     if (o.durationMs !== undefined) this.#timers.push(setTimeout(() => this.#stop("duration"), o.durationMs));
     this.#onAbort(o.stopSignal, () => this.#stop("interrupt"));
     this.#onAbort(o.abandonSignal, () => { this.abandoned = true; this.#stop("interrupt"); this.#wake?.(); });
+    o.onMeasuring?.();
 
     if (o.rateLimitPerSec !== undefined) await this.#submitAtRate(o.rateLimitPerSec);
     else await this.#submitInFlight(o.mode === "concurrent" ? o.inFlight ?? o.concurrency : ENQUEUE_IN_FLIGHT);

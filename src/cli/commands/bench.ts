@@ -10,7 +10,7 @@ import { redact } from "../../store/open.js";
 import { defaultRoot, rootPaths } from "../../root.js";
 import { ExitCode, ExitError } from "../errors.js";
 import { handleShutdownSignals } from "../signals.js";
-import { choiceOption, intOption, numberOption, type CommandResult, type GlobalOptions } from "../context.js";
+import { choiceOption, intOption, type CommandResult, type GlobalOptions } from "../context.js";
 
 export interface BenchFlags {
   tasks?: string;
@@ -54,6 +54,7 @@ export default async function bench(globals: GlobalOptions, flags: BenchFlags): 
   const target = o.inPlace ? inPlaceTarget(paths, storeUrl) : scratchTarget(paths, config, storeUrl);
   const stop = new AbortController();
   const abandon = new AbortController();
+  if (o.run.warmupTasks) process.stderr.write(`relaymesh: bench ${runId}: warming up with ${o.run.warmupTasks} tasks\n`);
   const removeSignals = handleShutdownSignals(() => stop.abort(), () => abandon.abort(), {
     firstMessage: "stopped submitting; draining the tasks in flight, then writing the report (send again to stop waiting)",
     watchdogMs: 600_000,
@@ -65,6 +66,7 @@ export default async function bench(globals: GlobalOptions, flags: BenchFlags): 
       ...o.run, root: target.root, ...(target.store !== undefined ? { store: target.store } : {}), runId,
       ...(target.inPlace ? { taskName: `bench:${runId}` } : {}),
       stopSignal: stop.signal, abandonSignal: abandon.signal,
+      onMeasuring: () => process.stderr.write(`relaymesh: bench ${runId}: measuring on ${target.inPlace ? redact(target.location) : "a scratch store"} (Ctrl-C stops submitting, drains and writes the report)\n`),
       ...(live ? { onSample: (s, f) => live.update(s, f) } : {}),
     });
     live?.stop();
@@ -146,7 +148,8 @@ function parseFlags(flags: BenchFlags): ParsedFlags {
 
 /** A number > 0 and ≤ max, or status 2 naming the option. */
 function positiveNumber(name: string, value: string | undefined, max: number): number | undefined {
-  const n = numberOption(name, value);
-  if (n !== undefined && (n <= 0 || n > max)) throw new ExitError(ExitCode.USAGE, `--${name}: expected a number > 0 and ≤ ${max}, got "${value}"`);
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0 || n > max) throw new ExitError(ExitCode.USAGE, `--${name}: expected a number > 0 and ≤ ${max}, got "${value}"`);
   return n;
 }
