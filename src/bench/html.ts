@@ -10,7 +10,9 @@ const COLORS = { blue: "#1f77b4", orange: "#ff7f0e", green: "#2ca02c", red: "#d6
  * CPU over time, per-step queue wait vs run time, settings and machine.
  */
 export function renderHtmlReport(r: BenchmarkReport & { inPlace?: boolean; taskName?: string }): string {
-  const s = r.series;
+  // A last interval much shorter than the others (the drain's tail) would plot as a spike.
+  const tail = r.series.at(-1);
+  const s = r.series.length > 1 && tail !== undefined && tail.intervalMs < r.sampleIntervalMs / 2 ? r.series.slice(0, -1) : r.series;
   const x = (f: (p: Sample) => number | null): [number, number | null][] => s.map((p) => [p.tMs / 1000, f(p)]);
   const formatX = (sec: number) => clock(sec);
   const charts = [
