@@ -24,12 +24,13 @@ export class DurationHistogram {
 
   /** Percentile (0–100) in ms; null when nothing was recorded. */
   percentile(p: number): number | null {
-    return this.#h.totalCount === 0 ? null : this.#h.getValueAtPercentile(p) / 1000;
+    return this.#h.totalCount === 0 ? null : Math.min(this.#h.getValueAtPercentile(p), this.#h.maxValue) / 1000;
   }
 
   summary(): LatencySummary | null {
     if (this.#h.totalCount === 0) return null;
-    const at = (p: number) => this.#h.getValueAtPercentile(p) / 1000;
+    // A bucket's upper bound can lie past the largest value recorded: never report a percentile above max.
+    const at = (p: number) => Math.min(this.#h.getValueAtPercentile(p), this.#h.maxValue) / 1000;
     return { count: this.#h.totalCount, p50: at(50), p90: at(90), p95: at(95), p99: at(99), max: this.#h.maxValue / 1000, mean: this.#h.mean / 1000 };
   }
 }

@@ -205,6 +205,10 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .argument("<b>", "second report (JSON)")
     .action(action(() => import("./commands/bench-compare.js")));
 
+  bench.command("purge").description("delete the finished tasks of bench --in-place runs (named bench:<run id>) from the store")
+    .argument("[run-id]", "only this run's (default: every run's)")
+    .action(action(() => import("./commands/bench-purge.js")));
+
   program.command("members").alias("mesh-summary").description("nodes and their standing (ALIVE, SUSPECT, DEAD by heartbeat age)")
     .action(action(() => import("./commands/members.js")));
 

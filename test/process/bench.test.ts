@@ -225,9 +225,11 @@ test("bench compare: side by side with ratios and spreads; --json prints {rows:[
   assert.equal(missing.code, 3);
 });
 
-test("bench --in-place: runs in the real store, every task named bench:<run id>; the old benchmark-run form still works", async (t) => {
+test("bench --in-place: runs in the real store, every task named bench:<run id>; bench purge removes them and nothing else; the old benchmark-run form still works", async (t) => {
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
+  const real = await cli(["run", join(REPO, "examples/workflows/chain.json"), "--root", root, "--json"]);
+  assert.equal(real.code, 0, real.stderr);
   const r = await cli(["bench", "--root", root, "--in-place", "--tasks", "30", "--json", "--report-out", join(root, "in-place.json")]);
   assert.equal(r.code, 0, r.stderr);
   const doc = r.json();
@@ -236,12 +238,20 @@ test("bench --in-place: runs in the real store, every task named bench:<run id>;
   const mesh = await RelayMesh.open({ root, work: false });
   t.after(() => mesh.close());
   const { tasks, total } = await mesh.listTasks({ limit: 100 });
-  assert.equal(total, 30);
-  assert.ok(tasks.every((task) => task.name === doc.taskName && task.status === "SUCCESS"));
+  assert.equal(total, 31);
+  assert.equal(tasks.filter((task) => task.name === doc.taskName && task.status === "SUCCESS").length, 30);
+
+  const purge = await cli(["bench", "purge", doc.runId, "--root", root, "--json"]);
+  assert.equal(purge.code, 0, purge.stderr);
+  assert.deepEqual(purge.json(), { namePrefix: doc.taskName, finishedTasks: 30, deadLetters: 0 });
+  const left = await mesh.listTasks({ limit: 100 });
+  assert.equal(left.total, 1, "the real task stays");
+  assert.equal(left.tasks[0]!.taskId, real.json().taskId);
+  assert.equal((await cli(["bench", "purge", "not a run", "--root", root])).code, 2);
 
   const legacy = await cli(["benchmark-run", "--root", root, "--tasks", "50", "--agent", "echo", "--priority", "normal", "--input-size", "64",
     "--max-seconds", "180", "--report-out", join(root, "legacy.json"), "--json"]);
   assert.equal(legacy.code, 0, legacy.stderr);
   assert.equal(legacy.json().tasks, 50);
-  assert.equal((await mesh.listTasks({ limit: 1 })).total, 30, "the legacy form ran in a scratch store");
+  assert.equal((await mesh.listTasks({ limit: 1 })).total, 1, "the legacy form ran in a scratch store");
 });

@@ -111,3 +111,11 @@ test("scratchStoreFor: SQLite in the scratch folder; PostgreSQL in a <schema>_be
   assert.ok(long.length <= 63, "within PostgreSQL's identifier limit");
   assert.throws(() => scratchStoreFor("mysql://db/app", "/tmp/x"), /unknown store URL/);
 });
+
+test("DurationHistogram: percentiles never exceed the largest value recorded", () => {
+  const h = new DurationHistogram();
+  for (const v of [1.2345, 17.777, 123.4567, 999.9999, 5_000.1234]) h.record(v);
+  const s = h.summary()!;
+  assert.ok(s.p50 <= s.p90 && s.p90 <= s.p99 && s.p99 <= s.max, JSON.stringify(s));
+  assert.ok(h.percentile(100)! <= s.max);
+});

@@ -21,11 +21,20 @@ export function scratchSchemaName(url: string, suffix: string): string {
   return `${schemaOf(url).slice(0, 63 - tail.length)}${tail}`;
 }
 
+/** Connection settings of a store URL, with the store's defaults (user PGUSER, else postgres; password PGPASSWORD). */
+function clientConfig(url: string): pg.ClientConfig {
+  const u = new URL(url);
+  return {
+    host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: u.port ? Number(u.port) : 5432,
+    database: decodeURIComponent(u.pathname.replace(/^\//, "")),
+    user: decodeURIComponent(u.username) || process.env.PGUSER || "postgres",
+    ...(u.password ? { password: decodeURIComponent(u.password) } : process.env.PGPASSWORD ? { password: process.env.PGPASSWORD } : {}),
+  };
+}
+
 /** Drops `schema` and everything in it, when it exists. */
 export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
-  const u = new URL(url);
-  u.searchParams.delete("schema");
-  const client = new pg.Client({ connectionString: u.toString() });
+  const client = new pg.Client(clientConfig(url));
   await client.connect();
   try {
     await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
@@ -36,9 +45,7 @@ export async function dropPostgresSchema(url: string, schema: string): Promise<v
 
 /** Whether `schema` exists in the database of `url`. */
 export async function postgresSchemaExists(url: string, schema: string): Promise<boolean> {
-  const u = new URL(url);
-  u.searchParams.delete("schema");
-  const client = new pg.Client({ connectionString: u.toString() });
+  const client = new pg.Client(clientConfig(url));
   await client.connect();
   try {
     const r = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
