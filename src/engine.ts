@@ -91,8 +91,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     ensureRoot(paths);
     // The settings a root starts with are the baseline `reload-settings` reports changes against.
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
-    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings);
+    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency });
     const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
+    store.onError?.((error) => mesh.safeEmit("engine:error", { error }));
     if (o.work) mesh.start();
     return mesh;
   }

@@ -20,7 +20,7 @@ export interface SqliteOps {
   kvGet(namespace: string, key: string): KvEntry | null;
   kvList(namespace: string, prefix: string, limit: number): KvEntry[];
   kvChanges(namespace: string, afterVersion: number, limit: number): KvChange[];
-  setMemberships(updates: { nodeId: string; status: string; sinceMs: number }[]): void;
+  setMemberships(updates: { nodeId: string; from: { status: string; sinceMs: number }; status: string; sinceMs: number }[]): number;
   expireLeasesOf(nodeIds: string[], limit: number, now: number, byNode: string): number;
   pruneNodes(olderThanMs: number, limit: number): number;
   ownershipEvents(sinceMs: number, limit: number): OwnershipEvent[];
@@ -85,7 +85,8 @@ export function prepareOps(db: Database.Database): SqliteOps {
         last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL`),
     stopNode: db.prepare(`UPDATE nodes SET state = 'stopped', stopped_at_ms = @now, last_heartbeat_ms = @now WHERE node_id = @nodeId AND pid = @pid`),
     nodes: db.prepare(`SELECT * FROM nodes ORDER BY node_id`),
-    setMembership: db.prepare(`UPDATE nodes SET membership = @status, membership_since_ms = @sinceMs WHERE node_id = @nodeId`),
+    setMembership: db.prepare(`UPDATE nodes SET membership = @status, membership_since_ms = @sinceMs
+      WHERE node_id = @nodeId AND membership = @fromStatus AND membership_since_ms = @fromSinceMs`),
     ownedBy: db.prepare(`SELECT id, task_id, step_id, lease_epoch, lease_owner FROM steps
       WHERE status = 'RUNNING' AND lease_owner IN (SELECT value FROM json_each(?)) LIMIT ?`),
     expireLease: db.prepare(`UPDATE steps SET lease_expires_at_ms = 0 WHERE id = ? AND status = 'RUNNING'`),
@@ -123,7 +124,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       }
       const cancelledRunning: LeaseRef[] = mode === "hard"
         ? (q.runningOf.all(taskId) as { id: number; task_id: string; step_id: string; lease_epoch: number }[])
-          .map((r) => ({ stepRowId: r.id, taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch }))
+          .map((r) => ({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch }))
         : [];
       const cancelledSteps = ((mode === "hard" ? cancelHard : cancelSoft).all({ taskId, now }) as { step_id: string }[]).map((r) => r.step_id);
       const open = (q.closeCancelled.get({ taskId, n: cancelledSteps.length, now }) as { steps_open: number }).steps_open;
@@ -190,8 +191,12 @@ export function prepareOps(db: Database.Database): SqliteOps {
       (q.kvList.all(namespace, prefix, `${prefix}\u{10FFFF}`, limit) as KvRow[]).map(toEntry),
     kvChanges: (namespace, afterVersion, limit) =>
       (q.kvChanges.all(namespace, afterVersion, limit) as KvRow[]).map((r) => ({ ...toEntry(r), namespace: r.namespace, deleted: r.deleted === 1 })),
-    setMemberships: write((updates: { nodeId: string; status: string; sinceMs: number }[]) => {
-      for (const u of updates) q.setMembership.run(u);
+    setMemberships: write((updates: { nodeId: string; from: { status: string; sinceMs: number }; status: string; sinceMs: number }[]) => {
+      let applied = 0;
+      for (const u of updates) {
+        applied += q.setMembership.run({ nodeId: u.nodeId, status: u.status, sinceMs: u.sinceMs, fromStatus: u.from.status, fromSinceMs: u.from.sinceMs }).changes;
+      }
+      return applied;
     }),
     expireLeasesOf: write((nodeIds: string[], limit: number, now: number, byNode: string) => {
       const rows = q.ownedBy.all(JSON.stringify(nodeIds), limit) as { id: number; task_id: string; step_id: string; lease_epoch: number; lease_owner: string }[];
