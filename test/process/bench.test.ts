@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cli, REPO, spawnCli, tempRoot } from "../helpers.js";
+import { spawnSync } from "node:child_process";
+import { BIN, cli, REPO, spawnCli, tempRoot } from "../helpers.js";
 import { RelayMesh } from "../../src/index.js";
 
 /** Fields every report carries (reportVersion 2). */
@@ -165,6 +166,19 @@ test("bench: bad values exit 2 with one line naming the option, and nothing is w
     assert.ok(!existsSync(root), `${args.join(" ")}: the root was not created`);
     assert.ok(!existsSync(join(dir, "r.json")), `${args.join(" ")}: no report`);
   }
+});
+
+const hasScript = spawnSync("script", ["--version"]).status === 0;
+
+test("bench on a terminal: a live line with progress, completed/s now and overall, p50/p99 so far, failures and RSS", { skip: hasScript ? false : "no script(1) to run it on a pseudo-terminal" }, async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const command = [process.execPath, BIN, "bench", "--root", root, "--rate", "100", "--duration", "3s", "--report-out", join(root, "tty.json")].join(" ");
+  const r = spawnSync("script", ["-qec", command, "/dev/null"], { encoding: "utf8", timeout: 120_000, env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: "" } });
+  assert.equal(r.status, 0, r.stderr);
+  const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "\n");
+  assert.match(screen, /\ds\/3s, \d+ done \| \d+\/s now, \d+\/s overall \| p50 [\d.]+ p99 [\d.]+ ms \| failures 0 \| RSS \d+ MB/);
+  assert.match(screen, /open loop at 100 tasks\/s, stopped by duration/);
 });
 
 test("bench: Ctrl-C (SIGINT) stops submitting, drains what was submitted and still writes both reports", async (t) => {

@@ -60,14 +60,17 @@ export default async function bench(globals: GlobalOptions, flags: BenchFlags): 
     watchdogMs: 600_000,
   });
   const byTime = o.run.tasks === undefined;
-  const live = process.stderr.isTTY ? new LiveLine(byTime ? Math.ceil(o.run.durationMs! / 1000) : o.run.tasks!, byTime) : null;
+  let live = null as LiveLine | null;
   try {
     const report = await runBenchmark({
       ...o.run, root: target.root, ...(target.store !== undefined ? { store: target.store } : {}), runId,
       ...(target.inPlace ? { taskName: `bench:${runId}` } : {}),
       stopSignal: stop.signal, abandonSignal: abandon.signal,
-      onMeasuring: () => process.stderr.write(`relaymesh: bench ${runId}: measuring on ${target.inPlace ? redact(target.location) : "a scratch store"} (Ctrl-C stops submitting, drains and writes the report)\n`),
-      ...(live ? { onSample: (s, f) => live.update(s, f) } : {}),
+      onMeasuring: () => {
+        process.stderr.write(`relaymesh: bench ${runId}: measuring on ${target.inPlace ? redact(target.location) : "a scratch store"} (Ctrl-C stops submitting, drains and writes the report)\n`);
+        if (process.stderr.isTTY) live = new LiveLine(byTime ? Math.ceil(o.run.durationMs! / 1000) : o.run.tasks!, byTime);
+      },
+      onSample: (s, f) => live?.update(s, f),
     });
     live?.stop();
     const inPlace = target.inPlace ? { inPlace: true, taskName: `bench:${runId}` } : { inPlace: false };
