@@ -80,7 +80,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     });
   }
 
-  /** Opens (creating when missing) a root and its store; starts working unless `work: false`. */
+  /**
+   * Opens (creating when missing) a root and its store; starts working unless `work: false`, and
+   * then resolves once the agent threads have started.
+   */
   static async open(options: EngineOptions = {}): Promise<RelayMesh> {
     const parsed = EngineOptionsSchema.safeParse(options);
     if (!parsed.success) throw new InvalidOptionsError(`RelayMesh.open: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
@@ -93,7 +96,14 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
     const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings);
     const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
-    if (o.work) mesh.start();
+    if (o.work) {
+      mesh.start();
+      // Resolve with the threads up, so a first step does not pay their start.
+      await mesh.#pool!.warmUp().catch(async (error: unknown) => {
+        await mesh.close({ force: true, timeoutMs: 0 }).catch(() => {});
+        throw new RelayMeshError(ErrorCode.AGENT_FAILED, `RelayMesh.open: the agent threads did not start: ${(error as Error)?.message ?? error}`, { cause: error });
+      });
+    }
     return mesh;
   }
 

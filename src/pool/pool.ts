@@ -6,6 +6,7 @@ import PQueue from "p-queue";
 import { errorToWire } from "../errors.js";
 import type {
   AgentMessage, ControlMessage, KvReply, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  WarmUpMessage, WarmUpReply,
 } from "./protocol.js";
 
 export interface AgentPoolOptions {
@@ -24,6 +25,9 @@ export const AGENT_WORKER_FILE = new URL("../../workers/agent.worker.js", import
 
 /** How often an abort is broadcast again until its attempt settles. */
 const ABORT_RESEND_MS = 200;
+
+/** Rounds of warm-up messages before `warmUp` settles for the threads it reached. */
+const WARM_UP_ROUNDS = 5;
 
 /** Receives the outcome of one attempt handed to `AgentPool.run`. */
 export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
@@ -75,6 +79,23 @@ export class AgentPool {
       else onAgentMessage(msg);
     };
     this.#results.unref();
+  }
+
+  /**
+   * Resolves once every thread of the pool has started and answered a message, so the first
+   * step does not pay thread start-up; resolves with the number of threads that answered. Rejects
+   * when a thread cannot start (e.g. its file is missing).
+   */
+  async warmUp(): Promise<number> {
+    const want = Math.max(1, this.#piscina.threads.length);
+    const msg: WarmUpMessage = { type: "warm-up", controlChannel: this.controlChannel, resultChannel: this.resultChannel };
+    const seen = new Set<number>();
+    // Piscina hands each message to the least busy thread, so one round usually reaches them all.
+    for (let round = 0; round < WARM_UP_ROUNDS && seen.size < want; round++) {
+      const replies = await Promise.all(Array.from({ length: want }, () => this.#piscina.run(msg) as Promise<WarmUpReply>));
+      for (const r of replies) seen.add(r.threadId);
+    }
+    return seen.size;
   }
 
   /**
