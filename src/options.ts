@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
 import { ModuleAgentSchema } from "./agents/registry.js";
 
 /** Options of `RelayMesh.open()`. */
@@ -32,7 +32,7 @@ export const EngineOptionsSchema = z.strictObject({
   /** How often an idle worker looks for work submitted by other processes (default: 100). */
   pollIntervalMs: z.number().int().min(5).max(60_000).default(100),
   /** An existing Piscina pool running RelayMesh's agent worker (AGENT_WORKER_FILE); left open by close(). */
-  piscina: z.instanceof(Piscina).optional(),
+  piscina: z.custom<Piscina>(isPiscina, "must be a Piscina pool").optional(),
 });
 export type EngineOptions = z.input<typeof EngineOptionsSchema>;
 export type ResolvedEngineOptions = z.output<typeof EngineOptionsSchema>;
@@ -45,3 +45,9 @@ export const CloseOptionsSchema = z.strictObject({
   force: z.boolean().default(false),
 }).default({ timeoutMs: 30_000, force: false });
 export type CloseOptions = z.input<typeof CloseOptionsSchema>;
+
+/** Checked by shape, so that a process that never works does not load Piscina to validate options. */
+function isPiscina(v: unknown): v is Piscina {
+  const p = v as Partial<Piscina> | null;
+  return typeof p === "object" && p !== null && typeof p.run === "function" && typeof p.close === "function" && typeof p.options === "object";
+}
