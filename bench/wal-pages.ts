@@ -96,7 +96,8 @@ async function main(): Promise<void> {
   const rows = [await measure("single", tasks), await measure("chain", Math.ceil(tasks / 3)), await measure("diamond", Math.ceil(tasks / 4))];
   console.log("WAL frames (pages) written while enqueuing and draining, durability full (submit commits included)");
   console.log("frames per step by table or index (pages of the store after the run; a page may have changed owner during it):");
-  console.table(Object.fromEntries(breakdowns));
+  const names = [...new Set([...breakdowns.values()].flatMap((b) => Object.keys(b)))];
+  console.table(Object.fromEntries(names.map((n) => [n, Object.fromEntries([...breakdowns].map(([shape, b]) => [shape, b[n] ?? 0]))])));
   console.table(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === "number" && !Number.isInteger(v) ? Number(v.toFixed(2)) : v]))));
 }
 
