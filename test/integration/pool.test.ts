@@ -16,6 +16,9 @@ test("AgentPool.warmUp: every thread of the pool answers before it resolves", as
 test("RelayMesh.open: a pool whose threads cannot start is rejected with RELAYMESH_ERR_AGENT_FAILED and nothing keeps running", async (t) => {
   const { root, cleanup } = tempRoot("relaymesh-pool-");
   const piscina = new Piscina({ filename: new URL("./no-such-agent-worker.js", import.meta.url).href, minThreads: 1, maxThreads: 1 });
+  // The pool's owner hears of threads failing to start outside any task (Piscina's "error" event).
+  const poolErrors: Error[] = [];
+  piscina.on("error", (e: Error) => poolErrors.push(e));
   t.after(async () => { await piscina.close({ force: true }); cleanup(); });
   await assert.rejects(
     withDeadline(RelayMesh.open({ root, piscina, concurrency: 2 }), WAIT_MS, "open"),
@@ -25,4 +28,5 @@ test("RelayMesh.open: a pool whose threads cannot start is rejected with RELAYME
   const mesh = await RelayMesh.open({ root, work: false });
   t.after(() => mesh.close());
   assert.equal((await mesh.submit({ agent: "echo", input: 1 })).created, true);
+  for (const e of poolErrors) assert.equal((e as { code?: string }).code, "ERR_MODULE_NOT_FOUND");
 });
