@@ -91,8 +91,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     ensureRoot(paths);
     // The settings a root starts with are the baseline `reload-settings` reports changes against.
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
-    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings);
+    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency });
     const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
+    store.onError?.((error) => mesh.safeEmit("engine:error", { error }));
     if (o.work) mesh.start();
     return mesh;
   }
@@ -243,17 +244,20 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return { replayed };
   }
 
-  /** Deletes finished tasks and dead letters older than their retention; forgets old idempotency keys. */
-  async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number } = {}) {
+  /**
+   * Deletes finished tasks and dead letters older than their retention; forgets old idempotency
+   * keys. With `namePrefix`, only of tasks whose name starts with it (e.g. `bench:`).
+   */
+  async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number; namePrefix?: string } = {}) {
     this.#assertOpen("purge");
     const now = Date.now();
     const days = (d: number) => now - d * 86_400_000;
     const retention = { doneRetentionDays: options.doneRetentionDays ?? 7, deadRetentionDays: options.deadRetentionDays ?? 30, idempotencyTtlDays: options.idempotencyTtlDays ?? 7 };
     const counts = await this.store.purge({
       finishedBeforeMs: days(retention.doneRetentionDays), deadBeforeMs: days(retention.deadRetentionDays),
-      idempotencyBeforeMs: days(retention.idempotencyTtlDays),
+      idempotencyBeforeMs: days(retention.idempotencyTtlDays), ...(options.namePrefix !== undefined ? { namePrefix: options.namePrefix } : {}),
     });
-    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, ...counts } });
+    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, namePrefix: options.namePrefix ?? null, ...counts } });
     return { ...counts, retention };
   }
 

@@ -9,7 +9,7 @@ export type AgentRef =
 
 /** One step attempt, as a worker thread runs it. */
 export interface StepRun {
-  /** Names this attempt in abort and result messages: `${stepRowId}:${leaseEpoch}`. */
+  /** Names this attempt in abort and result messages: `${stepKey}:${leaseEpoch}`. */
   key: string;
   taskId: string;
   stepId: string;
