@@ -73,7 +73,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
     this.actor = o.actor ?? "api";
     this.audit = new AuditLog(join(paths.auditDir, "audit.log"));
-    this.#trail = new AuditTrail(this.audit);
+    this.#trail = new AuditTrail(this.audit, (error) => this.safeEmit("engine:error", { error }));
     this.#trail.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
       store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? 3 * o.concurrency, settings,

@@ -62,7 +62,7 @@ test("health: exit 1 when running nodes exist but none has a fresh heartbeat, or
   assert.equal(first.code, 0, first.stdout);
   const doc = first.json<{ ok: boolean; checks: { name: string; ok: boolean }[] }>();
   assert.equal(doc.ok, true);
-  assert.deepEqual(doc.checks.map((c) => c.name), ["store-open", "store-writable", "pragmas", "node-heartbeats"]);
+  assert.deepEqual(doc.checks.map((c) => c.name), ["store-open", "store-integrity", "store-writable", "store-disk", "pragmas", "node-heartbeats"]);
 
   const w1 = spawnCli(["worker", "--root", root, "--node-id", "w1"]);
   t.after(() => { w1.child.kill("SIGKILL"); });
