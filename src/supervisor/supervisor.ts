@@ -38,6 +38,9 @@ const AGENT_HEARTBEAT_MIN_INTERVAL_MS = 250;
 /** Between SIGTERM and SIGKILL of a script agent's process group. */
 const SCRIPT_KILL_GRACE_MS = 2_000;
 
+/** An attempt whose lease was not renewed stops this fraction of the lease before it ends. */
+const LEASE_SAFETY_FRACTION = 0.2;
+
 /** Longest a finished step waits for others to share its commit. */
 const GROUP_COMMIT_WINDOW_MS = 2;
 
@@ -104,6 +107,8 @@ export class Supervisor {
   #idleWaiters: (() => void)[] = [];
   #timers: NodeJS.Timeout[] = [];
   #unwake: (() => void) | null = null;
+  /** Group commits failed in a row (store unreachable). */
+  #failedCommits = 0;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryTimerAt = Infinity;
   #settings: Settings;
@@ -219,7 +224,10 @@ export class Supervisor {
     // They go on after claiming stops, while in-flight steps drain, until stopHeartbeats().
     if (!this.#heartbeatTimer) {
       this.#heartbeatTimer = setInterval(() => {
-        if (this.#inflight.size > 0) { this.#renewDue = true; this.#schedule(); }
+        if (this.#inflight.size === 0) return;
+        this.#abortOverdue();
+        this.#renewDue = true;
+        this.#schedule();
       }, Math.max(50, Math.min(2_000, Math.floor(lease / 3))));
       this.#heartbeatTimer.unref();
     }
@@ -287,6 +295,19 @@ export class Supervisor {
   async flushNow(): Promise<void> {
     this.#schedule();
     while (this.#flushScheduled || this.#flushing) await (this.#flushing ?? new Promise((r) => setImmediate(r)));
+  }
+
+  /**
+   * A zombie must not go on past its lease: an attempt whose lease could not be renewed is
+   * stopped by the monotonic clock before the lease ends (its last fifth), whatever the store does.
+   */
+  #abortOverdue(): void {
+    const cutoff = performance.now() + this.#settings.leaseTimeoutMs * LEASE_SAFETY_FRACTION;
+    for (const f of this.#inflight.values()) {
+      if (f.disposition === "commit" && cutoff > f.leaseDeadline) {
+        this.#abort(f, "drop", new LeaseLostError(`lease of step "${f.step.stepId}" (task ${f.step.taskId}) could not be renewed in time`));
+      }
+    }
   }
 
   #free(): number {
@@ -359,14 +380,13 @@ export class Supervisor {
       this.#failures.unshift(...failures);
       this.#releases.unshift(...releases);
       this.#o.emit("engine:error", { error: error as Error });
-      // A zombie must not go on past its lease: without a renewal, stop the work by the monotonic clock.
-      const now = performance.now();
-      for (const f of this.#inflight.values()) {
-        if (now > f.leaseDeadline) this.#abort(f, "drop", new LeaseLostError(`lease of step "${f.step.stepId}" (task ${f.step.taskId}) could not be renewed in time`));
-      }
-      await new Promise((r) => setTimeout(r, 100));
+      this.#abortOverdue();
+      // Back off while the store stays unreachable (100 ms doubling to 5 s); the next success resets it.
+      this.#failedCommits++;
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(6, this.#failedCommits - 1))));
       return;
     }
+    this.#failedCommits = 0;
     submits.forEach((s, i) => {
       const outcome = result.submitted[i]!;
       if (outcome.error) s.reject(errorFromWire(outcome.error, ErrorCode.STORE));

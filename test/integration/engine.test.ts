@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RelayMesh, ErrorCode, type EngineEventMap, type EngineEventName, type EngineOptions, type TaskWithSteps } from "../../src/index.js";
-import { REPO, tempRoot, waitUntil, withDeadline } from "../helpers.js";
+import { REPO, storeFor, tempRoot, waitUntil, withDeadline } from "../helpers.js";
 
 const FIXTURES = join(REPO, "test/fixtures/agents");
 const WAIT_MS = 15_000;
@@ -44,8 +44,9 @@ function env(t: TestContext, settings: Record<string, unknown> = {}): Env {
   return {
     root,
     async open(options = {}) {
+      const store = storeFor(root);
       const mesh = await RelayMesh.open({
-        root, threads: 1, concurrency: 4, pollIntervalMs: 20, nodeId: `node-${++n}`, agents: MODULE_AGENTS,
+        root, ...(store ? { store } : {}), threads: 1, concurrency: 4, pollIntervalMs: 20, nodeId: `node-${++n}`, agents: MODULE_AGENTS,
         ...options,
         settings: { ...BASE_SETTINGS, ...settings, ...options.settings },
       });
@@ -467,7 +468,7 @@ test("RelayMesh.open({work: false}): submits but runs nothing until start()", as
 
 test("RelayMesh.open: invalid options and settings are rejected with RELAYMESH_ERR_INVALID_OPTIONS", async (t) => {
   const e = env(t);
-  await assert.rejects(RelayMesh.open({ root: e.root, concurrency: 0 }), { code: ErrorCode.INVALID_OPTIONS });
+  await assert.rejects(RelayMesh.open({ root: e.root, store: storeFor(e.root), concurrency: 0 }), { code: ErrorCode.INVALID_OPTIONS });
   await assert.rejects(RelayMesh.open({ root: e.root, bogus: true } as unknown as EngineOptions), { code: ErrorCode.INVALID_OPTIONS });
   await assert.rejects(e.open({ settings: { leaseTimeoutMs: 1 } }), { code: ErrorCode.INVALID_OPTIONS });
 });
