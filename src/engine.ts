@@ -204,9 +204,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async cancel(taskId: string, options: { mode?: "hard" | "soft"; reason?: string } = {}): Promise<{ taskId: string; status: TaskStatus; cancelledSteps: string[] }> {
     this.#assertOpen("cancel");
     const mode = options.mode ?? "hard";
-    const result = await this.store.cancelTask(taskId, mode, this.store.now());
+    const result = await this.#supervisor.cancelTask(taskId, mode, options.reason);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
-    this.#supervisor.abortRefs(result.cancelledRunning, new RelayMeshError(ErrorCode.ABORTED, `task ${taskId} was cancelled${options.reason ? `: ${options.reason}` : ""}`));
     if (result.cancelledSteps.length > 0) {
       this.#trail.record({
         action: "task.cancel", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
@@ -223,7 +222,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async replay(taskId: string): Promise<{ replayed: string[] }> {
     this.#assertOpen("replay");
-    const result = await this.store.replayTask(taskId, this.store.now());
+    const result = await this.#supervisor.replayTask(taskId);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
     if (!result.replayed) throw new InvalidStateError(`task ${taskId} is ${result.status}; only DEAD_LETTER tasks can be replayed`);
     await this.#auditReplay(taskId, result.steps, result.round);
@@ -237,7 +236,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const { tasks } = await this.store.listTasks({ status, limit: options.limit ?? 100, offset: 0 });
     const replayed: string[] = [];
     for (const t of tasks.reverse()) {
-      const result = await this.store.replayTask(t.taskId, this.store.now());
+      const result = await this.#supervisor.replayTask(t.taskId);
       if (!result?.replayed) continue;
       await this.#auditReplay(t.taskId, result.steps, result.round);
       replayed.push(t.taskId);
@@ -450,7 +449,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async bumpClusterEpoch(reason: string): Promise<{ clusterEpoch: number; fencedSteps: number }> {
     this.#assertOpen("bumpClusterEpoch");
-    const { clusterEpoch, fencedSteps } = await this.store.bumpClusterEpoch(this.store.now());
+    const { clusterEpoch, fencedSteps } = await this.#supervisor.bumpClusterEpoch();
     this.#trail.record({
       action: "cluster.epoch-bump", actor: this.actor, resource: "cluster", details: { reason, clusterEpoch, fencedSteps: fencedSteps.length },
     });
@@ -595,7 +594,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   async #maintenance(o: { recoverLimit: number; prune: boolean; nowMs: number }): Promise<MaintenanceResult> {
-    const result = await maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o });
+    const result = await this.#supervisor.maintain(() => maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o }));
     for (const m of result.membership) {
       this.#trail.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });
     }

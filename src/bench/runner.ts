@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
+import { join } from "node:path";
 import { z } from "zod";
 import { InvalidOptionsError, RelayMesh, type WorkflowSpec } from "../index.js";
 import { percentile, sortedAscending } from "./stats.js";
@@ -16,6 +17,11 @@ export const FANOUT_WIDTH = 20;
 export const BenchmarkOptionsSchema = z.strictObject({
   /** Folder of the root to run in (created when missing). Use a fresh one: its store keeps every task. */
   root: z.string().min(1),
+  /**
+   * Store URL (see RelayMesh.open); use an empty one, it keeps every task.
+   * @default the root's SQLite file
+   */
+  store: z.string().min(1).optional(),
   /**
    * Tasks (workflows) to submit.
    * @default 1000
@@ -143,7 +149,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
   if (!parsed.success) throw new InvalidOptionsError(`runBenchmark: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
   const o = parsed.data;
   const mesh = await RelayMesh.open({
-    root: o.root, concurrency: o.concurrency, work: o.mode === "concurrent",
+    root: o.root, store: o.store ?? `sqlite:${join(o.root, "relaymesh.db")}`, concurrency: o.concurrency, work: o.mode === "concurrent",
     ...(o.durability ? { settings: { durability: o.durability } } : {}),
   });
   let run: Run | null = null;

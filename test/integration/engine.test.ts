@@ -472,3 +472,20 @@ test("RelayMesh.open: invalid options and settings are rejected with RELAYMESH_E
   await assert.rejects(RelayMesh.open({ root: e.root, bogus: true } as unknown as EngineOptions), { code: ErrorCode.INVALID_OPTIONS });
   await assert.rejects(e.open({ settings: { leaseTimeoutMs: 1 } }), { code: ErrorCode.INVALID_OPTIONS });
 });
+
+test("cancel (hard, in-process): the running step's AbortSignal fires, task:finished is emitted once, and a waitFor resolves", async (t) => {
+  const mesh = await env(t).open();
+  const started = next(mesh, "step:started");
+  const { taskId } = await mesh.submitWorkflow({ steps: [{ id: "long", agent: "sleep", input: { ms: 60_000 } }, { id: "after", agent: "echo", dependsOn: ["long"] }] });
+  assert.equal((await started).taskId, taskId);
+  const finished = record(mesh, ["task:finished"]);
+  const waiting = mesh.waitFor(taskId, { timeoutMs: WAIT_MS });
+  const result = await mesh.cancel(taskId, { mode: "hard", reason: "operator" });
+  assert.equal(result.status, "CANCELLED");
+  assert.deepEqual(result.cancelledSteps.sort(), ["after", "long"]);
+  assert.equal((await waiting).status, "CANCELLED");
+  // The aborted sleep settles at once: a graceful close does not wait for its 60 s.
+  await withDeadline(mesh.close(), 5_000, "a close with nothing left running");
+  assert.deepEqual(finished.map((e) => e.payload), [{ taskId, status: "CANCELLED" }]);
+  assert.equal((await mesh.store.listLeaseConflicts({ sinceMs: 0, limit: 10 }).catch(() => [])).length, 0);
+});

@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import cliProgress from "cli-progress";
 import { BENCHMARK_SHAPES, runBenchmark } from "../../bench/runner.js";
 import { writeJsonFile } from "../../ops/exports.js";
 import { defaultRoot, ensureRoot, rootPaths } from "../../root.js";
+import { dropScratchStore, scratchStoreUrl } from "../../store/open.js";
 import { ExitCode } from "../errors.js";
 import { choiceOption, intOption, numberOption, type CommandResult, type GlobalOptions } from "../context.js";
 
@@ -29,6 +30,8 @@ export default async function bench(globals: GlobalOptions, flags: BenchFlags): 
   const paths = rootPaths(globals.root ?? defaultRoot());
   ensureRoot(paths);
   const scratch = mkdtempSync(join(paths.reportsDir, "bench-"));
+  // Benchmark tasks never mix with real ones: a scratch store beside the root's (a schema of its own on PostgreSQL).
+  const store = scratchStoreUrl(globals.store ?? (process.env.RELAYMESH_STORE || undefined), `bench_${basename(scratch).slice(6).toLowerCase()}`, scratch);
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar({ stream: process.stderr, format: "{bar} {value}/{total} tasks | {eta_formatted} left", hideCursor: true }, cliProgress.Presets.shades_classic)
     : null;
@@ -36,7 +39,7 @@ export default async function bench(globals: GlobalOptions, flags: BenchFlags): 
   let shown = 0;
   try {
     const report = await runBenchmark({
-      root: scratch, tasks, shape, inputSize, concurrency, maxSeconds, mode: "concurrent",
+      root: scratch, store, tasks, shape, inputSize, concurrency, maxSeconds, mode: "concurrent",
       onProgress: (done) => {
         if (bar && (done - shown >= Math.max(1, tasks / 200) || done === tasks)) { bar.update(done); shown = done; }
       },
@@ -53,6 +56,7 @@ export default async function bench(globals: GlobalOptions, flags: BenchFlags): 
     };
   } finally {
     bar?.stop();
+    await dropScratchStore(store);
     rmSync(scratch, { recursive: true, force: true });
   }
 }
