@@ -14,7 +14,7 @@ export function withSchema(url: string, schema: string): string {
 /** `<schema>_bench_<suffix>`, shortened to PostgreSQL's 63-byte identifier limit. */
 export function scratchSchemaName(url: string, suffix: string): string {
   const tail = `_bench_${suffix}`;
-  return `${parsePgUrl(url).schema.slice(0, 63 - tail.length)}${tail}`;
+  return `${(new URL(url).searchParams.get("schema") || "relaymesh").slice(0, 63 - tail.length)}${tail}`;
 }
 
 /** Connection settings of a store URL, as the store itself reads them. */
