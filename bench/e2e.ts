@@ -18,7 +18,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runBenchmark, type BenchmarkOptions, type BenchmarkReport } from "../src/bench/runner.js";
 import { median, range } from "../src/bench/stats.js";
-import { dropScratchStore, redact, scratchStoreUrl } from "../src/store/open.js";
+import { redact } from "../src/store/open.js";
+import { scratchStoreFor } from "../src/store/scratch.js";
 
 const CONCURRENCY = 8;
 /** Echo tasks run before measuring in `concurrent` workloads, so worker-thread start-up is not measured. */
@@ -203,12 +204,12 @@ async function main(): Promise<void> {
     const runs: RunResult[] = [];
     for (let i = 0; i < sizes.runs; i++) {
       const root = mkdtempSync(join(tmpdir(), `relaymesh-bench-${w.id.toLowerCase()}-`));
-      const store = args.store ? scratchStoreUrl(args.store, `bench_${w.id.toLowerCase()}_${i}_${process.pid}`, root) : undefined;
+      const scratch = args.store ? scratchStoreFor(args.store, root) : undefined;
       const started = performance.now();
       try {
-        runs.push(await w.once(root, store));
+        runs.push(await w.once(root, scratch?.url));
       } finally {
-        if (store) await dropScratchStore(store);
+        await scratch?.drop();
         rmSync(root, { recursive: true, force: true });
       }
       console.log(`  ${w.id} run ${i + 1}/${sizes.runs} took ${((performance.now() - started) / 1000).toFixed(1)} s`);

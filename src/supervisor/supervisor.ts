@@ -3,7 +3,7 @@ import { ErrorCode, LeaseLostError, RelayMeshError, errorFromWire, errorToWire, 
 import type { EngineEventMap } from "../events.js";
 import type { Settings } from "../model/settings.js";
 import type { AgentRegistry } from "../agents/registry.js";
-import type { AgentPool } from "../pool/pool.js";
+import { isWorkerLost, type AgentPool } from "../pool/pool.js";
 import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
 import { TERMINAL_TASK_STATUSES } from "../store/types.js";
@@ -18,6 +18,7 @@ import { claimLimit, machineLoad } from "../mesh/claim-policy.js";
 import { PersistentScriptHost } from "../agents/script-host.js";
 import type { ScriptAgentConfig } from "../agents/scripts.js";
 import { backoffMs } from "./retry.js";
+import { MAX_TIMER_MS } from "../model/duration.js";
 
 export interface SupervisorOptions {
   store: Store;
@@ -115,6 +116,8 @@ export class Supervisor {
   #unwake: (() => void) | null = null;
   /** An operator write made steps runnable: claim again. */
   #wakeDue = false;
+  /** Monotonic start of the store commit in flight, if any. */
+  #flushStartedAt: number | null = null;
   /** Group commits failed in a row (store unreachable). */
   #failedCommits = 0;
   #retryTimer: NodeJS.Timeout | null = null;
@@ -294,12 +297,20 @@ export class Supervisor {
     // Heartbeats also tell a node that a step it runs was cancelled or reclaimed elsewhere: at most every 2 s.
     // They go on after claiming stops, while in-flight steps drain, until stopHeartbeats().
     if (!this.#heartbeatTimer) {
+      const interval = Math.max(50, Math.min(2_000, Math.floor(lease / 3)));
+      let lastBeat = performance.now();
       this.#heartbeatTimer = setInterval(() => {
+        const now = performance.now();
+        // A tick far behind schedule means this process was paused (SIGSTOP), not cut off: its
+        // late results go to the store, to be refused and recorded there.
+        const paused = now - lastBeat > 3 * interval;
+        lastBeat = now;
         if (this.#inflight.size === 0) return;
-        this.#abortOverdue();
+        const hanging = this.#flushStartedAt !== null && now - this.#flushStartedAt > interval;
+        if (!paused && (this.#failedCommits > 0 || hanging)) this.#abortOverdue();
         this.#renewDue = true;
         this.#schedule();
-      }, Math.max(50, Math.min(2_000, Math.floor(lease / 3))));
+      }, interval);
       this.#heartbeatTimer.unref();
     }
     every(Math.max(100, Math.min(5_000, Math.floor(lease / 2))), () => { this.#reclaimDue = true; this.#schedule(); });
@@ -369,8 +380,8 @@ export class Supervisor {
   }
 
   /**
-   * A zombie must not go on past its lease: an attempt whose lease could not be renewed is
-   * stopped by the monotonic clock before the lease ends (its last fifth), whatever the store does.
+   * A node cut off from the store must not go on past its leases: an attempt whose lease could
+   * not be renewed is stopped by the monotonic clock before the lease ends (its last fifth).
    */
   #abortOverdue(): void {
     const cutoff = performance.now() + this.#settings.leaseTimeoutMs * LEASE_SAFETY_FRACTION;
@@ -443,9 +454,11 @@ export class Supervisor {
       kvWrites.length + progress.length === 0) return;
     const renewedAt = performance.now();
     let result: CommitResult;
+    this.#flushStartedAt = renewedAt;
     try {
       result = await this.#o.store.commit(batch);
     } catch (error) {
+      this.#flushStartedAt = null;
       for (const s of submits) s.reject(error);
       for (const w of kvWrites) w.reject(error);
       // Results stay owed: put them back and try again shortly; the leases still fence them.
@@ -460,6 +473,7 @@ export class Supervisor {
       return;
     }
     this.#failedCommits = 0;
+    this.#flushStartedAt = null;
     submits.forEach((s, i) => {
       const outcome = result.submitted[i]!;
       if (outcome.error) s.reject(errorFromWire(outcome.error, ErrorCode.STORE));
@@ -535,7 +549,7 @@ export class Supervisor {
       this.#retryTimer = null;
       this.#retryTimerAt = Infinity;
       this.#schedule();
-    }, Math.max(0, atMs - this.#now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, atMs - this.#now())));
     this.#retryTimer.unref();
   }
 
@@ -662,7 +676,8 @@ export class Supervisor {
       this.#pump();
     }
     const durationMs = performance.now() - f.startedAt;
-    if (f.disposition === "release") this.#releases.push(step);
+    // An attempt whose thread was ended for another's sake runs again, uncounted.
+    if (f.disposition === "release" || (f.disposition === "commit" && isWorkerLost(result))) this.#releases.push(step);
     else if (f.disposition === "commit") {
       this.stats.executed++;
       this.#ran.set(step.stepKey, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs, traceId: step.traceId, spanId: f.spanId });

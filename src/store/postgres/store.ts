@@ -94,18 +94,6 @@ export class PostgresStore implements Store {
     return new PostgresStore(parsePgUrl(options.url), options);
   }
 
-  /** Drops the URL's schema and everything in it (scratch stores of benchmarks). */
-  static async dropSchema(url: string): Promise<void> {
-    const target = parsePgUrl(url);
-    const client = new pg.Client({ host: target.host, port: target.port, database: target.database, user: target.user, password: target.password });
-    await client.connect();
-    try {
-      await client.query(`DROP SCHEMA IF EXISTS "${target.schema}" CASCADE`);
-    } finally {
-      await client.end();
-    }
-  }
-
   now(): number {
     return Date.now() + this.#offsetMs;
   }
