@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { BIN, cli, REPO, spawnCli, tempRoot } from "../helpers.js";
+import { BIN, cli, REPO, spawnCli, storeFor, tempRoot, TEST_STORE } from "../helpers.js";
 import { RelayMesh } from "../../src/index.js";
 
 /** Fields every report carries (reportVersion 2). */
@@ -32,7 +32,7 @@ function assertSelfContainedHtml(path: string): string {
 
 /** The user's root must hold no task: a default run uses a scratch store. */
 async function assertNoTasksIn(root: string): Promise<void> {
-  const mesh = await RelayMesh.open({ root, work: false });
+  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
   try {
     assert.equal((await mesh.listTasks({ limit: 1 })).total, 0, "no benchmark task in the user's store");
   } finally {
@@ -80,7 +80,7 @@ test("bench: the CONTRACT shape with --json, a JSON report of every figure and a
   assert.equal(report.settings.maxAttempts, 3);
   assert.equal(typeof report.machine.cores, "number");
   assert.equal(report.relaymeshVersion, JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
-  assert.match(report.store, /^scratch \(sqlite:/);
+  assert.match(report.store, TEST_STORE === "sqlite" ? /^scratch \(sqlite:/ : /^scratch \(postgres:.*_bench_/);
 
   const html = assertSelfContainedHtml(doc.htmlOut);
   assert.match(html, /Throughput/);
@@ -249,7 +249,7 @@ test("bench --in-place: runs in the real store, every task named bench:<run id>;
   const doc = r.json();
   assert.equal(doc.inPlace, true);
   assert.equal(doc.taskName, `bench:${doc.runId}`);
-  const mesh = await RelayMesh.open({ root, work: false });
+  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
   t.after(() => mesh.close());
   const { tasks, total } = await mesh.listTasks({ limit: 100 });
   assert.equal(total, 31);
