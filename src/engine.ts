@@ -9,7 +9,7 @@ import { TypedEmitter, type EngineEventMap } from "./events.js";
 import { buildSingleTask, buildWorkflowTask, type SubmitOptions } from "./model/build-task.js";
 import type { Settings } from "./model/settings.js";
 import { CloseOptionsSchema, EngineOptionsSchema, IntervalMsSchema, WaitOptionsSchema, parseArgument, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
-import { AgentPool } from "./pool/pool.js";
+import type { AgentPool } from "./pool/pool.js";
 import { defaultRoot, ensureRoot, loadAgents, readRootConfig, rootPaths, type RootPaths } from "./root.js";
 import type { RetryOverride, SingleTaskSpec } from "./model/workflow.js";
 import { openStore } from "./store/open.js";
@@ -18,14 +18,13 @@ import { TERMINAL_TASK_STATUSES, type LeaseConflict, type TaskRecord, type TaskS
 import { Supervisor } from "./supervisor/supervisor.js";
 import { AuditLog } from "./observe/audit.js";
 import { AuditTrail } from "./observe/audit-trail.js";
-import { renderMetrics, slaFigures } from "./observe/metrics.js";
 import { changedFields, fingerprint, type SettingsFingerprint } from "./model/settings-diff.js";
 import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
-import { exportSnapshot } from "./ops/snapshot.js";
-import { maintenanceTick, type MaintenanceResult } from "./mesh/maintenance.js";
-import { Inbox, type InboxPassResult } from "./inbox/inbox.js";
+import type { MaintenanceResult } from "./mesh/maintenance.js";
+import { renderMetrics, slaFigures } from "./observe/metrics.js";
+import type { InboxPassResult } from "./inbox/inbox.js";
 import type { HealthCheck, KvChange, NewTask, NodeRecord } from "./store/types.js";
 import { KvNamespace, type KvTransport } from "./agents/kv.js";
 
@@ -55,6 +54,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   readonly #options: ResolvedEngineOptions;
   readonly #supervisor: Supervisor;
   #pool: AgentPool | null = null;
+  /** Settles once the pool's threads answered (rejects when they cannot start); null before the first start. */
+  #poolReady: Promise<void> | null = null;
   #state: EngineState = "idle";
   #closing: Promise<void> | null = null;
 
@@ -80,7 +81,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     });
   }
 
-  /** Opens (creating when missing) a root and its store; starts working unless `work: false`. */
+  /**
+   * Opens (creating when missing) a root and its store; starts working unless `work: false`, and
+   * then resolves once the agent threads have started.
+   */
   static async open(options: EngineOptions = {}): Promise<RelayMesh> {
     const parsed = EngineOptionsSchema.safeParse(options);
     if (!parsed.success) throw new InvalidOptionsError(`RelayMesh.open: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
@@ -94,7 +98,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency });
     const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
     store.onError?.((error) => mesh.safeEmit("engine:error", { error }));
-    if (o.work) mesh.start();
+    if (o.work) {
+      await mesh.#start().catch(async (error: unknown) => {
+        await mesh.close({ force: true, timeoutMs: 0 }).catch(() => {});
+        throw error;
+      });
+    }
     return mesh;
   }
 
@@ -111,11 +120,23 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return { ...this.#supervisor.stats };
   }
 
-  /** Begins claiming and running steps (after `open({ work: false })`). */
-  start(): void {
+  /**
+   * Begins claiming and running steps (after `open({ work: false })`). The returned promise
+   * resolves once the agent threads have started; it never rejects (a failure to start them is
+   * emitted as `engine:error`).
+   */
+  start(): Promise<void> {
     this.#assertOpen("start");
-    if (this.#state === "running") return;
-    if (!this.#pool) {
+    return this.#start().catch((error: Error) => this.safeEmit("engine:error", { error }));
+  }
+
+  async #start(): Promise<void> {
+    if (this.#state === "running") return this.#poolReady ?? undefined;
+    this.#state = "running";
+    if (!this.#poolReady) {
+      // Loaded here: a process that only submits and reads never loads Piscina.
+      const { AgentPool } = await import("./pool/pool.js");
+      if (this.#state !== "running") return;
       this.#pool = new AgentPool({
         onAgentMessage: (msg) => this.#supervisor.onAgentMessage(msg),
         concurrency: this.#options.concurrency,
@@ -123,14 +144,18 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         ...(this.#options.piscina ? { piscina: this.#options.piscina } : {}),
       });
       this.#supervisor.attachPool(this.#pool);
+      const pool = this.#pool;
+      this.#poolReady = pool.warmUp().then(() => {}, (error: unknown) => {
+        throw new RelayMeshError(ErrorCode.AGENT_FAILED, `the agent threads did not start: ${(error as Error)?.message ?? error}`, { cause: error });
+      });
     }
     this.#supervisor.startWorking();
-    this.#state = "running";
     this.#beatNode();
     if (!this.#nodeTimer) {
       this.#nodeTimer = setInterval(() => this.#beatNode(), Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3)));
       this.#nodeTimer.unref();
     }
+    return this.#poolReady;
   }
 
   /** Submits a one-step task. Resolves once committed. */
@@ -186,7 +211,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       const onFinished = (e: { taskId: string }) => { if (e.taskId === taskId) done(); };
       this.on("task:finished", onFinished);
       const poller = setInterval(() => {
-        this.store.taskStatuses([taskId]).then((m) => { if (TERMINAL_TASK_STATUSES.has(m.get(taskId)!)) done(); }, (e: Error) => done(e));
+        // A store that is briefly unreachable (a restart) is reported, and the wait goes on.
+        this.store.taskStatuses([taskId]).then((m) => { if (TERMINAL_TASK_STATUSES.has(m.get(taskId)!)) done(); },
+          (error: Error) => this.safeEmit("engine:error", { error }));
       }, poll);
       const deadline = Number.isFinite(timeoutMs)
         ? setTimeout(() => done(new RelayMeshError(ErrorCode.WAIT_TIMEOUT, `task ${taskId} did not finish within ${timeoutMs} ms`)), timeoutMs)
@@ -203,9 +230,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async cancel(taskId: string, options: { mode?: "hard" | "soft"; reason?: string } = {}): Promise<{ taskId: string; status: TaskStatus; cancelledSteps: string[] }> {
     this.#assertOpen("cancel");
     const mode = options.mode ?? "hard";
-    const result = await this.store.cancelTask(taskId, mode, Date.now());
+    const result = await this.#supervisor.cancelTask(taskId, mode, options.reason);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
-    this.#supervisor.abortRefs(result.cancelledRunning, new RelayMeshError(ErrorCode.ABORTED, `task ${taskId} was cancelled${options.reason ? `: ${options.reason}` : ""}`));
     if (result.cancelledSteps.length > 0) {
       this.#trail.record({
         action: "task.cancel", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
@@ -222,7 +248,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async replay(taskId: string): Promise<{ replayed: string[] }> {
     this.#assertOpen("replay");
-    const result = await this.store.replayTask(taskId, Date.now());
+    const result = await this.#supervisor.replayTask(taskId);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
     if (!result.replayed) throw new InvalidStateError(`task ${taskId} is ${result.status}; only DEAD_LETTER tasks can be replayed`);
     await this.#auditReplay(taskId, result.steps, result.round);
@@ -236,7 +262,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const { tasks } = await this.store.listTasks({ status, limit: options.limit ?? 100, offset: 0 });
     const replayed: string[] = [];
     for (const t of tasks.reverse()) {
-      const result = await this.store.replayTask(t.taskId, Date.now());
+      const result = await this.#supervisor.replayTask(t.taskId);
       if (!result?.replayed) continue;
       await this.#auditReplay(t.taskId, result.steps, result.round);
       replayed.push(t.taskId);
@@ -250,7 +276,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number; namePrefix?: string } = {}) {
     this.#assertOpen("purge");
-    const now = Date.now();
+    const now = this.store.now();
     const days = (d: number) => now - d * 86_400_000;
     const retention = { doneRetentionDays: options.doneRetentionDays ?? 7, deadRetentionDays: options.deadRetentionDays ?? 30, idempotencyTtlDays: options.idempotencyTtlDays ?? 7 };
     const counts = await this.store.purge({
@@ -276,13 +302,13 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Counts per status and the SLA figures. */
   async stats() {
-    const snapshot = await this.store.opsSnapshot(Date.now());
+    const snapshot = await this.store.opsSnapshot(this.store.now());
     return { tasks: snapshot.tasks, steps: snapshot.steps, ...slaFigures(snapshot) };
   }
 
   /** Prometheus text, with every figure read from the store. */
   async metrics(): Promise<{ contentType: string; text: string }> {
-    return renderMetrics(await this.store.opsSnapshot(Date.now()));
+    return renderMetrics(await this.store.opsSnapshot(this.store.now()));
   }
 
   /**
@@ -293,7 +319,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async health(options: { nodeId?: string } = {}): Promise<{ ok: boolean; checks: HealthCheck[] }> {
     const checks = await this.store.health();
-    const now = Date.now();
+    const now = this.store.now();
     const fresh = (n: NodeRecord) => now - n.lastHeartbeatMs <= this.#settings.suspectAfterMs;
     const describe = (n: NodeRecord) => `${n.nodeId} (${n.status}, heartbeat ${now - n.lastHeartbeatMs} ms ago)`;
     try {
@@ -454,7 +480,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async bumpClusterEpoch(reason: string): Promise<{ clusterEpoch: number; fencedSteps: number }> {
     this.#assertOpen("bumpClusterEpoch");
-    const { clusterEpoch, fencedSteps } = await this.store.bumpClusterEpoch(Date.now());
+    const { clusterEpoch, fencedSteps } = await this.#supervisor.bumpClusterEpoch();
     this.#trail.record({
       action: "cluster.epoch-bump", actor: this.actor, resource: "cluster", details: { reason, clusterEpoch, fencedSteps: fencedSteps.length },
     });
@@ -464,6 +490,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** A consistent copy of this root (store, settings, agents, audit log) in a new folder. */
   async snapshotExport(outDir: string): Promise<{ out: string }> {
     this.#trail.flush();
+    const { exportSnapshot } = await import("./ops/snapshot.js");
     const result = await exportSnapshot(this.store, this.paths, outDir);
     this.#trail.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
     return result;
@@ -483,15 +510,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async maintenance(options: { recoverLimit?: number; prune?: boolean } = {}): Promise<MaintenanceResult> {
     this.#assertOpen("maintenance");
     if (this.#options.nodeId !== undefined || this.#state === "running") {
-      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, this.store.now());
     }
-    return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: Date.now() });
+    return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: this.store.now() });
   }
 
   /** Deletes up to `limit` DEAD node rows older than `olderThanMs` (default: the settings'). */
   async meshPrune(options: { olderThanMs?: number; limit?: number } = {}): Promise<{ pruned: number }> {
     this.#assertOpen("meshPrune");
-    const pruned = await this.store.pruneNodes(Date.now() - (options.olderThanMs ?? this.#settings.meshPruneOlderThanMs), options.limit ?? this.#settings.meshPruneLimit);
+    const pruned = await this.store.pruneNodes(this.store.now() - (options.olderThanMs ?? this.#settings.meshPruneOlderThanMs), options.limit ?? this.#settings.meshPruneLimit);
     if (pruned > 0) this.#trail.record({ action: "mesh.prune", actor: this.actor, resource: "nodes", details: { pruned } });
     return { pruned };
   }
@@ -504,13 +531,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Claims and submits the files dropped in `<root>/inbox/{high,normal,low}/` (one pass). */
   async ingest(): Promise<InboxPassResult> {
     this.#assertOpen("ingest");
+    const { Inbox } = await import("./inbox/inbox.js");
     const inbox = new Inbox(this.root);
     return inbox.pass({ submitWorkflow: (spec, o) => this.submitWorkflow(spec, o) });
   }
 
   /** Runs everything runnable now (after one maintenance pass), then stops working. For `worker --once`. */
   async runUntilIdle(): Promise<void> {
-    this.start();
+    this.#assertOpen("runUntilIdle");
+    await this.#start();
     await this.#supervisor.idle();
     this.#supervisor.stopClaiming();
     this.#state = "idle";
@@ -551,7 +580,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       await attempt(() => this.#supervisor.closeAgents());
       if (this.#nodeTimer) {
         clearInterval(this.#nodeTimer);
-        await attempt(() => this.store.stopNode({ nodeId: this.nodeId, pid: process.pid }, Date.now()));
+        await attempt(() => this.store.stopNode({ nodeId: this.nodeId, pid: process.pid }, this.store.now()));
       }
       if (this.#reloadTimer) clearInterval(this.#reloadTimer);
       await attempt(() => { this.#trail.flush(); this.audit.close(); });
@@ -592,9 +621,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (this.#beating) return;
     this.#beating = true;
     (async () => {
-      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, this.store.now());
       if (this.#state !== "running") return;
-      const now = Date.now();
+      const now = this.store.now();
       const prune = now - this.#lastPruneMs >= this.#settings.meshPruneIntervalMs;
       await this.#maintenance({ recoverLimit: MESH_RECOVER_PER_TICK, prune, nowMs: now });
       if (prune) this.#lastPruneMs = now;
@@ -604,7 +633,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   async #maintenance(o: { recoverLimit: number; prune: boolean; nowMs: number }): Promise<MaintenanceResult> {
-    const result = await maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o });
+    const { maintenanceTick } = await import("./mesh/maintenance.js");
+    const result = await this.#supervisor.maintain(() => maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o }));
     for (const m of result.membership) {
       this.#trail.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });
     }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
 import { ModuleAgentSchema } from "./agents/registry.js";
 import { durationMs } from "./model/duration.js";
 import { InvalidOptionsError } from "./errors.js";
@@ -34,7 +34,7 @@ export const EngineOptionsSchema = z.strictObject({
   /** How often an idle worker looks for work submitted by other processes (default: 100). */
   pollIntervalMs: durationMs(5).max(60_000).default(100),
   /** An existing Piscina pool running RelayMesh's agent worker (AGENT_WORKER_FILE); left open by close(). */
-  piscina: z.instanceof(Piscina).optional(),
+  piscina: z.custom<Piscina>(isPiscina, "must be a Piscina pool").optional(),
 });
 export type EngineOptions = z.input<typeof EngineOptionsSchema>;
 export type ResolvedEngineOptions = z.output<typeof EngineOptionsSchema>;
@@ -64,4 +64,10 @@ export function parseArgument<S extends z.ZodType>(schema: S, value: unknown, me
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw new InvalidOptionsError(`${method}: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
   return parsed.data;
+}
+
+/** Checked by shape, so that a process that never works does not load Piscina to validate options. */
+function isPiscina(v: unknown): v is Piscina {
+  const p = v as Partial<Piscina> | null;
+  return typeof p === "object" && p !== null && typeof p.run === "function" && typeof p.close === "function" && typeof p.options === "object";
 }

@@ -9,6 +9,7 @@ import { threadId } from "node:worker_threads";
 import { ErrorCode, RelayMeshError, StepTimeoutError, errorFromWire, errorToWire, type WireError } from "../src/errors.js";
 import type {
   AgentMessage, AgentRef, BatchStartedMessage, ControlMessage, ProcessGroupMessage, KvOp, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  ThreadTask, WarmUpReply,
 } from "../src/pool/protocol.js";
 
 // Piscina entry: runs one step attempt, or a batch of them, per call; several calls share a thread concurrently.
@@ -80,9 +81,11 @@ function resultChannel(name: string): BroadcastChannel {
   return channel;
 }
 
-export default function handle(msg: RunBatchMessage): Promise<RunBatchReply> {
+export default function handle(msg: ThreadTask): Promise<RunBatchReply | WarmUpReply> {
   listen(msg.controlChannel);
-  return runBatch(msg);
+  if (msg.type === "run-batch") return runBatch(msg);
+  resultChannel(msg.resultChannel);
+  return Promise.resolve({ type: "warm", threadId });
 }
 
 /** How an attempt talks to its supervisor: heartbeats, progress, and kv requests answered on the control channel. */

@@ -8,6 +8,7 @@ import { MAX_TIMER_MS } from "../model/duration.js";
 import { signalGroup } from "../../workers/script-runner.js";
 import type {
   AgentMessage, BatchStartedMessage, ControlMessage, ProcessGroupMessage, KvReply, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  WarmUpMessage, WarmUpReply,
 } from "./protocol.js";
 
 export interface AgentPoolOptions {
@@ -32,6 +33,9 @@ const ABORT_RESEND_MS = 200;
  * taken as unresponsive, ended and replaced. Script agents get their kill grace on top.
  */
 export const UNRESPONSIVE_GRACE_MS = 1_000;
+
+/** Rounds of warm-up messages before `warmUp` settles for the threads it reached. */
+const WARM_UP_ROUNDS = 5;
 
 /** Receives the outcome of one attempt handed to `AgentPool.run`. */
 export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
@@ -126,6 +130,23 @@ export class AgentPool {
       else onAgentMessage(msg);
     };
     this.#results.unref();
+  }
+
+  /**
+   * Resolves once every thread of the pool has started and answered a message, so the first
+   * step does not pay thread start-up; resolves with the number of threads that answered. Rejects
+   * when a thread cannot start (e.g. its file is missing).
+   */
+  async warmUp(): Promise<number> {
+    const want = Math.max(1, this.#piscina.threads.length);
+    const msg: WarmUpMessage = { type: "warm-up", controlChannel: this.controlChannel, resultChannel: this.resultChannel };
+    const seen = new Set<number>();
+    // Piscina hands each message to the least busy thread, so one round usually reaches them all.
+    for (let round = 0; round < WARM_UP_ROUNDS && seen.size < want; round++) {
+      const replies = await Promise.all(Array.from({ length: want }, () => this.#piscina.run(msg) as Promise<WarmUpReply>));
+      for (const r of replies) seen.add(r.threadId);
+    }
+    return seen.size;
   }
 
   /**

@@ -46,6 +46,22 @@ export interface RunBatchMessage {
   lateResults: boolean;
 }
 
+/** Main thread → worker thread: start up (open the channels) and say which thread answered. */
+export interface WarmUpMessage {
+  type: "warm-up";
+  controlChannel: string;
+  resultChannel: string;
+}
+
+/** Worker thread → main thread: the reply to a WarmUpMessage. */
+export interface WarmUpReply {
+  type: "warm";
+  threadId: number;
+}
+
+/** What the Piscina entry is called with. */
+export type ThreadTask = RunBatchMessage | WarmUpMessage;
+
 /** Worker thread → main thread: the outcome of one attempt. */
 export type StepResultMessage =
   | { type: "result"; outputJson: string }
