@@ -271,7 +271,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
   let run: Run | null = null;
   try {
     const runId = o.runId ?? newRunId();
-    if (o.warmupTasks > 0) await warmUp(mesh, workload, o.warmupTasks, o.inFlight ?? o.concurrency, runId, o.taskName);
+    if (o.warmupTasks > 0) await warmUp(mesh, workload, o.warmupTasks, o.inFlight ?? o.concurrency, runId, o.taskName, o.stopSignal);
     run = new Run(mesh, o, workload, runId);
     return await run.execute();
   } finally {
@@ -472,8 +472,8 @@ class Run {
   }
 }
 
-/** Runs `count` tasks of the workload to completion, `inFlight` submissions at a time. */
-async function warmUp(mesh: RelayMesh, w: Workload, count: number, inFlight: number, runId: string, name: string | undefined): Promise<void> {
+/** Runs `count` tasks of the workload to completion, `inFlight` submissions at a time; `stop` ends submitting early. */
+async function warmUp(mesh: RelayMesh, w: Workload, count: number, inFlight: number, runId: string, name: string | undefined, stop: AbortSignal | undefined): Promise<void> {
   const finished = new Set<string>();
   const onFinished = (e: { taskId: string }) => { finished.add(e.taskId); };
   mesh.on("task:finished", onFinished);
@@ -481,7 +481,7 @@ async function warmUp(mesh: RelayMesh, w: Workload, count: number, inFlight: num
     const ids: string[] = [];
     let next = 0;
     const submitter = async () => {
-      while (next < count) { const i = next++; ids.push(await w.submit(mesh, i, `${runId}-warmup`, name)); }
+      while (next < count && !stop?.aborted) { const i = next++; ids.push(await w.submit(mesh, i, `${runId}-warmup`, name)); }
     };
     await Promise.all(Array.from({ length: Math.min(inFlight, count) }, submitter));
     // waitFor covers any whose event came before we listened; bounded so a stuck agent cannot hang the run.

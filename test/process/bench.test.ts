@@ -155,6 +155,8 @@ test("bench: bad values exit 2 with one line naming the option, and nothing is w
     [["--workflow", notJson], /--workflow .*bad\.json: invalid JSON/],
     [["--workflow", join(dir, "missing.json")], /--workflow .*missing\.json: no such file/],
     [["--workflow", cyclic, "--shape", "chain"], /--shape: not with --workflow/],
+    [["--store", "mysql://db/app"], /--store mysql:\/\/db\/app: unknown store URL/],
+    [["--store", "postgres://u:secret@db/app?schema=no-dashes"], /--store postgres:\/\/u:\*\*\*@db\/app.*schema/],
   ];
   for (const [args, message] of cases) {
     const r = await cli(["bench", "--root", root, ...(args.includes("--tasks") ? [] : ["--tasks", "10"]), ...args, "--report-out", join(dir, "r.json")]);
