@@ -1,3 +1,4 @@
+import { loadavg } from "node:os";
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from "node:perf_hooks";
 import type { EngineEventMap, RelayMesh } from "../index.js";
 import { DurationHistogram, type LatencySummary } from "./histogram.js";
@@ -26,6 +27,8 @@ export interface Sample {
   /** CPU time of this process (every thread) over the interval, in % of one core. */
   cpuPct: number;
   eventLoopDelayP99Ms: number | null;
+  /** The machine's 1-minute load average at `tMs` (work of other processes shows here). */
+  loadAvg1: number;
 }
 
 /** Running totals handed to live displays with each sample. */
@@ -272,7 +275,7 @@ export class RunRecorder {
       latencyMs: i ? { p50: i.p50, p90: i.p90, p95: i.p95, p99: i.p99, max: i.max } : null,
       rssMb: mem.rss / 2 ** 20, heapUsedMb: mem.heapUsed / 2 ** 20,
       cpuPct: ((cpu.user + cpu.system) / 1000 / (now - last.at)) * 100,
-      eventLoopDelayP99Ms: delay,
+      eventLoopDelayP99Ms: delay, loadAvg1: loadavg()[0]!,
     };
     this.#interval.reset();
     this.#loopDelay.reset();

@@ -22,7 +22,7 @@ function assertSelfContainedHtml(path: string): string {
   assert.ok(existsSync(path), `HTML report at ${path}`);
   const html = readFileSync(path, "utf8");
   assert.match(html, /^<!doctype html>/);
-  assert.ok((html.match(/<svg /g) ?? []).length >= 5, "one SVG plot per figure over time, and the per-step bars");
+  assert.ok((html.match(/<svg /g) ?? []).length >= 8, "one SVG plot per figure over time, and the per-step bars");
   assert.match(html, /<path d="M/, "a drawn line");
   for (const forbidden of [/<script/i, /<link/i, /<img/i, /<iframe/i, /\bsrc\s*=/i, /\bhref\s*=/i, /url\(/i, /@import/i, /https?:\/\//i]) {
     assert.doesNotMatch(html, forbidden, `the HTML report must not fetch anything (${forbidden})`);

@@ -36,7 +36,7 @@ function sample(i: number, o: { p50?: number; p99?: number; rss?: number; rate?:
   const lat = o.p50 === undefined ? null : { p50: o.p50, p90: o.p50, p95: o.p99!, p99: o.p99!, max: o.p99! };
   return {
     tMs: (i + 1) * 1000, intervalMs: 1000, submitted: i, completed: i, submittedPerSec: o.rate ?? 100, completedPerSec: o.rate ?? 100,
-    failedTasks: 0, failedAttempts: 0, inFlight: 0, latencyMs: lat, rssMb: o.rss ?? 100, heapUsedMb: 10, cpuPct: 50, eventLoopDelayP99Ms: 1,
+    failedTasks: 0, failedAttempts: 0, inFlight: 0, latencyMs: lat, rssMb: o.rss ?? 100, heapUsedMb: 10, cpuPct: 50, eventLoopDelayP99Ms: 1, loadAvg1: 0.5,
   };
 }
 
