@@ -23,6 +23,8 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--store <url>", "store URL: postgres://… (default: $RELAYMESH_STORE, else SQLite in the root)")
     .option("--json", "print exactly one JSON document on stdout")
     .showHelpAfterError(false)
+    // The entry point turns parser errors into one line of its own; set before the commands, which inherit it.
+    .configureOutput({ writeErr: () => {} })
     .exitOverride();
 
   const action = (load: () => Promise<{ default: Runner }>) =>
@@ -40,7 +42,7 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
 
   program.command("submit").description("submit a one-step task")
     .requiredOption("--agent <agent>", "agent id")
-    .option("--input <json>", "input: JSON, or a plain string")
+    .option("--input <json>", "input, as JSON (a string is quoted: '\"text\"')")
     .addOption(new Option("--priority <priority>", "high | normal | low"))
     .option("--idempotency-key <key>", "same key, same task")
     .option("--traceparent <tp>", "W3C traceparent to continue")
