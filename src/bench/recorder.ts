@@ -186,6 +186,22 @@ export class RunRecorder {
     this.#countFailure(kindOf(error), (error as Error)?.message ?? String(error));
   }
 
+  /** Up to `limit` open tasks due before `before` (performance.now() time), oldest first. */
+  openTasksDueBefore(before: number, limit: number): string[] {
+    const ids: string[] = [];
+    for (const [id, state] of this.#open) {
+      if (state.dueAt >= before || ids.length >= limit) break;
+      ids.push(id);
+    }
+    return ids;
+  }
+
+  /** A task found finished in the store (another process committed it, so no event came here). */
+  finishedElsewhere(taskId: string, status: string, at: number): void {
+    const state = this.#open.get(taskId);
+    if (state) this.#finish(taskId, state, status, at);
+  }
+
   /** Tasks still open (submitted, not finished). */
   get inFlight(): number {
     return this.#open.size;

@@ -4,6 +4,7 @@ import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { InvalidOptionsError, RelayMesh, type Settings, type WorkflowSpec } from "../index.js";
 import { redact } from "../store/open.js";
+import { TERMINAL_TASK_STATUSES } from "../store/types.js";
 import type { LatencySummary } from "./histogram.js";
 import { machineFacts, relaymeshVersion, type MachineFacts } from "./machine.js";
 import { RunRecorder, recordOf, type FailureFigures, type LiveFigures, type Sample, type StepFigures } from "./recorder.js";
@@ -110,6 +111,13 @@ export const BenchmarkOptionsSchema = z.strictObject({
    * @default undefined
    */
   taskName: z.string().min(1).max(200).optional(),
+  /**
+   * Other processes may run these tasks (an in-place run on a shared store): also look in the
+   * store, every 250 ms, for tasks that finished without an event here. Their latency is then
+   * known to within that interval.
+   * @default false
+   */
+  watchStore: z.boolean().default(false),
   /**
    * Identifies the run in its report and in its tasks' idempotency keys.
    * @default 12 random hex digits
@@ -241,6 +249,9 @@ export interface BenchmarkReport {
   cpus: number;
 }
 
+/** How often an in-place run looks in the store for tasks finished by other processes. */
+const STORE_POLL_MS = 250;
+
 /** Submissions in flight during the enqueue phase of `enqueue-then-drain`. */
 const ENQUEUE_IN_FLIGHT = 8;
 
@@ -324,6 +335,7 @@ class Run {
     this.#timers.push(setTimeout(() => { this.abandoned = true; this.#stop("max-seconds"); this.#wake?.(); }, maxSeconds * 1000));
     if (o.durationMs !== undefined) this.#timers.push(setTimeout(() => this.#stop("duration"), o.durationMs));
     this.#onAbort(o.stopSignal, () => this.#stop("interrupt"));
+    if (o.watchStore) this.#watchStore();
     this.#onAbort(o.abandonSignal, () => { this.abandoned = true; this.#stop("interrupt"); this.#wake?.(); });
     o.onMeasuring?.();
 
@@ -340,7 +352,7 @@ class Run {
   }
 
   dispose(): void {
-    for (const t of this.#timers) clearTimeout(t);
+    for (const t of this.#timers) clearTimeout(t);  // also clears intervals
     for (const c of this.#cleanups) c();
     this.#recorder.stop();
   }
@@ -391,6 +403,22 @@ class Run {
       settings, durability: settings.durability, store: redact(this.#mesh.store.location), machine: machineFacts(),
       rssMb: t.rssMb, node: process.version, cpus: availableParallelism(),
     };
+  }
+
+  /** Polls the store for open tasks due over a second ago that finished elsewhere. */
+  #watchStore(): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      const ids = this.#recorder.openTasksDueBefore(performance.now() - 1_000, 1_000);
+      if (ids.length === 0) return;
+      busy = true;
+      this.#mesh.store.taskStatuses(ids).then((statuses) => {
+        const at = performance.now();
+        for (const [id, status] of statuses) if (TERMINAL_TASK_STATUSES.has(status)) this.#recorder.finishedElsewhere(id, status, at);
+      }, () => { /* a busy store: the next poll tries again */ }).finally(() => { busy = false; });
+    }, STORE_POLL_MS);
+    this.#timers.push(timer);
   }
 
   #onAbort(signal: AbortSignal | undefined, fn: () => void): void {
