@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { StepFlowFields, WorkflowFlowFields } from "./flow.js";
 
 /** Priorities, highest first. Stored as integers (high = 2, normal = 1, low = 0). */
 export const PRIORITIES = ["high", "normal", "low"] as const;
@@ -28,6 +29,7 @@ export const StepSpecSchema = z.strictObject({
   dependsOn: z.array(z.string()).optional(),
   retry: RetrySchema.optional(),
   timeoutMs: z.number().int().positive().optional(),
+  ...StepFlowFields,
 });
 export type StepSpec = z.infer<typeof StepSpecSchema>;
 
@@ -38,6 +40,7 @@ export const WorkflowSpecSchema = z.strictObject({
   priority: PrioritySchema.optional(),
   failFast: z.boolean().optional(),
   steps: z.array(StepSpecSchema).min(1, "a workflow needs at least one step"),
+  ...WorkflowFlowFields,
 });
 export type WorkflowSpec = z.infer<typeof WorkflowSpecSchema>;
 
@@ -50,6 +53,7 @@ export const SingleTaskSpecSchema = z.strictObject({
   retry: RetrySchema.optional(),
   timeoutMs: z.number().int().positive().optional(),
   name: z.string().optional(),
+  ...WorkflowFlowFields,
 });
 export type SingleTaskSpec = z.infer<typeof SingleTaskSpecSchema>;
 

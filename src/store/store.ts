@@ -53,9 +53,9 @@ export interface Store {
    * Cancels a task. "hard": every open step (RUNNING ones included, their epoch bumped so late
    * results are refused) becomes CANCELLED and so does the task. "soft": only steps that have
    * not started; RUNNING ones finish and the task ends CANCELLED after them. A finished task is
-   * left as it is. Null for an unknown id.
+   * left as it is. Null for an unknown id. `reason` is kept on the task (the first one given wins).
    */
-  cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null>;
+  cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null>;
 
   /**
    * Re-runs a DEAD_LETTER task from its dead steps: they become READY with a fresh attempt

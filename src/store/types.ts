@@ -2,7 +2,13 @@ import type { WireError } from "../errors.js";
 
 export const TASK_STATUSES = ["PENDING", "RUNNING", "SUCCESS", "DEAD_LETTER", "CANCELLED"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
-export const STEP_STATUSES = ["WAITING", "READY", "RUNNING", "RETRY_WAIT", "SUCCESS", "DEAD_LETTER", "CANCELLED", "SKIPPED"] as const;
+/**
+ * SCHEDULED: waits for its start time (`notBefore`/`delayMs`); QUEUED: waits for a slot of its
+ * concurrency key; THROTTLED: waits for a token of its rate limit. None of them costs an attempt.
+ */
+export const STEP_STATUSES = [
+  "WAITING", "SCHEDULED", "QUEUED", "THROTTLED", "READY", "RUNNING", "RETRY_WAIT", "SUCCESS", "DEAD_LETTER", "CANCELLED", "SKIPPED",
+] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
 export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set(["SUCCESS", "DEAD_LETTER", "CANCELLED"]);
 
@@ -19,7 +25,15 @@ export interface NewStep {
   baseBackoffMs: number;
   maxBackoffMs: number;
   timeoutMs: number | null;
+  /** Starts no earlier than this (epoch ms); null: as soon as its dependencies succeeded. */
+  notBeforeMs?: number | null;
+  /** At most `limit` steps with this key hold a slot (READY, RUNNING or RETRY_WAIT) at once, across every node. */
+  concurrency?: { key: string; limit: number; strategy: ConcurrencyStrategy } | null;
+  /** A token bucket (`bucket`: the limit's name, and its key when keyed) every attempt takes a token from before it runs. */
+  rateLimit?: { name: string; bucket: string; perSecond: number; burst: number } | null;
 }
+
+export type ConcurrencyStrategy = "queue" | "cancel-newest" | "cancel-in-progress";
 
 export interface NewTask {
   taskId: string;
@@ -31,6 +45,15 @@ export interface NewTask {
   traceId: string;
   /** 16 hex: the caller's span, when the submitter passed a traceparent. */
   parentSpanId: string | null;
+  /** Past this (epoch ms) the unfinished rest is cancelled, reason "deadline". */
+  deadlineAtMs?: number | null;
+  /**
+   * A second submission with `key` within `windowMs` of the first returns the first task
+   * ("drop"), or replaces its steps' inputs while none has started ("replace").
+   */
+  dedupe?: { key: string; windowMs: number; mode: "drop" | "replace" } | null;
+  /** The schedule (and slot) that fired this task, if one did. */
+  schedule?: { name: string; slotKey: string } | undefined;
   steps: NewStep[];
 }
 
@@ -55,6 +78,8 @@ export interface ClaimedStep extends LeaseRef {
   priority: number;
   traceId: string;
   leaseExpiresAtMs: number;
+  /** The task's deadline (epoch ms), if it has one. */
+  deadlineAtMs: number | null;
 }
 
 export interface StepCompletion extends LeaseRef {
@@ -102,14 +127,22 @@ export interface CommitBatch {
   claim: { limit: number; picker: ClaimPicker } | null;
 }
 
+export interface SubmitOutcome {
+  taskId: string;
+  created: boolean;
+  steps: number;
+  /** "dropped": the earlier task of the dedupe key was returned as it is; "replaced": its inputs were replaced. */
+  deduplicated?: "dropped" | "replaced";
+}
+
 export type StepOutcome =
   | { kind: "succeeded"; ref: LeaseRef }
   | { kind: "retrying"; ref: LeaseRef; atMs: number; error: WireError }
   | { kind: "dead"; ref: LeaseRef; error: WireError };
 
 export interface CommitResult {
-  /** One per submission, in order. */
-  submitted: { taskId: string; created: boolean; steps: number }[];
+  /** One per submission, in order; `deduplicated` when a dedupe window returned an earlier task. */
+  submitted: SubmitOutcome[];
   /** Commits and renewals refused because the lease moved on (recorded as lease conflicts). */
   refused: LeaseConflict[];
   /** Accepted completions and failures. */
@@ -122,7 +155,7 @@ export interface CommitResult {
   kvResults: ("ok" | "refused")[];
   claimed: ClaimedStep[];
   finishedTasks: { taskId: string; status: TaskStatus }[];
-  /** Earliest `ready_at` among steps still in RETRY_WAIT, if any. */
+  /** Earliest `ready_at` among steps in RETRY_WAIT, SCHEDULED or THROTTLED (when the next one falls due), if any. */
   nextRetryAtMs: number | null;
 }
 
@@ -159,6 +192,11 @@ export interface StepRecord {
   progressMessage: string | null;
   /** Replay rounds this step went through. */
   replays: number;
+  /** Flow control: start time, concurrency key and limit, rate limit name (null when not used). */
+  notBeforeMs: number | null;
+  concurrencyKey: string | null;
+  concurrencyLimit: number | null;
+  rateLimit: string | null;
 }
 
 export interface TaskRecord {
@@ -172,6 +210,12 @@ export interface TaskRecord {
   createdAtMs: number;
   updatedAtMs: number;
   finishedAtMs: number | null;
+  /** Past this (epoch ms) the unfinished rest is cancelled. */
+  deadlineAtMs: number | null;
+  /** Why the task was cancelled ("deadline", "concurrency", an operator's reason…), when it was. */
+  cancelReason: string | null;
+  /** The schedule that fired this task, if one did. */
+  scheduleName: string | null;
 }
 
 export interface TaskWithSteps extends TaskRecord {

@@ -37,6 +37,9 @@ const AGENT_HEARTBEAT_MIN_INTERVAL_MS = 250;
 /** Between SIGTERM and SIGKILL of a script agent's process group. */
 const SCRIPT_KILL_GRACE_MS = 2_000;
 
+/** A timer for a far-off due time wakes at most this late and looks again (setTimeout overflows past 2^31-1 ms). */
+const MAX_TIMER_MS = 60_000;
+
 /** Longest a finished step waits for others to share its commit. */
 const GROUP_COMMIT_WINDOW_MS = 2;
 
@@ -421,6 +424,7 @@ export class Supervisor {
     if (result.nextRetryAtMs !== null) this.#armRetryTimer(result.nextRetryAtMs);
   }
 
+  /** Wakes at the earliest due retry, delayed start or rate-limit token (the store reports it after each commit). */
   #armRetryTimer(atMs: number): void {
     if (!this.#claiming || atMs >= this.#retryTimerAt) return;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
@@ -429,7 +433,7 @@ export class Supervisor {
       this.#retryTimer = null;
       this.#retryTimerAt = Infinity;
       this.#schedule();
-    }, Math.max(0, atMs - this.#now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, atMs - this.#now())));
     this.#retryTimer.unref();
   }
 

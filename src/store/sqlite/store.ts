@@ -10,6 +10,7 @@ import type {
 import { applyBatch } from "./commit.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
+import { prepareFlow } from "./flow.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
@@ -93,7 +94,8 @@ export class SqliteStore implements Store {
     this.#statements = prepareStatements(db);
     this.#ops = prepareOps(db);
     const statements = this.#statements;
-    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, batch));
+    const flow = prepareFlow(db);
+    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, flow, batch));
     this.#commitTx = (batch) => tx.immediate(batch);
   }
 
@@ -157,8 +159,8 @@ export class SqliteStore implements Store {
     return Object.fromEntries(rows.map((r) => [r.name, r.value]));
   }
 
-  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null> {
-    return this.#guard(() => this.#o().cancelTask(taskId, mode, nowMs), "cancelTask");
+  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null> {
+    return this.#guard(() => this.#o().cancelTask(taskId, mode, nowMs, reason ?? null), "cancelTask");
   }
 
   async replayTask(taskId: string, nowMs: number): Promise<ReplayResult | null> {
@@ -292,18 +294,21 @@ export class SqliteStore implements Store {
 interface TaskRow {
   task_id: string; name: string | null; status: TaskStatus; priority: number; idempotency_key: string | null; fail_fast: number;
   trace_id: string; created_at_ms: number; updated_at_ms: number; finished_at_ms: number | null;
+  deadline_at_ms: number | null; cancel_reason: string | null; schedule_name: string | null;
 }
 interface StepRow {
   step_id: string; agent: string; status: StepStatus; priority: number; attempt: number; max_attempts: number;
   depends_on_json: string; input_json: string; output_json: string | null; error_json: string | null; lease_owner: string | null;
   lease_epoch: number; lease_expires_at_ms: number | null; ready_at_ms: number | null; started_at_ms: number | null; finished_at_ms: number | null;
   progress_pct: number | null; progress_message: string | null; replays: number;
+  not_before_ms: number | null; concurrency_key: string | null; concurrency_limit: number | null; rate_name: string | null;
 }
 
 function toTaskRecord(r: TaskRow): TaskRecord {
   return {
     taskId: r.task_id, name: r.name, status: r.status, priority: r.priority, idempotencyKey: r.idempotency_key,
     failFast: r.fail_fast === 1, traceId: r.trace_id, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms, finishedAtMs: r.finished_at_ms,
+    deadlineAtMs: r.deadline_at_ms, cancelReason: r.cancel_reason, scheduleName: r.schedule_name,
   };
 }
 
@@ -314,6 +319,7 @@ function toStepRecord(r: StepRow): StepRecord {
     output: r.output_json === null ? null : JSON.parse(r.output_json), error: r.error_json === null ? null : (JSON.parse(r.error_json) as WireError),
     leaseOwner: r.lease_owner, leaseEpoch: r.lease_epoch, leaseExpiresAtMs: r.lease_expires_at_ms, readyAtMs: r.ready_at_ms,
     startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms, progressPct: r.progress_pct, progressMessage: r.progress_message,
-    replays: r.replays,
+    replays: r.replays, notBeforeMs: r.not_before_ms, concurrencyKey: r.concurrency_key, concurrencyLimit: r.concurrency_limit,
+    rateLimit: r.rate_name,
   };
 }
