@@ -2,6 +2,7 @@ import { userInfo } from "node:os";
 import { RelayMesh } from "../engine.js";
 import type { EngineOptions } from "../options.js";
 import { ExitCode, ExitError } from "./errors.js";
+import { MAX_DURATION_MS, parseDurationMs, parseTimeMs } from "../model/flow.js";
 
 /** Options every command accepts (CONTRACT.md "Invocation"). */
 export interface GlobalOptions {
@@ -66,6 +67,16 @@ export function numberOption(name: string, value: string | undefined, min = 0): 
   return n;
 }
 
+/** Parses a duration option (`30s`, `5m`, `1h30m`, `500ms`, or plain ms), or ends with status 2 naming the option. */
+export function durationOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDurationMs(value);
+  if (ms === null || ms > MAX_DURATION_MS) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: expected a duration such as 500ms, 30s, 5m, 1h or 2d (at most ${MAX_DURATION_MS} ms), got "${value}"`);
+  }
+  return ms;
+}
+
 /** Checks an option against a list of allowed values, or ends with status 2. */
 export function choiceOption<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
@@ -73,6 +84,14 @@ export function choiceOption<T extends string>(name: string, value: string | und
     throw new ExitError(ExitCode.USAGE, `--${name}: expected one of ${choices.join(", ")}, got "${value}"`);
   }
   return value as T;
+}
+
+/** Parses a time option (ISO-8601 or epoch ms), or ends with status 2 naming the option. */
+export function timeOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseTimeMs(value);
+  if (ms === null) throw new ExitError(ExitCode.USAGE, `--${name}: expected an ISO-8601 time (2030-01-01T09:00:00Z) or epoch milliseconds, got "${value}"`);
+  return ms;
 }
 
 /** A value given on the command line: JSON when it parses as JSON, else the plain string. */

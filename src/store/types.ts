@@ -338,3 +338,63 @@ export interface KvChange extends KvEntry {
   namespace: string;
   deleted: boolean;
 }
+
+/** What to do when a slot falls due while the previous slot's task is still open. */
+export type ScheduleOverlap = "skip" | "allow" | "cancel-previous";
+/** Which missed slots run after downtime: none, the latest one, or all (within the catch-up window). */
+export type ScheduleCatchUp = "none" | "latest" | "all";
+
+/** A cron schedule as stored: every node sharing the store sees the same ones. */
+export interface ScheduleRecord {
+  name: string;
+  cron: string;
+  /** IANA zone the cron expression is read in (null: UTC). */
+  timezone: string | null;
+  /** The workflow each slot submits (as given, validated when added). */
+  spec: unknown;
+  overlap: ScheduleOverlap;
+  catchUp: ScheduleCatchUp;
+  /** Missed slots older than this are not caught up (null: no limit beyond the built-in cap). */
+  catchUpWindowMs: number | null;
+  /** Each slot fires up to this much later, by a fixed per-slot amount (the same on every node). */
+  jitterMs: number;
+  paused: boolean;
+  /** The next slot not yet handled, and when it falls due (slot + its jitter); null when the cron has no future slot. */
+  nextSlotMs: number | null;
+  nextAtMs: number | null;
+  lastSlotMs: number | null;
+  lastTaskId: string | null;
+  firedCount: number;
+  skippedCount: number;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/** A schedule definition to store (add or replace). */
+export type ScheduleDefinition = Pick<ScheduleRecord,
+  "name" | "cron" | "timezone" | "spec" | "overlap" | "catchUp" | "catchUpWindowMs" | "jitterMs" | "paused" | "nextSlotMs" | "nextAtMs">;
+
+/** One tick's decision for one schedule, applied in one transaction by `fireSchedule`. */
+export interface ScheduleFire {
+  name: string;
+  /**
+   * Compare-and-set: applies only while the schedule's next slot is still this one, so of the
+   * nodes that saw the same due slot exactly one advances it. Undefined for a manual trigger.
+   */
+  expectNextSlotMs?: number | null;
+  nextSlotMs?: number | null;
+  nextAtMs?: number | null;
+  /** Slots handled: each (schedule, slotKey) is recorded once; a task is inserted only when its slot is new. */
+  fires: { slotKey: string; slotMs: number; task: NewTask | null; outcome: "fired" | "skipped-overlap" }[];
+  /** Slots dropped by the catch-up policy (counted as skipped). */
+  missed: number;
+  nodeId: string;
+  nowMs: number;
+}
+
+export interface ScheduleFireResult {
+  /** False when another node handled this slot first (nothing changed). */
+  applied: boolean;
+  /** Tasks created, one per fired slot that was new. */
+  created: { slotKey: string; taskId: string }[];
+}

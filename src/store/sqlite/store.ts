@@ -6,11 +6,13 @@ import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
   ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { applyBatch } from "./commit.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import { prepareFlow } from "./flow.js";
+import { prepareSchedules, type SqliteSchedules } from "./schedules.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
@@ -27,6 +29,7 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   #statements: Statements | null = null;
   #ops: SqliteOps | null = null;
+  #schedules: SqliteSchedules | null = null;
   readonly #durability: "full" | "normal";
   #commitTx: ((batch: CommitBatch) => CommitResult) | null = null;
   #closed = false;
@@ -95,6 +98,7 @@ export class SqliteStore implements Store {
     this.#ops = prepareOps(db);
     const statements = this.#statements;
     const flow = prepareFlow(db);
+    this.#schedules = prepareSchedules(db, statements, flow);
     const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, flow, batch));
     this.#commitTx = (batch) => tx.immediate(batch);
   }
@@ -223,6 +227,38 @@ export class SqliteStore implements Store {
     return this.#guard(() => this.#o().bumpClusterEpoch(nowMs), "bumpClusterEpoch");
   }
 
+  async dueDeadlines(nowMs: number, limit: number): Promise<string[]> {
+    return this.#guard(() => this.#sch().dueDeadlines(nowMs, limit), "dueDeadlines");
+  }
+
+  async putSchedule(def: ScheduleDefinition, nowMs: number): Promise<{ schedule: ScheduleRecord; replaced: boolean }> {
+    return this.#guard(() => this.#sch().put(def, nowMs), "putSchedule");
+  }
+
+  async getSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.#guard(() => this.#sch().get(name), "getSchedule");
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#guard(() => this.#sch().list(), "listSchedules");
+  }
+
+  async setSchedulePaused(name: string, paused: boolean, next: { nextSlotMs: number | null; nextAtMs: number | null }, nowMs: number): Promise<ScheduleRecord | null> {
+    return this.#guard(() => this.#sch().setPaused(name, paused, next, nowMs), "setSchedulePaused");
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.#guard(() => this.#sch().remove(name), "removeSchedule");
+  }
+
+  async dueSchedules(nowMs: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.#guard(() => this.#sch().due(nowMs, limit), "dueSchedules");
+  }
+
+  async fireSchedule(fire: ScheduleFire): Promise<ScheduleFireResult> {
+    return this.#guard(() => this.#sch().fire(fire), "fireSchedule");
+  }
+
   async backupTo(path: string): Promise<void> {
     this.#o();
     try {
@@ -265,6 +301,7 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#ops = null;
+    this.#schedules = null;
     this.#commitTx = null;
     this.#statements = null;
     this.#db.close();
@@ -278,6 +315,11 @@ export class SqliteStore implements Store {
   #o(): SqliteOps {
     if (!this.#ops) throw new StoreError("store is not migrated (call migrate() first) or is closed");
     return this.#ops;
+  }
+
+  #sch(): SqliteSchedules {
+    if (!this.#schedules) throw new StoreError("store is not migrated (call migrate() first) or is closed");
+    return this.#schedules;
   }
 
   #guard<T>(fn: () => T, operation: string): T {
