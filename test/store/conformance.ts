@@ -9,6 +9,7 @@ import type {
 } from "../../src/store/types.js";
 import type { WireError } from "../../src/errors.js";
 import { PriorityPicker } from "../../src/supervisor/picker.js";
+import { flowConformance } from "./flow-conformance.js";
 
 export type StoreFactory = () => Promise<{ store: Store; cleanup(): Promise<void> }>;
 
@@ -105,6 +106,7 @@ async function claimOne(store: Store, nowMs: number, nodeId = NODE): Promise<Cla
 }
 
 export function storeConformance(name: string, factory: StoreFactory): void {
+  flowConformance(name, factory);
   /** A fresh, migrated store for this test, closed and removed after it. */
   async function open(t: TestContext): Promise<Store> {
     const { store, cleanup } = await factory();

@@ -98,7 +98,7 @@ export function prepareSchedules(db: Database.Database, s: Statements, f: FlowSt
           q.skipped.run({ name: fire.name, slotMs: slot.slotMs });
           continue;
         }
-        const outcome = insertTask(s, f, slot.task!, now);
+        const outcome = insertTask(s, f, { ...slot.task!, schedule: { name: fire.name, slotKey: slot.slotKey } }, now);
         q.fired.run({ name: fire.name, slotMs: slot.slotMs, taskId: outcome.taskId });
         created.push({ slotKey: slot.slotKey, taskId: outcome.taskId });
       }
