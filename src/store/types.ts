@@ -123,8 +123,12 @@ export interface CommitBatch {
   releaseRetriesLimit: number;
   /** Reclaim up to this many RUNNING steps whose lease expired (0: skip). */
   reclaimExpiredLimit: number;
-  /** Claim up to `limit` READY steps for `nodeId`, in the picker's order. */
-  claim: { limit: number; picker: ClaimPicker } | null;
+  /**
+   * Claim up to `limit` READY steps for `nodeId`, in the picker's order. Of steps with a rate
+   * limit, at most `rateLimitedMax` (default: all): the node's free running slots, since a token
+   * is taken at claim and a step that then waited for a slot would start late, in a burst.
+   */
+  claim: { limit: number; picker: ClaimPicker; rateLimitedMax?: number } | null;
 }
 
 export interface SubmitOutcome {
@@ -238,6 +242,8 @@ export interface OpsSnapshot {
   /** Tasks that reached DEAD_LETTER in the last hour. */
   deadLetteredLastHour: number;
   counters: Record<string, number>;
+  /** Time and flow control: schedules (paused ones among them), open tasks with a deadline, cancelled tasks by reason ("deadline", "concurrency"…). */
+  flow?: { schedules: number; schedulesPaused: number; openWithDeadline: number; cancelledByReason: Record<string, number> };
 }
 
 /** Upper bounds of the step duration histogram, in ms. */

@@ -341,7 +341,7 @@ export class Supervisor {
       kvWrites: kvWrites.map((w) => w.write), progress,
       releaseRetriesLimit: this.#claiming ? this.#settings.retryDispatchLimit : 0,
       reclaimExpiredLimit: reclaim ? 100 : 0,
-      claim: free > 0 ? { limit: free, picker: this.#picker } : null,
+      claim: free > 0 ? { limit: free, picker: this.#picker, rateLimitedMax: Math.max(0, this.#o.concurrency - this.#running - this.#waiting.length) } : null,
     };
     if (!batch.claim && !reclaim && batch.submissions.length + completions.length + failures.length + renewals.length + releases.length +
       kvWrites.length + progress.length === 0) return;

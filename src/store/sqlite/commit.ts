@@ -244,7 +244,7 @@ function claim(s: Statements, f: FlowStatements, batch: CommitBatch, result: Com
   let rows = s.claimSteps.all({ ids: idsJson, nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow[];
   let throttled = false;
   if (rows.some((r) => r.rate_bucket !== null)) {
-    const taken = takeTokens(f, rows, batch.nowMs);
+    const taken = takeTokens(f, rows, batch.nowMs, batch.claim!.rateLimitedMax ?? Infinity);
     for (const [name, n] of taken.byLimit) s.bumpCounter.run(`rate_limited_total:${name}`, n);
     throttled = taken.throttled.size > 0;
     if (throttled) rows = rows.filter((r) => !taken.throttled.has(r.id));

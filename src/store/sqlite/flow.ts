@@ -22,6 +22,9 @@ const SQL = {
   /** A claimed step that found no token: back to waiting, its attempt and start not counted. */
   throttle: `UPDATE steps SET status = 'THROTTLED', ready_at_ms = @atMs, lease_owner = NULL, lease_expires_at_ms = NULL,
       attempt = attempt - 1, started_at_ms = NULL WHERE id = @id`,
+  /** A claimed step this claim may not take after all: READY again, as if never claimed. */
+  unclaim: `UPDATE steps SET status = 'READY', lease_owner = NULL, lease_expires_at_ms = NULL, attempt = attempt - 1,
+      started_at_ms = NULL WHERE id = ?`,
   dedupeGet: `SELECT d.task_id, d.expires_at_ms, t.status, t.steps_total FROM dedupe_keys d JOIN tasks t ON t.task_id = d.task_id WHERE d.key = ?`,
   dedupeSet: `INSERT INTO dedupe_keys (key, task_id, expires_at_ms) VALUES (?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, expires_at_ms = excluded.expires_at_ms`,
@@ -72,20 +75,28 @@ export interface RateRow { id: number; rate_bucket: string | null; rate_name: st
 /**
  * Takes a token for each claimed row with a rate limit (GCRA, the token-bucket equivalent kept
  * as one "theoretical arrival time" per bucket). Rows without a token go THROTTLED until theirs
- * is due, spaced one emission interval apart. Returns the ids throttled, and counts per limit.
+ * is due, spaced one emission interval apart; rows past `max` tokens are left READY unclaimed.
+ * Returns the ids not claimed after all, and how many were throttled per limit.
  */
-export function takeTokens(f: FlowStatements, rows: readonly RateRow[], now: number): { throttled: Set<number>; byLimit: Map<string, number> } {
+export function takeTokens(f: FlowStatements, rows: readonly RateRow[], now: number, max: number): { throttled: Set<number>; byLimit: Map<string, number> } {
   const throttled = new Set<number>();
+  let taken = 0;
   const byLimit = new Map<string, number>();
   const tat = new Map<string, number>();
   const waiting = new Map<string, number>();
   for (const r of rows) {
     if (r.rate_bucket === null) continue;
+    if (taken >= max) {
+      f.unclaim.run(r.id);
+      throttled.add(r.id);
+      continue;
+    }
     const interval = 1_000 / r.rate_per_sec!;
     const tolerance = (r.rate_burst! - 1) * interval;
     const t = Math.max(tat.get(r.rate_bucket) ?? (f.bucket.get(r.rate_bucket) as { tat_ms: number } | undefined)?.tat_ms ?? now, now);
     if (t - now <= tolerance + 1e-6) {
       tat.set(r.rate_bucket, t + interval);
+      taken++;
       continue;
     }
     tat.set(r.rate_bucket, t);

@@ -80,6 +80,9 @@ export function prepareOps(db: Database.Database): SqliteOps {
       GROUP BY bucket`),
     deadLastHour: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= ?`),
     counters: db.prepare(`SELECT name, value FROM counters`),
+    schedules: db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(paused), 0) AS paused FROM schedules`),
+    openWithDeadline: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE deadline_at_ms IS NOT NULL AND status IN ('PENDING', 'RUNNING')`),
+    cancelledByReason: db.prepare(`SELECT cancel_reason AS reason, COUNT(*) AS n FROM tasks WHERE status = 'CANCELLED' AND cancel_reason IS NOT NULL GROUP BY cancel_reason`),
     upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms)
         VALUES (@nodeId, @hostname, @pid, 'running', @now, @now, @now)
       ON CONFLICT (node_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid, state = 'running',
@@ -114,6 +117,12 @@ export function prepareOps(db: Database.Database): SqliteOps {
     return (...args: A): R => t.immediate(...args);
   };
   const cancelHard = q.cancelSteps(OPEN);
+  const flowFigures = (): NonNullable<OpsSnapshot["flow"]> => {
+    const sch = q.schedules.get() as { n: number; paused: number };
+    const cancelledByReason: Record<string, number> = Object.create(null);
+    for (const r of q.cancelledByReason.all() as { reason: string; n: number }[]) cancelledByReason[r.reason] = r.n;
+    return { schedules: sch.n, schedulesPaused: sch.paused, openWithDeadline: (q.openWithDeadline.get() as { n: number }).n, cancelledByReason };
+  };
   const cancelSoft = q.cancelSteps(`('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT')`);
 
   return {
@@ -181,6 +190,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
         recentStepDurationsMs: durations, stepDurationBuckets: buckets, stepDurationSumMs: sum,
         deadLetteredLastHour: (q.deadLastHour.get(now - 3_600_000) as { n: number }).n,
         counters: Object.fromEntries((q.counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value])),
+        flow: flowFigures(),
       };
     }),
 
