@@ -143,7 +143,7 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch)
   }
 
   // Slots free up when steps close or leases are reclaimed; newcomers queue on submission or release.
-  if (probe.queued || batch.submissions.length > 0) {
+  if (probe.queued || batch.submissions.some((t) => t.steps.some((st) => st.concurrency != null))) {
     const cancelTask = (taskId: string, reason: string) => {
       f.setCancelReason.run(reason, taskId);
       const n = cancelOpen(taskId);
