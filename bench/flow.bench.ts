@@ -15,13 +15,11 @@ import { parseArgs } from "node:util";
 import { Bench } from "tinybench";
 import { SqliteStore } from "../src/store/sqlite/store.js";
 import type { CommitBatch, NewTask } from "../src/store/types.js";
-import { PriorityPicker } from "../src/supervisor/picker.js";
 
 const { values: args } = parseArgs({ options: { quick: { type: "boolean" }, json: { type: "string" } } });
 const DELAYED = args.quick ? 10_000 : 100_000;
 const SCHEDULES = 1_000;
 const NODE = "bench";
-const picker = new PriorityPicker(10);
 
 function batchOf(parts: Partial<CommitBatch>): CommitBatch {
   return {
@@ -59,10 +57,10 @@ class Fixture {
   /** One READY step submitted, claimed and completed: three group commits. */
   async cycle(): Promise<void> {
     await this.store.commit(batchOf({ submissions: [task(null)] }));
-    const claimed = (await this.store.commit(batchOf({ claim: { limit: 1, picker } }))).claimed;
+    const claimed = (await this.store.commit(batchOf({ claim: { limit: 1 } }))).claimed;
     if (claimed.length !== 1) throw new Error(`flow bench: claimed ${claimed.length}, expected 1`);
     const c = claimed[0]!;
-    await this.store.commit(batchOf({ completions: [{ stepRowId: c.stepRowId, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch, outputJson: "1" }] }));
+    await this.store.commit(batchOf({ completions: [{ stepKey: c.stepKey, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch, outputJson: "1" }] }));
   }
   async close(): Promise<void> {
     await this.store.close();

@@ -2,7 +2,8 @@ import { userInfo } from "node:os";
 import { RelayMesh } from "../engine.js";
 import type { EngineOptions } from "../options.js";
 import { ExitCode, ExitError } from "./errors.js";
-import { MAX_DURATION_MS, parseDurationMs, parseTimeMs } from "../model/flow.js";
+import { MAX_TIMER_MS } from "../model/duration.js";
+import { parseDurationMs, parseTimeMs } from "../model/flow.js";
 
 /** Options every command accepts (CONTRACT.md "Invocation"). */
 export interface GlobalOptions {
@@ -59,22 +60,24 @@ export function intOption(name: string, value: string | undefined, limits: { min
   return n;
 }
 
-/** Parses a number option (fractions allowed), or ends with status 2 naming the option. */
-export function numberOption(name: string, value: string | undefined, min = 0): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < min) throw new ExitError(ExitCode.USAGE, `--${name}: expected a number ≥ ${min}, got "${value}"`);
-  return n;
-}
-
-/** Parses a duration option (`30s`, `5m`, `1h30m`, `500ms`, or plain ms), or ends with status 2 naming the option. */
-export function durationOption(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
+/** Parses a duration option: milliseconds, or `500ms`, `30s`, `5m`, `1h30m`, `2d`, up to 2^31-1 ms (what a timer honours); else ends with status 2. */
+export function durationOption(name: string, value: string | undefined, min = 0): number | undefined {
+  if (value === undefined || /^\s*-?\d+\s*$/.test(value)) return intOption(name, value, { min, max: MAX_TIMER_MS });
   const ms = parseDurationMs(value);
-  if (ms === null || ms > MAX_DURATION_MS) {
-    throw new ExitError(ExitCode.USAGE, `--${name}: expected a duration such as 500ms, 30s, 5m, 1h or 2d (at most ${MAX_DURATION_MS} ms), got "${value}"`);
+  if (ms === null || ms < min || ms > MAX_TIMER_MS) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: expected milliseconds or a duration such as 500ms, 30s, 5m, 1h or 2d, from ${min} to ${MAX_TIMER_MS} ms, got "${value}"`);
   }
   return ms;
+}
+
+/** Parses a number option (fractions allowed) from `min` to `max`, or ends with status 2 naming the option. */
+export function numberOption(name: string, value: string | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: expected a number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
 }
 
 /** Checks an option against a list of allowed values, or ends with status 2. */
@@ -92,6 +95,16 @@ export function timeOption(name: string, value: string | undefined): number | un
   const ms = parseTimeMs(value);
   if (ms === null) throw new ExitError(ExitCode.USAGE, `--${name}: expected an ISO-8601 time (2030-01-01T09:00:00Z) or epoch milliseconds, got "${value}"`);
   return ms;
+}
+
+/** A JSON value given as option `name`, or ends with status 2 naming the option. */
+export function jsonOption(name: string, value: string | undefined): unknown {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: invalid JSON (${(error as Error).message}); quote a string as JSON, e.g. '"text"'`);
+  }
 }
 
 /** A value given on the command line: JSON when it parses as JSON, else the plain string. */

@@ -1,7 +1,5 @@
 import { z } from "zod";
-
-/** Longest delay, window or deadline offset a timer can honour (2^31-1 ms, about 24.8 days). */
-export const MAX_DURATION_MS = 2_147_483_647;
+import { durationMs } from "./duration.js";
 
 const UNITS_MS: ReadonlyMap<string, number> = new Map([
   ["ms", 1], ["s", 1_000], ["m", 60_000], ["h", 3_600_000], ["d", 86_400_000],
@@ -29,7 +27,7 @@ export function parseTimeMs(value: string | number): number | null {
   return Number.isNaN(ms) ? null : ms;
 }
 
-const DurationSchema = z.number().int().min(0).max(MAX_DURATION_MS, `must be at most ${MAX_DURATION_MS} ms (what a timer can honour)`);
+const DurationSchema = durationMs();
 const TimeSchema = z.union([z.number(), z.string()]).refine((v) => parseTimeMs(v) !== null, "must be an ISO-8601 time or epoch milliseconds");
 
 /** `{{input.field}}` (dotted paths allowed) inside a key; anything else is literal. */

@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { InvalidInputError, type Problem } from "../errors.js";
-import { MAX_DURATION_MS } from "../model/flow.js";
+import { durationMs } from "../model/duration.js";
 import { zodProblems } from "../model/problems.js";
 import type { ScheduleRecord } from "../store/types.js";
 import { cronOf } from "./plan.js";
 
-const Duration = z.number().int().min(0).max(MAX_DURATION_MS, `must be at most ${MAX_DURATION_MS} ms`);
+const Duration = durationMs();
 
 /** A schedule as `schedule add` and `mesh.addSchedule()` take it. */
 export const ScheduleInputSchema = z.strictObject({

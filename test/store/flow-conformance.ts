@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import type { Store } from "../../src/store/store.js";
 import type { CommitBatch, NewStep, NewTask, ScheduleDefinition } from "../../src/store/types.js";
-import { PriorityPicker } from "../../src/supervisor/picker.js";
 
 type Factory = () => Promise<{ store: Store; cleanup(): Promise<void> }>;
 
@@ -33,7 +32,7 @@ function batch(nowMs: number, parts: Partial<CommitBatch> = {}): CommitBatch {
   };
 }
 
-const claim = (limit = 100) => ({ limit, picker: new PriorityPicker(1_000) });
+const claim = (limit = 100) => ({ limit });
 
 async function stepStatus(store: Store, taskId: string, stepId = "s0"): Promise<string> {
   return (await store.getTask(taskId))!.steps.find((s) => s.stepId === stepId)!.status;

@@ -1,5 +1,5 @@
 import { PRIORITIES } from "../../model/workflow.js";
-import { choiceOption, durationOption, jsonOrString, timeOption, withMesh, type CommandResult, type GlobalOptions } from "../context.js";
+import { choiceOption, durationOption, jsonOption, timeOption, withMesh, type CommandResult, type GlobalOptions } from "../context.js";
 import { ExitCode, ExitError } from "../errors.js";
 
 export interface SubmitFlags {
@@ -19,7 +19,7 @@ export default async function submit(globals: GlobalOptions, flags: SubmitFlags)
   const notBefore = timeOption("not-before", flags.notBefore);
   const spec = {
     agent: flags.agent,
-    ...(flags.input !== undefined ? { input: jsonOrString(flags.input) } : {}),
+    ...(flags.input !== undefined ? { input: jsonOption("input", flags.input) } : {}),
     ...(priority !== undefined ? { priority } : {}),
   };
   return withMesh(globals, { work: false }, async (mesh) => {

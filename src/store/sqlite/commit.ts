@@ -1,9 +1,10 @@
-import { ErrorCode } from "../../errors.js";
+import { ErrorCode, StoreError, errorToWire } from "../../errors.js";
 import type {
   ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewStep, NewTask, StepFailure, SubmitOutcome, TaskStatus,
 } from "../types.js";
 import type { Statements } from "./statements.js";
 import { admitQueued, dedupe, takeTokens, type FlowStatements, type RateRow } from "./flow.js";
+import { countForced } from "../claim.js";
 
 interface ClaimRow extends RateRow {
   id: number; task_id: string; step_id: string; agent: string; depends_on_json: string;
@@ -12,16 +13,23 @@ interface ClaimRow extends RateRow {
 }
 interface ExpiredRow { id: number; task_id: string; step_id: string; lease_epoch: number; attempt: number; max_attempts: number; lease_owner: string | null }
 
+/** Inserts one task inside a savepoint (a nested better-sqlite3 transaction), so a failure leaves the batch whole. */
+export type InsertTask = (s: Statements, f: FlowStatements, task: NewTask, now: number) => SubmitOutcome;
+
+/** The step row id behind an opaque step key. */
+const rowId = (key: string): number => Number(key);
+
 /** Applies one CommitBatch. Synchronous: the caller wraps it in one IMMEDIATE transaction. */
-export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch): CommitResult {
+export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch, insertOne: InsertTask): CommitResult {
   const now = batch.nowMs;
   const result: CommitResult = {
-    submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [], finishedTasks: [], nextRetryAtMs: null,
+    submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [],
+    claimBacklog: [false, false, false], finishedTasks: [], nextRetryAtMs: null,
   };
-  const fence = (ref: LeaseRef) => ({ stepRowId: ref.stepRowId, nodeId: batch.nodeId, leaseEpoch: ref.leaseEpoch });
+  const fence = (ref: LeaseRef) => ({ id: rowId(ref.stepKey), nodeId: batch.nodeId, leaseEpoch: ref.leaseEpoch });
 
   const refuse = (ref: LeaseRef, operation: string) => {
-    const row = s.currentEpoch.get(ref.stepRowId) as { lease_epoch: number } | undefined;
+    const row = s.currentEpoch.get(rowId(ref.stepKey)) as { lease_epoch: number } | undefined;
     const conflict: LeaseConflict = {
       taskId: ref.taskId, stepId: ref.stepId, expectedLeaseEpoch: ref.leaseEpoch,
       actualLeaseEpoch: row ? row.lease_epoch : null, nodeId: batch.nodeId, operation, atMs: now,
@@ -41,7 +49,7 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch)
   /** Cancels every open step of a task (running ones are reported for abort); returns how many. */
   const cancelOpen = (taskId: string): number => {
     for (const r of s.runningOfTask.all(taskId) as { id: number; task_id: string; step_id: string; lease_epoch: number }[]) {
-      result.cancelledRunning.push({ stepRowId: r.id, taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
+      result.cancelledRunning.push({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
     }
     return s.cancelOpenSteps.run({ taskId, now }).changes;
   };
@@ -57,7 +65,14 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch)
     }
   };
 
-  for (const task of batch.submissions) result.submitted.push(insertTask(s, f, task, now));
+  for (const task of batch.submissions) {
+    try {
+      result.submitted.push(insertOne(s, f, task, now));
+    } catch (error) {
+      const wrapped = new StoreError(`submission of task ${task.taskId} was not stored: ${(error as Error).message}`, { cause: error });
+      result.submitted.push({ taskId: task.taskId, created: false, steps: 0, error: errorToWire(wrapped) });
+    }
+  }
 
   // Checkpoints before completions: a step's last checkpoint commits no later than its result.
   if (batch.kvWrites && batch.kvWrites.length > 0) {
@@ -84,11 +99,10 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch)
 
   const unlocking: number[] = [];
   for (const c of batch.completions) {
-    const row = s.completeStep.get({ stepRowId: c.stepRowId, nodeId: batch.nodeId, leaseEpoch: c.leaseEpoch, outputJson: c.outputJson, now }) as
-      { dependents: number } | undefined;
+    const row = s.completeStep.get({ ...fence(c), now }) as { dependents: number } | undefined;
     if (!row) { refuse(c, "complete"); continue; }
-    s.insertOutput.run(c.stepRowId, c.outputJson);
-    if (row.dependents > 0) unlocking.push(c.stepRowId);
+    s.insertOutput.run(rowId(c.stepKey), c.outputJson);
+    if (row.dependents > 0) unlocking.push(rowId(c.stepKey));
     closeSteps(c.taskId, 1, 0, 0);
     result.outcomes.push({ kind: "succeeded", ref: c });
   }
@@ -125,7 +139,7 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch)
 
   if (batch.reclaimExpiredLimit > 0) {
     for (const row of s.expiredLeases.all(now, batch.reclaimExpiredLimit) as ExpiredRow[]) {
-      const ref = { stepRowId: row.id, leaseEpoch: row.lease_epoch, now };
+      const ref = { id: row.id, leaseEpoch: row.lease_epoch, now };
       if (row.attempt < row.max_attempts) {
         if (s.reclaimStep.run(ref).changes > 0) result.reclaimed++;
         continue;
@@ -144,12 +158,11 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch)
 
   // Slots free up when steps close or leases are reclaimed; newcomers queue on submission or release.
   if (probe.queued || batch.submissions.some((t) => t.steps.some((st) => st.concurrency != null))) {
-    const cancelTask = (taskId: string, reason: string) => {
+    admitQueued(f, now, (taskId, reason) => {
       f.setCancelReason.run(reason, taskId);
       const n = cancelOpen(taskId);
       if (n > 0) closeSteps(taskId, n, 0, n);
-    };
-    admitQueued(f, now, cancelTask);
+    });
   }
 
   if (closing.size > 0) closeTasks(s, closing, now, result);
@@ -157,9 +170,8 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch)
   const throttled = batch.claim && batch.claim.limit > 0 ? claim(s, f, batch, result) : false;
 
   // The probe above stands unless this batch released, throttled, delayed or retried steps.
-  const changed = nextRetryAt === null || throttled || result.outcomes.some((o) => o.kind === "retrying") ||
-    batch.submissions.some((t) => t.steps.some((st) => st.notBeforeMs != null));
-  if (changed) {
+  if (nextRetryAt === null || throttled || result.outcomes.some((o) => o.kind === "retrying") ||
+    batch.submissions.some((t) => t.steps.some((st) => st.notBeforeMs != null))) {
     const again = f.probe.get() as { retry_at: number | null; timed_at: number | null };
     nextRetryAt = minOf(again.retry_at, again.timed_at);
   }
@@ -229,16 +241,30 @@ function flowRow(row: { status: string; now: number }, step: NewStep, deadlineAt
   };
 }
 
-/** Claims READY steps in the picker's order; returns whether a rate limit sent some back to wait. */
+/** Claims READY steps; returns whether a rate limit sent some back to wait. */
 function claim(s: Statements, f: FlowStatements, batch: CommitBatch, result: CommitResult): boolean {
-  const { limit, picker } = batch.claim!;
-  const candidates: number[][] = [[], [], []];
-  for (const r of s.readyCandidates.all({ limit }) as { id: number; priority: number }[]) candidates[r.priority]!.push(r.id);
-  const { order, forced } = picker.pick([candidates[0]!.length, candidates[1]!.length, candidates[2]!.length], limit);
+  const { limit, quotas = [0, 0, 0] } = batch.claim!;
+  const ids: number[] = [];
+  const taken = [0, 0, 0];
+  for (let c = 0; c < 3 && ids.length < limit; c++) {
+    if (quotas[c]! <= 0) continue;
+    const before = ids.length;
+    for (const r of s.readyOfClass.all({ priority: c, limit: Math.min(quotas[c]!, limit - ids.length), offset: 0 }) as { id: number }[]) ids.push(r.id);
+    taken[c] = ids.length - before;
+  }
+  let highest = -1;
+  for (let c = 2; c >= 0 && ids.length < limit; c--) {
+    const before = ids.length;
+    for (const r of s.readyOfClass.all({ priority: c, limit: limit - ids.length, offset: taken[c] }) as { id: number }[]) ids.push(r.id);
+    if (ids.length > before) highest = Math.max(highest, c);
+  }
+  if (ids.length === limit) {
+    const left = s.readyClasses.get() as { c0: number; c1: number; c2: number };
+    result.claimBacklog = [left.c0 === 1, left.c1 === 1, left.c2 === 1];
+  }
+  const forced = countForced(taken, highest, result.claimBacklog);
   if (forced > 0) s.bumpCounter.run("low_starvation_count", forced);
-  if (order.length === 0) return false;
-  const next = [0, 0, 0];
-  const ids = order.map((p) => candidates[p]![next[p]!++]!);
+  if (ids.length === 0) return false;
   const expiresAtMs = batch.nowMs + batch.leaseTimeoutMs;
   const idsJson = JSON.stringify(ids);
   let rows = s.claimSteps.all({ ids: idsJson, nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow[];
@@ -275,7 +301,7 @@ function claim(s: Statements, f: FlowStatements, batch: CommitBatch, result: Com
     const prev = kv.get(e.namespace);
     kv.set(e.namespace, prev === undefined ? entry : `${prev},${entry}`);
   }
-  // Dispatch in the picker's order, not the UPDATE's.
+  // Dispatch in claim order, not the UPDATE's.
   for (const id of ids) {
     const row = byId.get(id);
     if (row) result.claimed.push(toClaimed(row, inputs.get(id) ?? "null", deps.get(id) ?? "", kv.get(row.task_id) ?? "", expiresAtMs));
@@ -285,7 +311,7 @@ function claim(s: Statements, f: FlowStatements, batch: CommitBatch, result: Com
 
 function toClaimed(row: ClaimRow, input: string, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
   return {
-    stepRowId: row.id, taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
+    stepKey: String(row.id), taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
     payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}${row.deadline_at_ms === null ? "" : `,"deadlineMs":${row.deadline_at_ms}`}}`,
     attempt: row.attempt, maxAttempts: row.max_attempts, deadlineAtMs: row.deadline_at_ms,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
