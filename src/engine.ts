@@ -558,7 +558,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       name: s.name, cron: s.cron, timezone: s.timezone ?? null, spec: s.workflow, overlap: s.overlap, catchUp: s.catchUp,
       catchUpWindowMs: s.catchUpWindowMs ?? null, jitterMs: s.jitterMs, paused: s.paused,
     };
-    const now = Date.now();
+    const now = this.store.now();
     const { schedule, replaced } = await this.store.putSchedule({ ...def, ...nextFrom(def, now) }, now);
     this.#trail.record({ action: replaced ? "schedule.replace" : "schedule.add", actor: this.actor, resource: `schedule/${s.name}`, details: { cron: s.cron, timezone: def.timezone } });
     return { schedule: scheduleView(schedule), replaced };
@@ -584,19 +584,20 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return this.#setPaused(name, false);
   }
 
-  /** Deletes a schedule (the tasks it fired stay); throws NotFoundError. */
-  async removeSchedule(name: string): Promise<{ name: string; removed: true }> {
+  /** Deletes a schedule (the tasks it fired stay) and returns it as it was; throws NotFoundError. */
+  async removeSchedule(name: string): Promise<{ schedule: ReturnType<typeof scheduleView>; removed: true }> {
     this.#assertOpen("removeSchedule");
+    const schedule = scheduleView(await this.#schedule(name));
     if (!(await this.store.removeSchedule(name))) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
     this.#trail.record({ action: "schedule.remove", actor: this.actor, resource: `schedule/${name}`, details: {} });
-    return { name, removed: true };
+    return { schedule, removed: true };
   }
 
   /** Fires a schedule now, outside its slots (paused or not); returns the new task. */
   async triggerSchedule(name: string): Promise<{ schedule: ReturnType<typeof scheduleView>; taskId: string }> {
     this.#assertOpen("triggerSchedule");
     const s = await this.#schedule(name);
-    const now = Date.now();
+    const now = this.store.now();
     const task = this.#scheduledTask(s, now);
     const result = await this.store.fireSchedule({
       name, fires: [{ slotKey: `manual:${task.taskId}`, slotMs: now, task, outcome: "fired" }], missed: 0, nodeId: this.nodeId, nowMs: now,
@@ -615,15 +616,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async #setPaused(name: string, paused: boolean): Promise<ReturnType<typeof scheduleView>> {
     this.#assertOpen(paused ? "pauseSchedule" : "resumeSchedule");
     const s = await this.#schedule(name);
-    const next = paused ? { nextSlotMs: s.nextSlotMs, nextAtMs: s.nextAtMs } : nextFrom(s, Date.now());
-    const updated = await this.store.setSchedulePaused(name, paused, next, Date.now());
+    const next = paused ? { nextSlotMs: s.nextSlotMs, nextAtMs: s.nextAtMs } : nextFrom(s, this.store.now());
+    const updated = await this.store.setSchedulePaused(name, paused, next, this.store.now());
     if (!updated) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
     this.#trail.record({ action: paused ? "schedule.pause" : "schedule.resume", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return scheduleView(updated);
   }
 
   #scheduledTask(s: ScheduleRecord, slotMs: number): NewTask {
-    const task = buildWorkflowTask(s.spec, { ...this.#buildContext(`schedule "${s.name}"`), nowMs: Date.now() });
+    const task = buildWorkflowTask(s.spec, { ...this.#buildContext(`schedule "${s.name}"`), nowMs: this.store.now() });
     return { ...task, idempotencyKey: null, dedupe: null, schedule: { name: s.name, slotKey: slotKey(slotMs) } };
   }
 
@@ -634,7 +635,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   #flowTick(): Promise<void> {
     if (this.#flowTicking) return this.#flowTicking;
     this.#flowTicking = (async () => {
-      const now = Date.now();
+      const now = this.store.now();
       for (const taskId of await this.store.dueDeadlines(now, 100)) {
         await this.cancel(taskId, { mode: "hard", reason: "deadline" });
       }
@@ -767,7 +768,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   #buildContext(source: string) {
-    return { agents: this.agents, settings: this.#settings, retryPolicies: this.#retryPolicies, source };
+    return { agents: this.agents, settings: this.#settings, retryPolicies: this.#retryPolicies, source, nowMs: this.store.now() };
   }
 
   #assertOpen(method: string): void {
