@@ -45,6 +45,16 @@ export function isWorkerLost(result: StepResultMessage): boolean {
   return result.type === "error" && result.error.code === ErrorCode.WORKER_LOST;
 }
 
+/** How long close() waits for starting threads to finish loading before it ends them anyway. */
+const CLOSE_WARM_UP_WAIT_MS = 5_000;
+
+/** Resolves when `warmUp` settles (either way) or after `ms`. */
+async function threadsLoaded(warmUp: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([warmUp.catch(() => {}), new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]);
+  clearTimeout(timer);
+}
+
 function workerLost(): StepResultMessage {
   const error = new RelayMeshError(ErrorCode.WORKER_LOST, "the worker thread running this attempt was ended because another attempt on it stopped responding; it runs again");
   return { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null };
@@ -285,6 +295,8 @@ export class AgentPool {
     // Piscina's close waits (on an unref'd timer) for tasks a thread being ended would never answer.
     await Promise.allSettled([...this.#exits]);
     if (this.#ownsPiscina) {
+      // Node 20 aborts the process when a thread is terminated while it loads its modules (one starting, or a replacement).
+      await threadsLoaded(this.warmUp(), CLOSE_WARM_UP_WAIT_MS);
       if (this.#open > 0) await this.#piscina.destroy();
       else await this.#piscina.close({ force: true });
     }
