@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { BIN, cli, REPO, spawnCli, tempRoot, waitUntil } from "../helpers.js";
+import { BIN, cli, REPO, spawnCli, storeFor, tempRoot, TEST_STORE, waitUntil } from "../helpers.js";
 import { RelayMesh } from "../../src/index.js";
 
 /** Fields every report carries (reportVersion 2). */
@@ -32,7 +32,7 @@ function assertSelfContainedHtml(path: string): string {
 
 /** The user's root must hold no task: a default run uses a scratch store. */
 async function assertNoTasksIn(root: string): Promise<void> {
-  const mesh = await RelayMesh.open({ root, work: false });
+  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
   try {
     assert.equal((await mesh.listTasks({ limit: 1 })).total, 0, "no benchmark task in the user's store");
   } finally {
@@ -80,7 +80,7 @@ test("bench: the CONTRACT shape with --json, a JSON report of every figure and a
   assert.equal(report.settings.maxAttempts, 3);
   assert.equal(typeof report.machine.cores, "number");
   assert.equal(report.relaymeshVersion, JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
-  assert.match(report.store, /^scratch \(sqlite:/);
+  assert.match(report.store, TEST_STORE === "sqlite" ? /^scratch \(sqlite:/ : /^scratch \(postgres:.*_bench_/);
 
   const html = assertSelfContainedHtml(doc.htmlOut);
   assert.match(html, /Throughput/);
@@ -176,7 +176,7 @@ test("bench on a terminal: a live line with progress, completed/s now and overal
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
   const command = [process.execPath, BIN, "bench", "--root", root, "--rate", "100", "--duration", "3s", "--report-out", join(root, "tty.json")].join(" ");
-  const r = spawnSync("script", ["-qec", command, "/dev/null"], { encoding: "utf8", timeout: 120_000, env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: "" } });
+  const r = spawnSync("script", ["-qec", command, "/dev/null"], { encoding: "utf8", timeout: 120_000, env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: storeFor(root) ?? "" } });
   assert.equal(r.status, 0, r.stderr);
   const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "\n");
   assert.match(screen, /\ds\/3s, \d+ done \| \d+\/s now, \d+\/s overall \| p50 [\d.]+ p99 [\d.]+ ms \| failures 0 \| RSS \d+ MB/);
@@ -251,7 +251,7 @@ test("bench --in-place: runs in the real store, every task named bench:<run id>;
   const doc = r.json();
   assert.equal(doc.inPlace, true);
   assert.equal(doc.taskName, `bench:${doc.runId}`);
-  const mesh = await RelayMesh.open({ root, work: false });
+  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
   t.after(() => mesh.close());
   const { tasks, total } = await mesh.listTasks({ limit: 100 });
   assert.equal(total, 31);
@@ -279,7 +279,9 @@ test("bench --in-place with another worker on the store: tasks that worker finis
   writeFileSync(flow, JSON.stringify({ steps: [{ id: "nap", agent: "sleep", input: { ms: 20 } }] }));
   const worker = spawnCli(["worker", "--root", root, "--concurrency", "4", "--json"]);
   t.after(() => { worker.child.kill("SIGKILL"); });
-  await waitUntil(() => existsSync(join(root, "relaymesh.db")), "the worker to open the store");
+  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
+  t.after(() => mesh.close());
+  await waitUntil(async () => (await mesh.members()).length > 0, "the worker to join the store");
   const r = await cli(["bench", "--root", root, "--in-place", "--workflow", flow, "--tasks", "100", "--concurrency", "1", "--in-flight", "8", "--json",
     "--report-out", join(root, "shared.json")], { timeoutMs: 120_000 });
   assert.equal(r.code, 0, r.stderr);
