@@ -176,7 +176,7 @@ test("bench on a terminal: a live line with progress, completed/s now and overal
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
   const command = [process.execPath, BIN, "bench", "--root", root, "--rate", "100", "--duration", "3s", "--report-out", join(root, "tty.json")].join(" ");
-  const r = spawnSync("script", ["-qec", command, "/dev/null"], { encoding: "utf8", timeout: 120_000, env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: "" } });
+  const r = spawnSync("script", ["-qec", command, "/dev/null"], { encoding: "utf8", timeout: 120_000, env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: storeFor(root) ?? "" } });
   assert.equal(r.status, 0, r.stderr);
   const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "\n");
   assert.match(screen, /\ds\/3s, \d+ done \| \d+\/s now, \d+\/s overall \| p50 [\d.]+ p99 [\d.]+ ms \| failures 0 \| RSS \d+ MB/);
@@ -279,7 +279,9 @@ test("bench --in-place with another worker on the store: tasks that worker finis
   writeFileSync(flow, JSON.stringify({ steps: [{ id: "nap", agent: "sleep", input: { ms: 20 } }] }));
   const worker = spawnCli(["worker", "--root", root, "--concurrency", "4", "--json"]);
   t.after(() => { worker.child.kill("SIGKILL"); });
-  await waitUntil(() => existsSync(join(root, "relaymesh.db")), "the worker to open the store");
+  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
+  t.after(() => mesh.close());
+  await waitUntil(async () => (await mesh.members()).length > 0, "the worker to join the store");
   const r = await cli(["bench", "--root", root, "--in-place", "--workflow", flow, "--tasks", "100", "--concurrency", "1", "--in-flight", "8", "--json",
     "--report-out", join(root, "shared.json")], { timeoutMs: 120_000 });
   assert.equal(r.code, 0, r.stderr);
