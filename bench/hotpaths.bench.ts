@@ -49,7 +49,7 @@ const single = () => newTask([{ id: "main" }]);
 const diamond = () => newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }, { id: "c", dependsOn: ["a"] }, { id: "d", dependsOn: ["b", "c"] }]);
 
 function completionsOf(claimed: readonly ClaimedStep[]): StepCompletion[] {
-  return claimed.map((c) => ({ stepRowId: c.stepRowId, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch, outputJson: INPUT_JSON }));
+  return claimed.map((c) => ({ stepKey: c.stepKey, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch, outputJson: INPUT_JSON }));
 }
 
 function check(ok: boolean, what: string): void {
@@ -80,7 +80,7 @@ class Fixture {
 
   /** Submits `tasks` and claims `claim` READY steps in one commit. */
   async submitAndClaim(tasks: NewTask[], claim: number): Promise<ClaimedStep[]> {
-    const r = await this.commit({ submissions: tasks, claim: { limit: claim, picker: this.picker } });
+    const r = await this.commit({ submissions: tasks, claim: this.picker.plan(claim) });
     check(r.claimed.length === claim, `setup claimed ${r.claimed.length} of ${claim}`);
     return r.claimed;
   }
@@ -94,7 +94,7 @@ function addClaim(bench: Bench, durability: Durability, n: number): void {
   const fx = new Fixture(durability);
   let claimed: ClaimedStep[] = [];
   bench.add(`claim ${n} · ${durability}`, async () => {
-    const r = await fx.commit({ claim: { limit: n, picker: fx.picker } });
+    const r = await fx.commit({ claim: fx.picker.plan(n) });
     check(r.claimed.length === n, `claimed ${r.claimed.length} of ${n}`);
     claimed = r.claimed;
     sink += r.claimed.length;

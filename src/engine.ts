@@ -8,7 +8,7 @@ import {
 import { TypedEmitter, type EngineEventMap } from "./events.js";
 import { buildSingleTask, buildWorkflowTask, type SubmitOptions } from "./model/build-task.js";
 import type { Settings } from "./model/settings.js";
-import { CloseOptionsSchema, EngineOptionsSchema, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
+import { CloseOptionsSchema, EngineOptionsSchema, IntervalMsSchema, WaitOptionsSchema, parseArgument, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
 import type { AgentPool } from "./pool/pool.js";
 import { defaultRoot, ensureRoot, loadAgents, readRootConfig, rootPaths, type RootPaths } from "./root.js";
 import type { RetryOverride, SingleTaskSpec } from "./model/workflow.js";
@@ -95,8 +95,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     ensureRoot(paths);
     // The settings a root starts with are the baseline `reload-settings` reports changes against.
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
-    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings);
+    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency });
     const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
+    store.onError?.((error) => mesh.safeEmit("engine:error", { error }));
     if (o.work) {
       await mesh.#start().catch(async (error: unknown) => {
         await mesh.close({ force: true, timeoutMs: 0 }).catch(() => {});
@@ -195,10 +196,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * it. Throws NotFoundError for an unknown id, and a RELAYMESH_ERR_WAIT_TIMEOUT error past `timeoutMs`.
    */
   async waitFor(taskId: string, options: { timeoutMs?: number; pollIntervalMs?: number } = {}): Promise<TaskWithSteps> {
+    const o = parseArgument(WaitOptionsSchema, options, "waitFor");
     const first = await this.getTask(taskId);
     if (TERMINAL_TASK_STATUSES.has(first.status)) return first;
-    const timeoutMs = options.timeoutMs ?? Infinity;
-    const poll = options.pollIntervalMs ?? 250;
+    const timeoutMs = o.timeoutMs ?? Infinity;
+    const poll = o.pollIntervalMs ?? 250;
     await new Promise<void>((resolve, reject) => {
       const done = (error?: Error) => {
         this.off("task:finished", onFinished);
@@ -267,17 +269,20 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return { replayed };
   }
 
-  /** Deletes finished tasks and dead letters older than their retention; forgets old idempotency keys. */
-  async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number } = {}) {
+  /**
+   * Deletes finished tasks and dead letters older than their retention; forgets old idempotency
+   * keys. With `namePrefix`, only of tasks whose name starts with it (e.g. `bench:`).
+   */
+  async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number; namePrefix?: string } = {}) {
     this.#assertOpen("purge");
     const now = Date.now();
     const days = (d: number) => now - d * 86_400_000;
     const retention = { doneRetentionDays: options.doneRetentionDays ?? 7, deadRetentionDays: options.deadRetentionDays ?? 30, idempotencyTtlDays: options.idempotencyTtlDays ?? 7 };
     const counts = await this.store.purge({
       finishedBeforeMs: days(retention.doneRetentionDays), deadBeforeMs: days(retention.deadRetentionDays),
-      idempotencyBeforeMs: days(retention.idempotencyTtlDays),
+      idempotencyBeforeMs: days(retention.idempotencyTtlDays), ...(options.namePrefix !== undefined ? { namePrefix: options.namePrefix } : {}),
     });
-    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, ...counts } });
+    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, namePrefix: options.namePrefix ?? null, ...counts } });
     return { ...counts, retention };
   }
 
@@ -389,6 +394,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Re-reads the settings file every `intervalMs`; errors are reported as `engine:error` and leave the settings as they are. */
   watchSettings(intervalMs: number): void {
+    parseArgument(IntervalMsSchema, intervalMs, "watchSettings");
     if (this.#reloadTimer) clearInterval(this.#reloadTimer);
     this.#reloadTimer = setInterval(() => {
       try {
@@ -428,6 +434,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * there is, then each change), whichever process made it. Returns the function that stops it.
    */
   watchKv(namespace: string, listener: (change: KvChange) => void, options: { fromVersion?: number; intervalMs?: number } = {}): () => void {
+    const intervalMs = parseArgument(IntervalMsSchema.optional(), options.intervalMs, "watchKv") ?? 250;
     let after = options.fromVersion ?? 0;
     let busy = false;
     let stopped = false;
@@ -451,7 +458,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     };
     const onLocal = (e: { namespace: string }) => { if (e.namespace === namespace) void poll(); };
     this.on("kv:changed", onLocal);
-    const timer = setInterval(() => void poll(), options.intervalMs ?? 250);
+    const timer = setInterval(() => void poll(), intervalMs);
     timer.unref();
     void poll();
     return () => {
@@ -496,9 +503,14 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /**
    * One maintenance tick, as this engine's node: re-evaluates every node's standing, reclaims
    * the steps of DEAD nodes (at most `recoverLimit`) and expired leases, prunes old DEAD rows.
+   * A node running a tick is alive: when this engine was opened with a `nodeId` (or is working),
+   * that node's heartbeat is recorded first, so it never rates itself DEAD.
    */
   async maintenance(options: { recoverLimit?: number; prune?: boolean } = {}): Promise<MaintenanceResult> {
     this.#assertOpen("maintenance");
+    if (this.#options.nodeId !== undefined || this.#state === "running") {
+      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+    }
     return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: Date.now() });
   }
 

@@ -1,5 +1,5 @@
 import type { Settings } from "../model/settings.js";
-import type { Store } from "../store/store.js";
+import type { MembershipUpdate, Store } from "../store/store.js";
 import { nextStanding, type MemberStatus } from "./membership.js";
 
 export interface MaintenanceOptions {
@@ -17,9 +17,9 @@ export interface MaintenanceOptions {
 export interface MaintenanceResult {
   /** Standings that changed. */
   membership: { nodeId: string; from: MemberStatus; to: MemberStatus }[];
-  /** Leases of DEAD nodes' steps ended, then reclaimed. */
+  /** Steps of DEAD nodes taken back. */
   reclaimedFromDead: number;
-  /** Expired leases reclaimed (DEAD owners' included). */
+  /** Other expired leases reclaimed. */
   reclaimedExpired: number;
   /** DEAD node rows removed. */
   pruned: number;
@@ -32,18 +32,24 @@ export interface MaintenanceResult {
 export async function maintenanceTick(o: MaintenanceOptions): Promise<MaintenanceResult> {
   const nodes = await o.store.listNodes();
   const membership: MaintenanceResult["membership"] = [];
-  const updates: { nodeId: string; status: MemberStatus; sinceMs: number }[] = [];
+  const updates: MembershipUpdate[] = [];
   const dead: string[] = [];
   for (const n of nodes) {
     const next = nextStanding({ status: n.status, sinceMs: n.statusSinceMs }, n.lastHeartbeatMs, o.nowMs, o.settings);
     if (next.status !== n.status) {
       membership.push({ nodeId: n.nodeId, from: n.status, to: next.status });
-      updates.push({ nodeId: n.nodeId, ...next });
+      updates.push({ nodeId: n.nodeId, from: { status: n.status, sinceMs: n.statusSinceMs }, ...next });
     }
     if (next.status === "DEAD") dead.push(n.nodeId);
   }
-  if (updates.length > 0) await o.store.setMemberships(updates);
-  const reclaimedFromDead = dead.length > 0 ? await o.store.expireLeasesOf(dead, o.recoverLimit, o.nowMs, o.nodeId) : 0;
+  // Another node's tick may have decided first: only the changes that applied are reported.
+  if (updates.length > 0 && (await o.store.setMemberships(updates)) < updates.length) {
+    const now = new Map((await o.store.listNodes()).map((n) => [n.nodeId, n]));
+    const applied = (u: MembershipUpdate) => now.get(u.nodeId)?.status === u.status && now.get(u.nodeId)?.statusSinceMs === u.sinceMs;
+    const kept = new Set(updates.filter(applied).map((u) => u.nodeId));
+    membership.splice(0, membership.length, ...membership.filter((m) => kept.has(m.nodeId)));
+  }
+  const reclaimedFromDead = dead.length > 0 ? await o.store.reclaimStepsOfNodes(dead, o.recoverLimit, o.nowMs, o.nodeId) : 0;
   const committed = await o.store.commit({
     nowMs: o.nowMs, nodeId: o.nodeId, leaseTimeoutMs: o.settings.leaseTimeoutMs, submissions: [], completions: [], failures: [],
     renewals: [], releases: [], releaseRetriesLimit: 0, reclaimExpiredLimit: Math.max(o.recoverLimit, 100), claim: null,

@@ -291,4 +291,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX ownership_events_at ON ownership_events (at_ms);
     `,
   },
+  {
+    id: 7,
+    name: "PostgreSQL: claim index matching the claim's ORDER BY, fillfactor and autovacuum on tables updated in place, kv versions from a sequence",
+    sqlite: `
+      -- SQLite: nothing (its claim reads each priority class through steps_ready; kv versions stay a counter row).
+    `,
+    pg: `
+      CREATE INDEX steps_claim ON steps (priority DESC, ready_at_ms, id) WHERE status = 'READY';
+      DROP INDEX steps_ready;
+      ALTER TABLE steps SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+      ALTER TABLE tasks SET (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05);
+      ALTER TABLE nodes SET (fillfactor = 50);
+      ALTER TABLE counters SET (fillfactor = 50);
+      CREATE SEQUENCE kv_version_seq;
+      SELECT setval('kv_version_seq', GREATEST(1, COALESCE((SELECT MAX(version) FROM kv), 0), COALESCE((SELECT value FROM counters WHERE name = 'kv_version'), 0)));
+    `,
+  },
 ];

@@ -2,8 +2,18 @@ import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
   ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
 } from "./types.js";
+import type { RowPage } from "./tables.js";
 
 export * from "./types.js";
+export type { RowPage } from "./tables.js";
+
+export interface MembershipUpdate {
+  nodeId: string;
+  /** The standing the decision was based on. */
+  from: { status: "ALIVE" | "SUSPECT" | "DEAD"; sinceMs: number };
+  status: "ALIVE" | "SUSPECT" | "DEAD";
+  sinceMs: number;
+}
 
 /**
  * The durable state of RelayMesh, as semantic operations. Two implementations: SQLite
@@ -14,8 +24,27 @@ export * from "./types.js";
  * committed durably (per the configured durability) before its promise resolves.
  */
 export interface Store {
-  /** Human-readable location ("sqlite:/path/relaymesh.db"). */
+  /** Human-readable location ("sqlite:/path/relaymesh.db", "postgres://user@host/db?schema=s"): never a password. */
   readonly location: string;
+
+  /**
+   * The store's clock in epoch ms: lease expiry, heartbeat ages and every `nowMs` the engine
+   * passes come from it, so clock skew between machines cannot expire a healthy lease (SQLite:
+   * the local clock; PostgreSQL: the server's clock, tracked as an offset from the local one).
+   */
+  now(): number;
+
+  /**
+   * Subscribes to hints that new work may be runnable (submitted or released by another
+   * process). Optional and lossy: polling stays the correctness path. Returns the unsubscribe.
+   */
+  onWake?(listener: () => void): () => void;
+
+  /**
+   * Subscribes to errors that happen outside any call (a broken idle connection, a lost
+   * LISTEN connection being re-established). Optional. Returns the unsubscribe.
+   */
+  onError?(listener: (error: Error) => void): () => void;
 
   /** Applies the numbered migrations not yet applied. Idempotent; safe from concurrent processes. */
   migrate(): Promise<void>;
@@ -88,14 +117,19 @@ export interface Store {
   /** Writes and deletions in a namespace after `afterVersion`, oldest first (for watchers). */
   kvChanges(namespace: string, afterVersion: number, limit: number): Promise<KvChange[]>;
 
-  /** Records nodes' membership standings (evaluated by a maintenance tick). */
-  setMemberships(updates: { nodeId: string; status: "ALIVE" | "SUSPECT" | "DEAD"; sinceMs: number }[]): Promise<void>;
+  /**
+   * Records nodes' membership standings (evaluated by a maintenance tick). Each update applies
+   * only if the node's standing is still `from` (the one the tick read), so two nodes' ticks
+   * never overwrite each other's newer verdict. Returns how many applied.
+   */
+  setMemberships(updates: MembershipUpdate[]): Promise<number>;
 
   /**
-   * Ends the leases of up to `limit` RUNNING steps owned by these (dead) nodes, so the next
-   * expired-lease reclaim takes them; records each as an ownership event by `byNode`. Returns how many.
+   * Takes back up to `limit` RUNNING steps owned by these (dead) nodes: each becomes READY
+   * again with a new lease epoch (or DEAD_LETTER when it has no attempt left), so its owner's
+   * late writes are refused; each is recorded as an ownership event by `byNode`. Returns how many.
    */
-  expireLeasesOf(nodeIds: string[], limit: number, nowMs: number, byNode: string): Promise<number>;
+  reclaimStepsOfNodes(nodeIds: string[], limit: number, nowMs: number, byNode: string): Promise<number>;
 
   /** Deletes up to `limit` DEAD node rows whose last heartbeat is older than `olderThanMs`. */
   pruneNodes(olderThanMs: number, limit: number): Promise<number>;
@@ -113,8 +147,17 @@ export interface Store {
    */
   bumpClusterEpoch(nowMs: number): Promise<{ clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] }>;
 
-  /** Writes a consistent copy of the whole store to `path` (a new file), while it stays in use. */
-  backupTo(path: string): Promise<void>;
+  /**
+   * A logical export of the whole store: every row of every table (EXPORT_TABLES), in pages, from
+   * one consistent snapshot, while the store stays in use. Returns the row count per table.
+   */
+  exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>>;
+
+  /**
+   * Loads a page of rows written by `exportRows` (of either dialect) as they are, ids included.
+   * For an empty store (the caller checks); rows already present are left as they are.
+   */
+  importRows(page: RowPage): Promise<void>;
 
   /** The store's own health checks: reachable, writable, configured as asked. */
   health(): Promise<HealthCheck[]>;

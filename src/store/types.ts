@@ -34,9 +34,12 @@ export interface NewTask {
   steps: NewStep[];
 }
 
-/** Identifies one lease: the step and the epoch it was claimed with. */
+/**
+ * Identifies one lease: the step and the epoch it was claimed with. `stepKey` is an opaque
+ * value the store hands out (compare it, never parse it).
+ */
 export interface LeaseRef {
-  stepRowId: number;
+  stepKey: string;
   taskId: string;
   stepId: string;
   leaseEpoch: number;
@@ -69,17 +72,27 @@ export interface StepFailure extends LeaseRef {
   next: { kind: "retry"; atMs: number } | { kind: "dead" };
 }
 
-/** Chooses which priority classes to take from, given how many are waiting in each. */
-export interface ClaimPicker {
-  /**
-   * Returns the priority (2, 1, 0) of each pick, in order, at most `limit` of them, never more of
-   * a class than `available` holds. `forced` counts picks made for anti-starvation.
-   */
-  pick(available: readonly [low: number, normal: number, high: number], limit: number): { order: number[]; forced: number };
+/**
+ * A claim, as data (the store never calls back into the engine inside a transaction). The store
+ * first takes up to `quotas[c]` of the oldest READY steps of each priority class c (low, normal,
+ * high: anti-starvation picks; those taken while a higher class had steps waiting are counted
+ * in the `low_starvation_count` counter), then fills the rest of `limit` by priority (high
+ * first), then age (`ready_at`), then insertion order.
+ * Claimed steps come back in that order.
+ */
+export interface ClaimRequest {
+  limit: number;
+  quotas?: readonly [low: number, normal: number, high: number];
 }
 
-/** Everything one group commit applies, in one transaction, in this order. */
+/**
+ * Everything one group commit applies, in one transaction, in this order. A batch never fails
+ * for one item: a duplicate idempotency key returns the existing task, and a submission the
+ * store cannot insert is reported in its own `submitted` entry while the rest of the batch
+ * (renewals, results, claims) commits.
+ */
 export interface CommitBatch {
+  /** The time of this batch, normally `store.now()` (the store's clock); tests inject their own. */
   nowMs: number;
   nodeId: string;
   leaseTimeoutMs: number;
@@ -98,8 +111,8 @@ export interface CommitBatch {
   releaseRetriesLimit: number;
   /** Reclaim up to this many RUNNING steps whose lease expired (0: skip). */
   reclaimExpiredLimit: number;
-  /** Claim up to `limit` READY steps for `nodeId`, in the picker's order. */
-  claim: { limit: number; picker: ClaimPicker } | null;
+  /** Claim READY steps for `nodeId` (see ClaimRequest). */
+  claim: ClaimRequest | null;
 }
 
 export type StepOutcome =
@@ -108,8 +121,8 @@ export type StepOutcome =
   | { kind: "dead"; ref: LeaseRef; error: WireError };
 
 export interface CommitResult {
-  /** One per submission, in order. */
-  submitted: { taskId: string; created: boolean; steps: number }[];
+  /** One per submission, in order; `error` when that submission alone could not be inserted. */
+  submitted: SubmitOutcome[];
   /** Commits and renewals refused because the lease moved on (recorded as lease conflicts). */
   refused: LeaseConflict[];
   /** Accepted completions and failures. */
@@ -121,9 +134,22 @@ export interface CommitResult {
   /** One per kvWrites entry, in order. */
   kvResults: ("ok" | "refused")[];
   claimed: ClaimedStep[];
+  /**
+   * Per class (low, normal, high): whether READY steps of it were left unclaimed by this claim
+   * (all false without a claim), so the picker can tell a skipped class from an empty one.
+   */
+  claimBacklog: [low: boolean, normal: boolean, high: boolean];
   finishedTasks: { taskId: string; status: TaskStatus }[];
   /** Earliest `ready_at` among steps still in RETRY_WAIT, if any. */
   nextRetryAtMs: number | null;
+}
+
+export interface SubmitOutcome {
+  taskId: string;
+  created: boolean;
+  steps: number;
+  /** Set when this submission was not inserted (the rest of its batch was). */
+  error?: WireError;
 }
 
 export interface LeaseConflict {
@@ -225,6 +251,8 @@ export interface PurgeQuery {
   deadBeforeMs: number;
   /** Idempotency keys of tasks created before this are forgotten (the tasks stay). */
   idempotencyBeforeMs: number;
+  /** Only tasks whose name starts with this (e.g. `bench:` for benchmark tasks run in place); all tasks when absent. */
+  namePrefix?: string;
 }
 
 export interface PurgeResult {

@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
-import { ErrorCode, LeaseLostError, RelayMeshError, errorToWire, type WireError } from "../errors.js";
+import { ErrorCode, LeaseLostError, RelayMeshError, errorFromWire, errorToWire, type WireError } from "../errors.js";
 import type { EngineEventMap } from "../events.js";
 import type { Settings } from "../model/settings.js";
 import type { AgentRegistry } from "../agents/registry.js";
-import type { AgentPool } from "../pool/pool.js";
+import { isWorkerLost, type AgentPool } from "../pool/pool.js";
 import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
 import type { ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask, StepCompletion, StepFailure, StepProgress } from "../store/types.js";
@@ -14,6 +14,7 @@ import { claimLimit, machineLoad } from "../mesh/claim-policy.js";
 import { PersistentScriptHost } from "../agents/script-host.js";
 import type { ScriptAgentConfig } from "../agents/scripts.js";
 import { backoffMs } from "./retry.js";
+import { MAX_TIMER_MS } from "../model/duration.js";
 
 export interface SupervisorOptions {
   store: Store;
@@ -28,6 +29,7 @@ export interface SupervisorOptions {
   /** How often an idle supervisor looks for work submitted by other processes. */
   pollIntervalMs: number;
   emit: <K extends keyof EngineEventMap>(event: K, payload: EngineEventMap[K]) => void;
+  /** The clock of batches (default: the store's, `store.now()`); tests inject their own. */
   now?: () => number;
 }
 
@@ -75,7 +77,7 @@ export class Supervisor {
   readonly #now: () => number;
   readonly #picker: PriorityPicker;
   /** Every step this process holds a lease on: prefetched and running. */
-  readonly #inflight = new Map<number, InFlight>();
+  readonly #inflight = new Map<string, InFlight>();
   /** Prefetched steps in the picker's order, waiting for a slot. */
   #waiting: InFlight[] = [];
   #running = 0;
@@ -102,17 +104,18 @@ export class Supervisor {
   #flushing: Promise<void> | null = null;
   #idleWaiters: (() => void)[] = [];
   #timers: NodeJS.Timeout[] = [];
+  #unwake: (() => void) | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryTimerAt = Infinity;
   #settings: Settings;
   /** Attempts whose outcome waits for its commit (for the events emitted after it). */
-  readonly #ran = new Map<number, { taskId: string; stepId: string; attempt: number; durationMs: number; traceId: string; spanId: string | null }>();
+  readonly #ran = new Map<string, { taskId: string; stepId: string; attempt: number; durationMs: number; traceId: string; spanId: string | null }>();
   /** Attempts this supervisor ran to an outcome (executed), and the outcomes committed (succeeded, failed). */
   readonly stats = { executed: 0, succeeded: 0, failed: 0 };
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => options.store.now());
     this.#settings = options.settings;
     this.#picker = new PriorityPicker(options.settings.lowStarvationMaxPicks);
     this.#hasCaps = options.agents.list().some((a) => options.agents.concurrency(a.id) !== undefined);
@@ -168,7 +171,7 @@ export class Supervisor {
     this.#schedule();
   }
 
-  /** A kv request of the attempt `key` (`${stepRowId}:${leaseEpoch}`), for agents hosted on this thread. */
+  /** A kv request of the attempt `key` (`${stepKey}:${leaseEpoch}`), for agents hosted on this thread. */
   kvRequest(key: string, op: KvOp): Promise<KvReply> {
     return this.#agentKv(this.#byKey(key), op);
   }
@@ -201,8 +204,8 @@ export class Supervisor {
   }
 
   #byKey(key: string): InFlight | undefined {
-    const sep = key.indexOf(":");
-    const f = this.#inflight.get(Number(key.slice(0, sep)));
+    const sep = key.lastIndexOf(":");
+    const f = this.#inflight.get(key.slice(0, sep));
     return f && String(f.step.leaseEpoch) === key.slice(sep + 1) ? f : undefined;
   }
 
@@ -223,6 +226,7 @@ export class Supervisor {
     }
     every(Math.max(100, Math.min(5_000, Math.floor(lease / 2))), () => { this.#reclaimDue = true; this.#schedule(); });
     every(this.#o.pollIntervalMs, () => { if (this.#free() > 0) this.#schedule(); });
+    this.#unwake ??= this.#o.store.onWake?.(() => { if (this.#free() > 0) this.#schedule(); }) ?? null;
     this.#reclaimDue = true;
     this.#schedule();
   }
@@ -250,6 +254,8 @@ export class Supervisor {
     for (const f of this.#waiting.splice(0)) this.#abort(f, "release", reason);
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    this.#unwake?.();
+    this.#unwake = null;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
   }
@@ -268,7 +274,7 @@ export class Supervisor {
   /** Aborts the attempts held here under these leases (cancelled elsewhere); their results are dropped. */
   abortRefs(refs: readonly LeaseRef[], reason: RelayMeshError): void {
     for (const ref of refs) {
-      const f = this.#inflight.get(ref.stepRowId);
+      const f = this.#inflight.get(ref.stepKey);
       if (f && f.step.leaseEpoch === ref.leaseEpoch) this.#abort(f, "drop", reason);
     }
   }
@@ -338,7 +344,7 @@ export class Supervisor {
       kvWrites: kvWrites.map((w) => w.write), progress,
       releaseRetriesLimit: this.#claiming ? this.#settings.retryDispatchLimit : 0,
       reclaimExpiredLimit: reclaim ? 100 : 0,
-      claim: free > 0 ? { limit: free, picker: this.#picker } : null,
+      claim: free > 0 ? this.#picker.plan(free) : null,
     };
     if (!batch.claim && !reclaim && batch.submissions.length + completions.length + failures.length + renewals.length + releases.length +
       kvWrites.length + progress.length === 0) return;
@@ -362,13 +368,21 @@ export class Supervisor {
       await new Promise((r) => setTimeout(r, 100));
       return;
     }
-    submits.forEach((s, i) => s.resolve(result.submitted[i]!));
+    submits.forEach((s, i) => {
+      const outcome = result.submitted[i]!;
+      if (outcome.error) s.reject(errorFromWire(outcome.error, ErrorCode.STORE));
+      else s.resolve({ taskId: outcome.taskId, created: outcome.created, steps: outcome.steps });
+    });
+    if (batch.claim) {
+      const order = this.#picker.record(result.claimed.map((c) => c.priority), result.claimBacklog);
+      result.claimed = order.map((i) => result.claimed[i]!);
+    }
     kvWrites.forEach((w, i) => {
       const outcome = result.kvResults[i]!;
       w.resolve(outcome);
       if (outcome === "ok") this.#o.emit("kv:changed", { namespace: w.write.namespace, keys: w.write.entries.map((e) => e.key), writer: w.write.writer });
     });
-    for (const s of result.submitted) this.#o.emit("task:submitted", { taskId: s.taskId, created: s.created });
+    for (const s of result.submitted) if (!s.error) this.#o.emit("task:submitted", { taskId: s.taskId, created: s.created });
     this.#afterCommit(result, renewals, renewedAt, failures);
   }
 
@@ -387,12 +401,12 @@ export class Supervisor {
     }
     // Cancelled first: a renewal refused in the same batch must not hide the reason (the cancel).
     for (const ref of result.cancelledRunning) {
-      const f = this.#inflight.get(ref.stepRowId);
+      const f = this.#inflight.get(ref.stepKey);
       if (f) this.#abort(f, "drop", new RelayMeshError(ErrorCode.ABORTED, `step "${ref.stepId}" was cancelled (another step of the task failed and failFast is set)`));
     }
     const lease = this.#settings.leaseTimeoutMs;
     for (const r of renewals) {
-      const f = this.#inflight.get(r.stepRowId);
+      const f = this.#inflight.get(r.stepKey);
       if (!f || f.step.leaseEpoch !== r.leaseEpoch) continue;
       if (refusedKeys.has(`${r.taskId}\u0000${r.stepId}`)) {
         this.#abort(f, "drop", new LeaseLostError(`lease of step "${r.stepId}" (task ${r.taskId}) moved on past epoch ${r.leaseEpoch}`));
@@ -400,10 +414,10 @@ export class Supervisor {
         f.leaseDeadline = renewedAt + lease;
       }
     }
-    const attempts = new Map(failures.map((f) => [f.stepRowId, f.attempt]));
+    const attempts = new Map(failures.map((f) => [f.stepKey, f.attempt]));
     for (const o of result.outcomes) {
-      const ran = this.#ran.get(o.ref.stepRowId);
-      this.#ran.delete(o.ref.stepRowId);
+      const ran = this.#ran.get(o.ref.stepKey);
+      this.#ran.delete(o.ref.stepKey);
       if (o.kind === "succeeded") {
         this.stats.succeeded++;
         this.#o.emit("step:succeeded", { taskId: o.ref.taskId, stepId: o.ref.stepId, attempt: ran?.attempt ?? 0, durationMs: ran?.durationMs ?? 0 });
@@ -411,7 +425,7 @@ export class Supervisor {
       }
       this.stats.failed++;
       this.#o.emit("step:failed", {
-        taskId: o.ref.taskId, stepId: o.ref.stepId, attempt: attempts.get(o.ref.stepRowId) ?? 0, willRetry: o.kind === "retrying",
+        taskId: o.ref.taskId, stepId: o.ref.stepId, attempt: attempts.get(o.ref.stepKey) ?? 0, willRetry: o.kind === "retrying",
         retryAtMs: o.kind === "retrying" ? o.atMs : null, error: o.error,
       });
     }
@@ -429,7 +443,7 @@ export class Supervisor {
       this.#retryTimer = null;
       this.#retryTimerAt = Infinity;
       this.#schedule();
-    }, Math.max(0, atMs - this.#now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, atMs - this.#now())));
     this.#retryTimer.unref();
   }
 
@@ -438,7 +452,7 @@ export class Supervisor {
     const deadline = performance.now() + this.#settings.leaseTimeoutMs;
     for (const step of steps) {
       const f: InFlight = { step, running: false, settled: false, startedAt: 0, leaseDeadline: deadline, disposition: "commit", spanId: null };
-      this.#inflight.set(step.stepRowId, f);
+      this.#inflight.set(step.stepKey, f);
       this.#waiting.push(f);
     }
     this.#pump();
@@ -466,7 +480,7 @@ export class Supervisor {
       const agent = this.#o.agents.ref(step.agent);
       if (!agent) { (unknown ??= []).push(f); continue; }
       const run: StepRun = {
-        key: `${step.stepRowId}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, agent,
+        key: `${step.stepKey}:${step.leaseEpoch}`, taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, agent,
         payloadJson: step.payloadJson, timeoutMs: step.timeoutMs, traceparent: traceparent(step.traceId, (f.spanId = newSpanId())), maxPayloadBytes,
         killGraceMs: SCRIPT_KILL_GRACE_MS, priority: step.priority,
       };
@@ -535,7 +549,7 @@ export class Supervisor {
     f.disposition = disposition;
     if (f.running) {
       if (f.abortHere) f.abortHere(reason);
-      else this.#o.pool!.abort(`${f.step.stepRowId}:${f.step.leaseEpoch}`, reason);
+      else this.#o.pool!.abort(`${f.step.stepKey}:${f.step.leaseEpoch}`, reason);
       return;
     }
     // Never handed to the pool: settle it here, as an aborted attempt.
@@ -548,7 +562,7 @@ export class Supervisor {
     if (f.settled) return;
     f.settled = true;
     const step = f.step;
-    this.#inflight.delete(step.stepRowId);
+    this.#inflight.delete(step.stepKey);
     if (f.running) {
       this.#running--;
       const capped = this.#capped.get(step.agent);
@@ -556,12 +570,13 @@ export class Supervisor {
       this.#pump();
     }
     const durationMs = performance.now() - f.startedAt;
-    if (f.disposition === "release") this.#releases.push(step);
+    // An attempt whose thread was ended for another's sake runs again, uncounted.
+    if (f.disposition === "release" || (f.disposition === "commit" && isWorkerLost(result))) this.#releases.push(step);
     else if (f.disposition === "commit") {
       this.stats.executed++;
-      this.#ran.set(step.stepRowId, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs, traceId: step.traceId, spanId: f.spanId });
+      this.#ran.set(step.stepKey, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs, traceId: step.traceId, spanId: f.spanId });
       if (result.type === "result") {
-        this.#completions.push({ stepRowId: step.stepRowId, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch, outputJson: result.outputJson });
+        this.#completions.push({ stepKey: step.stepKey, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch, outputJson: result.outputJson });
       } else {
         this.#failures.push({ ...pickRef(step), attempt: step.attempt, error: result.error, next: this.#nextAfterFailure(step, result) });
       }
@@ -591,7 +606,7 @@ export class Supervisor {
 }
 
 function pickRef(step: ClaimedStep): LeaseRef {
-  return { stepRowId: step.stepRowId, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch };
+  return { stepKey: step.stepKey, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch };
 }
 
 export type { WireError };

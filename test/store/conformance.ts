@@ -5,12 +5,16 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import type { Store } from "../../src/store/store.js";
 import type {
-  ClaimPicker, ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewStep, NewTask, StepRecord, TaskWithSteps,
+  ClaimedStep, CommitBatch, CommitResult, LeaseRef, NewStep, NewTask, StepRecord, TaskWithSteps,
 } from "../../src/store/types.js";
 import type { WireError } from "../../src/errors.js";
 import { PriorityPicker } from "../../src/supervisor/picker.js";
 
-export type StoreFactory = () => Promise<{ store: Store; cleanup(): Promise<void> }>;
+/**
+ * Opens a fresh, migrated store; `another()` opens one more store on the same database (as
+ * another process would: SQLite the same file, PostgreSQL the same schema), closed by `cleanup`.
+ */
+export type StoreFactory = () => Promise<{ store: Store; another(): Promise<Store>; cleanup(): Promise<void> }>;
 
 const NODE = "node-a";
 const OTHER = "node-b";
@@ -19,8 +23,6 @@ const T0 = 1_700_000_000_000;
 const HIGH = 2, NORMAL = 1, LOW = 0;
 const ERROR: WireError = { name: "Error", code: "RELAYMESH_ERR_AGENT_FAILED", message: "boom" };
 
-/** Strict priority without starvation pressure. */
-const strict = (): ClaimPicker => new PriorityPicker(1_000);
 
 interface StepDef { id: string; dependsOn?: string[]; input?: unknown; priority?: number; maxAttempts?: number; agent?: string }
 
@@ -58,10 +60,10 @@ function batch(nowMs: number, parts: Partial<CommitBatch> = {}): CommitBatch {
   };
 }
 
-const claimAll = (limit = 100, picker: ClaimPicker = strict()) => ({ limit, picker });
+const claimAll = (limit = 100) => ({ limit });
 
 function ref(c: LeaseRef): LeaseRef {
-  return { stepRowId: c.stepRowId, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch };
+  return { stepKey: c.stepKey, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch };
 }
 
 /** The `{input, deps}` of a claimed step's payload (other fields a store adds are left out). */
@@ -110,6 +112,13 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     const { store, cleanup } = await factory();
     t.after(cleanup);
     return store;
+  }
+
+  /** Two stores on one fresh database (two processes' view). */
+  async function openTwo(t: TestContext): Promise<[Store, Store]> {
+    const { store, another, cleanup } = await factory();
+    t.after(cleanup);
+    return [store, await another()];
   }
 
   describe(`Store conformance: ${name}`, () => {
@@ -369,7 +378,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         failures: [{ ...ref(first.A!), attempt: 1, error: ERROR, next: { kind: "dead" } }],
         claim: claimAll(),
       }));
-      assert.deepEqual(r.cancelledRunning.map((x) => [x.taskId, x.stepId, x.stepRowId]), [[tk.taskId, "B", first.B!.stepRowId]]);
+      assert.deepEqual(r.cancelledRunning.map((x) => [x.taskId, x.stepId, x.stepKey]), [[tk.taskId, "B", first.B!.stepKey]]);
       assert.deepEqual(r.claimed, [], "nothing of a failed-fast task is claimed");
       assert.deepEqual(r.finishedTasks, [{ taskId: tk.taskId, status: "DEAD_LETTER" }]);
       assert.deepEqual(await statuses(store, tk.taskId), { A: "DEAD_LETTER", B: "CANCELLED", C: "CANCELLED", D: "CANCELLED" });
@@ -543,10 +552,9 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await submit(store, low, T0);
       await submit(store, normal, T0 + 1);
       await submit(store, high, T0 + 2);
-      const picker = strict();
       const order: string[] = [];
       for (let i = 0; i < 3; i++) {
-        const r = await store.commit(batch(T0 + 10 + i, { claim: { limit: 1, picker } }));
+        const r = await store.commit(batch(T0 + 10 + i, { claim: { limit: 1 } }));
         assert.equal(r.claimed.length, 1);
         order.push(r.claimed[0]!.taskId);
       }
@@ -567,21 +575,27 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.deepEqual(r.claimed.map((c) => c.taskId), ids.slice(0, 2));
     });
 
-    test("commit: the claim follows the picker's order and limit, and its forced picks are counted as low_starvation_count", async (t) => {
+    test("commit: a claim takes its quotas first, then by priority; quota picks that jumped a higher class are counted as low_starvation_count", async (t) => {
       const store = await open(t);
-      const low = newTask([{ id: "s" }], { priority: LOW });
+      const lows = [newTask([{ id: "s" }], { priority: LOW }), newTask([{ id: "s" }], { priority: LOW })];
       const high1 = newTask([{ id: "s" }], { priority: HIGH });
       const high2 = newTask([{ id: "s" }], { priority: HIGH });
-      await store.commit(batch(T0, { submissions: [low, high1, high2] }));
+      await store.commit(batch(T0, { submissions: [...lows, high1, high2] }));
       const before = (await store.counters()).low_starvation_count ?? 0;
 
-      const seen: (readonly number[])[] = [];
-      const lowFirst: ClaimPicker = { pick: (available) => { seen.push([...available]); return { order: [LOW, HIGH], forced: 1 }; } };
-      const r = await store.commit(batch(T0 + 1, { claim: { limit: 2, picker: lowFirst } }));
-      assert.deepEqual(r.claimed.map((c) => c.taskId), [low.taskId, high1.taskId]);
-      assert.equal(seen.length, 1);
-      assert.ok(seen[0]![LOW]! >= 1 && seen[0]![HIGH]! >= 1 && seen[0]![NORMAL] === 0, `available ${JSON.stringify(seen[0])}`);
+      const r = await store.commit(batch(T0 + 1, { claim: { limit: 2, quotas: [1, 0, 0] } }));
+      assert.deepEqual(r.claimed.map((c) => c.taskId), [lows[0]!.taskId, high1.taskId]);
+      assert.deepEqual(r.claimBacklog, [true, false, true], "a low and a high are left");
       assert.equal((await store.counters()).low_starvation_count, before + 1);
+
+      // A quota with no higher class waiting is no forced pick.
+      const r2 = await store.commit(batch(T0 + 2, { claim: { limit: 5, quotas: [1, 0, 0] } }));
+      assert.deepEqual(r2.claimed.map((c) => c.taskId), [lows[1]!.taskId, high2.taskId]);
+      assert.deepEqual(r2.claimBacklog, [false, false, false]);
+      assert.equal((await store.counters()).low_starvation_count, before + 2, "the low jumped the high claimed after it");
+      const r3 = await store.commit(batch(T0 + 3, { submissions: [newTask([{ id: "s" }], { priority: LOW })], claim: { limit: 5, quotas: [1, 0, 0] } }));
+      assert.equal(r3.claimed.length, 1);
+      assert.equal((await store.counters()).low_starvation_count, before + 2);
     });
 
     test("commit: with PriorityPicker, a starving low step is forced through and counted", async (t) => {
@@ -591,7 +605,10 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await store.commit(batch(T0, { submissions: [...lows, ...highs] }));
       const picker = new PriorityPicker(2);
       const claimed: ClaimedStep[] = [];
-      for (let i = 0; i < 3; i++) claimed.push(...(await store.commit(batch(T0 + 1 + i, { claim: { limit: 1, picker } }))).claimed);
+      for (let i = 0; i < 3; i++) {
+        const r = await store.commit(batch(T0 + 1 + i, { claim: picker.plan(1) }));
+        claimed.push(...picker.record(r.claimed.map((c) => c.priority), r.claimBacklog).map((i) => r.claimed[i]!));
+      }
       assert.deepEqual(claimed.map((c) => c.priority), [HIGH, HIGH, LOW]);
       assert.equal(claimed[2]!.taskId, lows[0]!.taskId);
       assert.equal((await store.counters()).low_starvation_count, 1);
@@ -719,6 +736,38 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.deepEqual(dead, { finishedTasks: 0, deadLetters: 2, idempotencyKeys: 0 });
     });
 
+    test("purge: namePrefix limits it to tasks whose name starts with the prefix (benchmark tasks run in place)", async (t) => {
+      const store = await open(t);
+      const finish = async (name: string | null, fail: boolean) => {
+        const tk = newTask([{ id: "s", maxAttempts: 1 }], { name, idempotencyKey: `k-${randomUUID()}` });
+        await store.commit(batch(T0, { submissions: [tk] }));
+        const c = await claimOne(store, T0);
+        await store.commit(batch(T0, fail
+          ? { failures: [{ ...ref(c), attempt: 1, error: ERROR, next: { kind: "dead" } }] }
+          : { completions: [{ ...ref(c), outputJson: "1" }] }));
+        return tk.taskId;
+      };
+      const benchDone = await finish("bench:run1", false);
+      const benchDead = await finish("bench:run1", true);
+      const otherRun = await finish("bench:run2", false);
+      const real = await finish("nightly", false);
+      const unnamed = await finish(null, false);
+      const open1 = newTask([{ id: "s" }], { name: "bench:run1", idempotencyKey: "k-open" });
+      await store.commit(batch(T0, { submissions: [open1] }));
+      const everything = { finishedBeforeMs: T0 + 1, deadBeforeMs: T0 + 1, idempotencyBeforeMs: T0 + 1 };
+
+      assert.deepEqual(await store.purge({ ...everything, namePrefix: "bench:run1" }), { finishedTasks: 1, deadLetters: 1, idempotencyKeys: 1 });
+      assert.equal(await store.getTask(benchDone), null);
+      assert.equal(await store.getTask(benchDead), null);
+      assert.ok(await store.getTask(open1.taskId), "unfinished tasks are never purged");
+      for (const id of [otherRun, real, unnamed]) assert.ok(await store.getTask(id), "tasks of other names stay");
+      assert.deepEqual(await store.purge({ ...everything, namePrefix: "bench:" }), { finishedTasks: 1, deadLetters: 0, idempotencyKeys: 0 });
+      assert.equal(await store.getTask(otherRun), null);
+      assert.ok(await store.getTask(real));
+      assert.ok((await store.getTask(real))!.idempotencyKey !== null, "keys of other names are kept");
+      assert.ok(await store.getTask(unnamed));
+    });
+
     test("cancelTask: hard cancels running steps (a late result is refused); soft lets them finish", async (t) => {
       const store = await open(t);
       const hard = newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }]);
@@ -795,6 +844,212 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const del = await store.kvChanges(tk.taskId, changes[0]!.version, 10);
       assert.deepEqual(del.map((x) => [x.key, x.deleted]), [["progress", true]]);
       assert.deepEqual((await store.kvList(tk.taskId, { limit: 10 })).length, 0);
+    });
+
+    test("two stores on one database never claim the same step", async (t) => {
+      const [a, b] = await openTwo(t);
+      const tasks = Array.from({ length: 60 }, () => newTask([{ id: "s" }]));
+      await a.commit(batch(T0, { submissions: tasks }));
+      const claimedBy = new Map<string, string>();
+      const worker = async (store: Store, nodeId: string) => {
+        for (;;) {
+          const r = await store.commit(batch(T0 + 1, { nodeId, claim: claimAll(7) }));
+          if (r.claimed.length === 0) return;
+          for (const c of r.claimed) {
+            assert.ok(!claimedBy.has(c.taskId), `task ${c.taskId} claimed by ${claimedBy.get(c.taskId)} and ${nodeId}`);
+            claimedBy.set(c.taskId, nodeId);
+          }
+        }
+      };
+      await Promise.all([worker(a, NODE), worker(b, OTHER), worker(a, NODE), worker(b, OTHER)]);
+      assert.equal(claimedBy.size, tasks.length);
+      const counts = await a.opsSnapshot(T0 + 2);
+      assert.equal(counts.steps.RUNNING, tasks.length);
+      assert.equal(counts.steps.READY, 0);
+    });
+
+    test("a stale-epoch write is refused on either store, and the winner's result stands", async (t) => {
+      const [a, b] = await openTwo(t);
+      const tk = newTask([{ id: "s" }]);
+      await submit(a, tk);
+      const zombie = await claimOne(a, T0);
+      await b.commit(batch(T0 + LEASE_MS + 1, { nodeId: OTHER, reclaimExpiredLimit: 10 }));
+      const winner = await claimOne(b, T0 + LEASE_MS + 2, OTHER);
+      assert.ok(winner.leaseEpoch > zombie.leaseEpoch);
+      const late = await a.commit(batch(T0 + LEASE_MS + 3, { completions: [{ ...ref(zombie), outputJson: "\"zombie\"" }], renewals: [ref(zombie)] }));
+      assert.deepEqual(late.outcomes, []);
+      assert.deepEqual(late.refused.map((c) => [c.operation, c.expectedLeaseEpoch, c.actualLeaseEpoch]).sort(),
+        [["complete", zombie.leaseEpoch, winner.leaseEpoch], ["heartbeat", zombie.leaseEpoch, winner.leaseEpoch]]);
+      // The same stale write through the other store is refused too.
+      const viaB = await b.commit(batch(T0 + LEASE_MS + 4, { completions: [{ ...ref(zombie), outputJson: "1" }] }));
+      assert.equal(viaB.refused.length, 1);
+      const won = await b.commit(batch(T0 + LEASE_MS + 5, { nodeId: OTHER, completions: [{ ...ref(winner), outputJson: "\"winner\"" }] }));
+      assert.equal(won.outcomes.length, 1);
+      assert.equal((await step(a, tk.taskId, "s")).output, "winner");
+      assert.equal((await a.listLeaseConflicts({ sinceMs: 0, limit: 10 })).length, 3);
+    });
+
+    test("idempotent submits from two stores at once create one task", async (t) => {
+      const [a, b] = await openTwo(t);
+      const submits = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? a : b).commit(batch(T0, { submissions: [newTask([{ id: "s" }], { idempotencyKey: "same-key" })] })));
+      const results = (await Promise.all(submits)).map((r) => r.submitted[0]!);
+      assert.equal(results.filter((r) => r.created).length, 1);
+      assert.equal(new Set(results.map((r) => r.taskId)).size, 1);
+      assert.equal((await a.listTasks({ limit: 10, offset: 0 })).total, 1);
+      assert.equal(await b.findTaskByIdempotencyKey("same-key"), results[0]!.taskId);
+    });
+
+    test("a batch never fails for one item: a bad submission gets its own error, the rest of the batch commits", async (t) => {
+      const store = await open(t);
+      const running = newTask([{ id: "s" }]);
+      await submit(store, running);
+      const c = await claimOne(store, T0);
+      const good = newTask([{ id: "g" }]);
+      const bad = newTask([{ id: "dup" }, { id: "dup" }]);
+      const dupKey = newTask([{ id: "k" }], { idempotencyKey: "k1" });
+      const dupKeyAgain = newTask([{ id: "k" }], { idempotencyKey: "k1" });
+      const r = await store.commit(batch(T0 + 1, {
+        submissions: [good, bad, dupKey, dupKeyAgain], completions: [{ ...ref(c), outputJson: "7" }], renewals: [],
+      }));
+      assert.deepEqual(r.submitted.map((x) => [x.taskId, x.created, x.error === undefined]), [
+        [good.taskId, true, true], [bad.taskId, false, false], [dupKey.taskId, true, true], [dupKey.taskId, false, true],
+      ]);
+      assert.match(r.submitted[1]!.error!.message, new RegExp(bad.taskId));
+      assert.equal(r.outcomes.length, 1, "the completion committed");
+      assert.equal((await task(store, running.taskId)).status, "SUCCESS");
+      assert.equal(await store.getTask(bad.taskId), null);
+      assert.equal((await store.listTasks({ limit: 10, offset: 0 })).total, 3);
+    });
+
+    test("an idle claim writes nothing and reports the next retry time", async (t) => {
+      const store = await open(t);
+      const before = await store.exportRows(() => undefined);
+      const r = await store.commit(batch(T0, { claim: claimAll(5), releaseRetriesLimit: 10, reclaimExpiredLimit: 10 }));
+      assert.deepEqual([r.claimed, r.nextRetryAtMs, r.reclaimed], [[], null, 0]);
+      assert.deepEqual(await store.exportRows(() => undefined), before);
+    });
+
+    test("membership: heartbeat, standings applied only from the standing read, reclaim of dead nodes' steps, prune, ownership events", async (t) => {
+      const [a, b] = await openTwo(t);
+      await a.heartbeatNode({ nodeId: NODE, hostname: "h1", pid: 11 }, T0);
+      await b.heartbeatNode({ nodeId: OTHER, hostname: "h2", pid: 22 }, T0 + 5);
+      let nodes = await a.listNodes();
+      assert.deepEqual(nodes.map((n) => [n.nodeId, n.status, n.state, n.lastHeartbeatMs]), [[NODE, "ALIVE", "running", T0], [OTHER, "ALIVE", "running", T0 + 5]]);
+      const from = { status: "ALIVE" as const, sinceMs: nodes[0]!.statusSinceMs };
+      assert.equal(await a.setMemberships([{ nodeId: NODE, from, status: "SUSPECT", sinceMs: T0 + 100 }]), 1);
+      // A second tick that read the old standing changes nothing.
+      assert.equal(await b.setMemberships([{ nodeId: NODE, from, status: "DEAD", sinceMs: T0 + 200 }]), 0);
+      nodes = await b.listNodes();
+      assert.deepEqual([nodes[0]!.status, nodes[0]!.statusSinceMs], ["SUSPECT", T0 + 100]);
+
+      const tk = newTask([{ id: "x" }, { id: "y" }]);
+      await submit(a, tk);
+      const r = await a.commit(batch(T0 + 10, { claim: claimAll(2) }));
+      assert.equal(r.claimed.length, 2);
+      assert.equal(await b.reclaimStepsOfNodes([NODE], 1, T0 + 300, OTHER), 1, "bounded by the limit");
+      assert.equal(await b.reclaimStepsOfNodes([NODE], 10, T0 + 301, OTHER), 1);
+      assert.equal(await b.reclaimStepsOfNodes([NODE], 10, T0 + 302, OTHER), 0);
+      const steps = (await task(a, tk.taskId)).steps;
+      assert.deepEqual(steps.map((s) => s.status), ["READY", "READY"]);
+      for (const s of steps) assert.ok(s.leaseEpoch > r.claimed.find((c) => c.stepId === s.stepId)!.leaseEpoch, `${s.stepId}: epoch moved on`);
+      const late = await a.commit(batch(T0 + 303, { completions: r.claimed.map((c) => ({ ...ref(c), outputJson: "1" })) }));
+      assert.equal(late.refused.length, 2, "the dead node's late results are refused");
+      const events = await a.ownershipEvents(0, 10);
+      assert.equal(events.filter((e) => e.kind === "dead-owner-reclaim").length, 2);
+      assert.ok(events.filter((e) => e.kind === "dead-owner-reclaim").every((e) => e.nodeId === OTHER && e.fromNode === NODE));
+      assert.equal(events.filter((e) => e.kind === "lease-conflict").length, 2);
+      assert.equal((await a.counters()).dead_owner_reclaimed_total, 2);
+
+      await a.stopNode({ nodeId: NODE, pid: 11 }, T0 + 400);
+      assert.equal((await a.listNodes())[0]!.state, "stopped");
+      assert.equal(await a.setMemberships([{ nodeId: NODE, from: { status: "SUSPECT", sinceMs: T0 + 100 }, status: "DEAD", sinceMs: T0 + 500 }]), 1);
+      assert.equal(await b.pruneNodes(T0 + 300, 10), 0, "its heartbeat is newer");
+      assert.equal(await b.pruneNodes(T0 + 1_000, 10), 1);
+      assert.deepEqual((await a.listNodes()).map((n) => n.nodeId), [OTHER]);
+    });
+
+    test("cluster epoch: 0 until bumped; a bump fences every RUNNING step on every store", async (t) => {
+      const [a, b] = await openTwo(t);
+      assert.equal(await a.clusterEpoch(), 0);
+      const tk = newTask([{ id: "s" }]);
+      await submit(a, tk);
+      const c = await claimOne(a, T0);
+      const bumped = await b.bumpClusterEpoch(T0 + 1);
+      assert.deepEqual(bumped, { clusterEpoch: 1, fencedSteps: [{ taskId: tk.taskId, stepId: "s" }] });
+      assert.equal(await a.clusterEpoch(), 1);
+      const s = await step(a, tk.taskId, "s");
+      assert.deepEqual([s.status, s.attempt], ["READY", 0]);
+      const late = await a.commit(batch(T0 + 2, { completions: [{ ...ref(c), outputJson: "1" }] }));
+      assert.equal(late.refused.length, 1);
+      assert.equal((await b.bumpClusterEpoch(T0 + 3)).clusterEpoch, 2);
+    });
+
+    test("opsSnapshot: counts per status, queue lag, durations and counters in one read", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "a" }, { id: "b" }]);
+      await submit(store, tk, T0);
+      const r = await store.commit(batch(T0 + 5, { claim: claimAll(1) }));
+      await store.commit(batch(T0 + 25, { completions: [{ ...ref(r.claimed[0]!), outputJson: "1" }] }));
+      const snap = await store.opsSnapshot(T0 + 30);
+      assert.equal(snap.atMs, T0 + 30);
+      assert.equal(snap.tasks.RUNNING, 1);
+      assert.deepEqual([snap.steps.SUCCESS, snap.steps.READY, snap.steps.RUNNING], [1, 1, 0]);
+      assert.equal(snap.oldestReadyAtMs, T0);
+      assert.deepEqual(snap.recentStepDurationsMs, [20]);
+      assert.equal(snap.stepDurationSumMs, 20);
+      assert.equal(snap.stepDurationBuckets.find((b) => b.leMs === 25)!.count, 1);
+      assert.equal(snap.stepDurationBuckets.reduce((n, b) => n + b.count, 0), 1);
+      assert.equal(snap.deadLetteredLastHour, 0);
+      assert.equal(typeof snap.counters, "object");
+    });
+
+    test("exportRows / importRows: a logical copy into an empty store holds the same tasks, steps, outputs and kv", async (t) => {
+      const [a] = await openTwo(t);
+      const tk = newTask([{ id: "a", input: { n: 1 } }, { id: "b", dependsOn: ["a"] }]);
+      await submit(a, tk);
+      const c = await claimOne(a, T0 + 1);
+      await a.commit(batch(T0 + 2, {
+        completions: [{ ...ref(c), outputJson: "{\"out\":1}" }],
+        kvWrites: [{ ref: null, namespace: tk.taskId, entries: [{ key: "k", valueJson: "[1,2]" }], writer: "op" }],
+      }));
+      const pages: { table: string; rows: Record<string, unknown>[] }[] = [];
+      const counts = await a.exportRows((p) => { pages.push(p); });
+      assert.equal(counts.tasks, 1);
+      assert.equal(counts.steps, 2);
+      assert.equal(counts.edges, 1);
+      assert.equal(counts.kv, 1);
+      const { store: target, cleanup } = await factory();
+      t.after(cleanup);
+      for (const p of pages) await target.importRows(p);
+      const copied = await task(target, tk.taskId);
+      const original = await task(a, tk.taskId);
+      assert.deepEqual(copied, original);
+      assert.deepEqual((await target.kvGet(tk.taskId, "k"))!.value, [1, 2]);
+      // The copy goes on working: the next step claims with its dependency's output, new rows get new ids.
+      const next = await claimOne(target, T0 + 3);
+      assert.deepEqual(payload(next).deps, { a: { out: 1 } });
+      await submit(target, newTask([{ id: "z" }]), T0 + 4);
+      assert.equal((await target.listTasks({ limit: 10, offset: 0 })).total, 2);
+      const w = await target.commit(batch(T0 + 5, { kvWrites: [{ ref: null, namespace: tk.taskId, entries: [{ key: "k2", valueJson: "1" }], writer: "op" }] }));
+      assert.deepEqual(w.kvResults, ["ok"]);
+      const changes = await target.kvChanges(tk.taskId, 0, 10);
+      assert.ok(changes[1]!.version > changes[0]!.version, "kv versions go on past the imported ones");
+    });
+
+    test("health: open and writable; migrate is idempotent; close is idempotent and later calls fail with a store error", async (t) => {
+      const { store, another, cleanup } = await factory();
+      t.after(cleanup);
+      const checks = await store.health();
+      for (const name of ["store-open", "store-writable"]) assert.ok(checks.find((c) => c.name === name)?.ok, `${name}: ${JSON.stringify(checks)}`);
+      await store.migrate();
+      const second = await another();
+      await second.migrate();
+      assert.equal(typeof store.now(), "number");
+      assert.ok(Math.abs(store.now() - Date.now()) < 60_000);
+      await second.close();
+      await second.close();
+      await assert.rejects(() => second.listTasks({ limit: 1, offset: 0 }), (e: Error & { code?: string }) => e.code === "RELAYMESH_ERR_STORE");
+      assert.equal((await store.listTasks({ limit: 1, offset: 0 })).total, 0, "the other store is unaffected");
     });
   });
 }

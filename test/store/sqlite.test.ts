@@ -14,9 +14,16 @@ import { REPO, tempRoot, withDeadline } from "../helpers.js";
 
 storeConformance("sqlite", async () => {
   const { root, cleanup } = tempRoot("relaymesh-store-");
-  const store = SqliteStore.open({ path: join(root, "relaymesh.db"), durability: "full" });
-  await store.migrate();
-  return { store, async cleanup() { await store.close(); cleanup(); } };
+  const path = join(root, "relaymesh.db");
+  const opened: SqliteStore[] = [];
+  const open = async () => {
+    const store = SqliteStore.open({ path, durability: "full" });
+    opened.push(store);
+    await store.migrate();
+    return store;
+  };
+  const store = await open();
+  return { store, another: open, async cleanup() { for (const s of opened) await s.close(); cleanup(); } };
 });
 
 function oneStepTask(): NewTask {
@@ -53,7 +60,7 @@ describe("SqliteStore (SQLite only)", () => {
     const task = oneStepTask();
     const now = Date.now();
     await store.commit({ ...submitBatch(task), nowMs: now - 10 * 86_400_000 });
-    const claimed = (await store.commit({ ...submitBatch(task), submissions: [], nowMs: now - 10 * 86_400_000, claim: { limit: 1, picker: { pick: (a) => ({ order: a[1] > 0 ? [1] : [], forced: 0 }) } } })).claimed;
+    const claimed = (await store.commit({ ...submitBatch(task), submissions: [], nowMs: now - 10 * 86_400_000, claim: { limit: 1 } })).claimed;
     await store.commit({ ...submitBatch(task), submissions: [], nowMs: now - 10 * 86_400_000, completions: [{ ...claimed[0]!, outputJson: "2" }] });
     assert.deepEqual(await store.purge({ finishedBeforeMs: now, deadBeforeMs: now, idempotencyBeforeMs: 0 }), { finishedTasks: 1, deadLetters: 0, idempotencyKeys: 0 });
     const db = new Database(path, { readonly: true });

@@ -1,8 +1,9 @@
-import { ErrorCode } from "../../errors.js";
+import { ErrorCode, StoreError, errorToWire } from "../../errors.js";
 import type {
-  ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, TaskStatus,
+  ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, SubmitOutcome, TaskStatus,
 } from "../types.js";
 import type { Statements } from "./statements.js";
+import { countForced } from "../claim.js";
 
 interface ClaimRow {
   id: number; task_id: string; step_id: string; agent: string; depends_on_json: string;
@@ -11,16 +12,23 @@ interface ClaimRow {
 }
 interface ExpiredRow { id: number; task_id: string; step_id: string; lease_epoch: number; attempt: number; max_attempts: number; lease_owner: string | null }
 
+/** Inserts one task inside a savepoint (a nested better-sqlite3 transaction), so a failure leaves the batch whole. */
+export type InsertTask = (s: Statements, task: NewTask, now: number) => SubmitOutcome;
+
+/** The step row id behind an opaque step key. */
+const rowId = (key: string): number => Number(key);
+
 /** Applies one CommitBatch. Synchronous: the caller wraps it in one IMMEDIATE transaction. */
-export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
+export function applyBatch(s: Statements, batch: CommitBatch, insertOne: InsertTask): CommitResult {
   const now = batch.nowMs;
   const result: CommitResult = {
-    submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [], finishedTasks: [], nextRetryAtMs: null,
+    submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [],
+    claimBacklog: [false, false, false], finishedTasks: [], nextRetryAtMs: null,
   };
-  const fence = (ref: LeaseRef) => ({ stepRowId: ref.stepRowId, nodeId: batch.nodeId, leaseEpoch: ref.leaseEpoch });
+  const fence = (ref: LeaseRef) => ({ id: rowId(ref.stepKey), nodeId: batch.nodeId, leaseEpoch: ref.leaseEpoch });
 
   const refuse = (ref: LeaseRef, operation: string) => {
-    const row = s.currentEpoch.get(ref.stepRowId) as { lease_epoch: number } | undefined;
+    const row = s.currentEpoch.get(rowId(ref.stepKey)) as { lease_epoch: number } | undefined;
     const conflict: LeaseConflict = {
       taskId: ref.taskId, stepId: ref.stepId, expectedLeaseEpoch: ref.leaseEpoch,
       actualLeaseEpoch: row ? row.lease_epoch : null, nodeId: batch.nodeId, operation, atMs: now,
@@ -41,7 +49,7 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
   const afterDead = (taskId: string, stepId: string, failFast: boolean) => {
     if (failFast) {
       for (const r of s.runningOfTask.all(taskId) as { id: number; task_id: string; step_id: string; lease_epoch: number }[]) {
-        result.cancelledRunning.push({ stepRowId: r.id, taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
+        result.cancelledRunning.push({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
       }
       const cancelled = s.cancelOpenSteps.run({ taskId, now }).changes;
       closeSteps(taskId, 1 + cancelled, 1, cancelled);
@@ -51,7 +59,14 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
     }
   };
 
-  for (const task of batch.submissions) result.submitted.push(insertTask(s, task, now));
+  for (const task of batch.submissions) {
+    try {
+      result.submitted.push(insertOne(s, task, now));
+    } catch (error) {
+      const wrapped = new StoreError(`submission of task ${task.taskId} was not stored: ${(error as Error).message}`, { cause: error });
+      result.submitted.push({ taskId: task.taskId, created: false, steps: 0, error: errorToWire(wrapped) });
+    }
+  }
 
   // Checkpoints before completions: a step's last checkpoint commits no later than its result.
   if (batch.kvWrites && batch.kvWrites.length > 0) {
@@ -78,11 +93,10 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
 
   const unlocking: number[] = [];
   for (const c of batch.completions) {
-    const row = s.completeStep.get({ stepRowId: c.stepRowId, nodeId: batch.nodeId, leaseEpoch: c.leaseEpoch, outputJson: c.outputJson, now }) as
-      { dependents: number } | undefined;
+    const row = s.completeStep.get({ ...fence(c), now }) as { dependents: number } | undefined;
     if (!row) { refuse(c, "complete"); continue; }
-    s.insertOutput.run(c.stepRowId, c.outputJson);
-    if (row.dependents > 0) unlocking.push(c.stepRowId);
+    s.insertOutput.run(rowId(c.stepKey), c.outputJson);
+    if (row.dependents > 0) unlocking.push(rowId(c.stepKey));
     closeSteps(c.taskId, 1, 0, 0);
     result.outcomes.push({ kind: "succeeded", ref: c });
   }
@@ -117,7 +131,7 @@ export function applyBatch(s: Statements, batch: CommitBatch): CommitResult {
 
   if (batch.reclaimExpiredLimit > 0) {
     for (const row of s.expiredLeases.all(now, batch.reclaimExpiredLimit) as ExpiredRow[]) {
-      const ref = { stepRowId: row.id, leaseEpoch: row.lease_epoch, now };
+      const ref = { id: row.id, leaseEpoch: row.lease_epoch, now };
       if (row.attempt < row.max_attempts) {
         if (s.reclaimStep.run(ref).changes > 0) result.reclaimed++;
         continue;
@@ -153,7 +167,7 @@ function closeTasks(s: Statements, closing: Map<string, [number, number, number]
   }
 }
 
-function insertTask(s: Statements, task: NewTask, now: number): { taskId: string; created: boolean; steps: number } {
+export function insertTask(s: Statements, task: NewTask, now: number): SubmitOutcome {
   if (task.idempotencyKey !== null) {
     const existing = s.taskByKey.get(task.idempotencyKey) as { task_id: string; steps_total: number } | undefined;
     if (existing) return { taskId: existing.task_id, created: false, steps: existing.steps_total };
@@ -178,14 +192,28 @@ function insertTask(s: Statements, task: NewTask, now: number): { taskId: string
 }
 
 function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
-  const { limit, picker } = batch.claim!;
-  const candidates: number[][] = [[], [], []];
-  for (const r of s.readyCandidates.all({ limit }) as { id: number; priority: number }[]) candidates[r.priority]!.push(r.id);
-  const { order, forced } = picker.pick([candidates[0]!.length, candidates[1]!.length, candidates[2]!.length], limit);
+  const { limit, quotas = [0, 0, 0] } = batch.claim!;
+  const ids: number[] = [];
+  const taken = [0, 0, 0];
+  for (let c = 0; c < 3 && ids.length < limit; c++) {
+    if (quotas[c]! <= 0) continue;
+    const before = ids.length;
+    for (const r of s.readyOfClass.all({ priority: c, limit: Math.min(quotas[c]!, limit - ids.length), offset: 0 }) as { id: number }[]) ids.push(r.id);
+    taken[c] = ids.length - before;
+  }
+  let highest = -1;
+  for (let c = 2; c >= 0 && ids.length < limit; c--) {
+    const before = ids.length;
+    for (const r of s.readyOfClass.all({ priority: c, limit: limit - ids.length, offset: taken[c] }) as { id: number }[]) ids.push(r.id);
+    if (ids.length > before) highest = Math.max(highest, c);
+  }
+  if (ids.length === limit) {
+    const left = s.readyClasses.get() as { c0: number; c1: number; c2: number };
+    result.claimBacklog = [left.c0 === 1, left.c1 === 1, left.c2 === 1];
+  }
+  const forced = countForced(taken, highest, result.claimBacklog);
   if (forced > 0) s.bumpCounter.run("low_starvation_count", forced);
-  if (order.length === 0) return;
-  const next = [0, 0, 0];
-  const ids = order.map((p) => candidates[p]![next[p]!++]!);
+  if (ids.length === 0) return;
   const expiresAtMs = batch.nowMs + batch.leaseTimeoutMs;
   const idsJson = JSON.stringify(ids);
   const rows = s.claimSteps.all({ ids: idsJson, nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow[];
@@ -215,7 +243,7 @@ function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
     const prev = kv.get(e.namespace);
     kv.set(e.namespace, prev === undefined ? entry : `${prev},${entry}`);
   }
-  // Dispatch in the picker's order, not the UPDATE's.
+  // Dispatch in claim order, not the UPDATE's.
   for (const id of ids) {
     const row = byId.get(id);
     if (row) result.claimed.push(toClaimed(row, inputs.get(id) ?? "null", deps.get(id) ?? "", kv.get(row.task_id) ?? "", expiresAtMs));
@@ -224,7 +252,7 @@ function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
 
 function toClaimed(row: ClaimRow, input: string, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
   return {
-    stepRowId: row.id, taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
+    stepKey: String(row.id), taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
     payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
     traceId: row.trace_id, leaseExpiresAtMs,

@@ -20,7 +20,7 @@ export interface SqliteOps {
   kvGet(namespace: string, key: string): KvEntry | null;
   kvList(namespace: string, prefix: string, limit: number): KvEntry[];
   kvChanges(namespace: string, afterVersion: number, limit: number): KvChange[];
-  setMemberships(updates: { nodeId: string; status: string; sinceMs: number }[]): void;
+  setMemberships(updates: { nodeId: string; from: { status: string; sinceMs: number }; status: string; sinceMs: number }[]): number;
   expireLeasesOf(nodeIds: string[], limit: number, now: number, byNode: string): number;
   pruneNodes(olderThanMs: number, limit: number): number;
   ownershipEvents(sinceMs: number, limit: number): OwnershipEvent[];
@@ -53,18 +53,18 @@ export function prepareOps(db: Database.Database): SqliteOps {
         steps_open = (SELECT COUNT(*) FROM steps WHERE task_id = @taskId AND status IN ${OPEN}),
         finished_at_ms = NULL, updated_at_ms = @now
       WHERE task_id = @taskId RETURNING replays`),
-    purgeEdges: db.prepare(`DELETE FROM edges WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
-    purgeSteps: db.prepare(`DELETE FROM steps WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+    purgeEdges: db.prepare(`DELETE FROM edges WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix))`),
+    purgeSteps: db.prepare(`DELETE FROM steps WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix))`),
     purgeInputs: db.prepare(`DELETE FROM step_inputs WHERE step_row_id IN (SELECT s.id FROM steps s JOIN tasks t ON t.task_id = s.task_id
-      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before)`),
+      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before AND (@prefix IS NULL OR substr(t.name, 1, length(@prefix)) = @prefix))`),
     purgeOutputs: db.prepare(`DELETE FROM step_outputs WHERE step_row_id IN (SELECT s.id FROM steps s JOIN tasks t ON t.task_id = s.task_id
-      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before)`),
-    purgeKv: db.prepare(`DELETE FROM kv WHERE namespace IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before AND (@prefix IS NULL OR substr(t.name, 1, length(@prefix)) = @prefix))`),
+    purgeKv: db.prepare(`DELETE FROM kv WHERE namespace IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix))`),
     kvGet: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND key = ? AND deleted = 0`),
     kvList: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND deleted = 0 AND key >= ? AND key < ? ORDER BY key LIMIT ?`),
     kvChanges: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND version > ? ORDER BY version, key LIMIT ?`),
-    purgeTasks: db.prepare(`DELETE FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before`),
-    forgetKeys: db.prepare(`UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < ?`),
+    purgeTasks: db.prepare(`DELETE FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix)`),
+    forgetKeys: db.prepare(`UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix)`),
     taskCounts: db.prepare(`SELECT status, COUNT(*) AS n FROM tasks GROUP BY status`),
     stepCounts: db.prepare(`SELECT status, COUNT(*) AS n FROM steps GROUP BY status`),
     oldestReady: db.prepare(`SELECT MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY'`),
@@ -85,7 +85,8 @@ export function prepareOps(db: Database.Database): SqliteOps {
         last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL`),
     stopNode: db.prepare(`UPDATE nodes SET state = 'stopped', stopped_at_ms = @now, last_heartbeat_ms = @now WHERE node_id = @nodeId AND pid = @pid`),
     nodes: db.prepare(`SELECT * FROM nodes ORDER BY node_id`),
-    setMembership: db.prepare(`UPDATE nodes SET membership = @status, membership_since_ms = @sinceMs WHERE node_id = @nodeId`),
+    setMembership: db.prepare(`UPDATE nodes SET membership = @status, membership_since_ms = @sinceMs
+      WHERE node_id = @nodeId AND membership = @fromStatus AND membership_since_ms = @fromSinceMs`),
     ownedBy: db.prepare(`SELECT id, task_id, step_id, lease_epoch, lease_owner FROM steps
       WHERE status = 'RUNNING' AND lease_owner IN (SELECT value FROM json_each(?)) LIMIT ?`),
     expireLease: db.prepare(`UPDATE steps SET lease_expires_at_ms = 0 WHERE id = ? AND status = 'RUNNING'`),
@@ -123,7 +124,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       }
       const cancelledRunning: LeaseRef[] = mode === "hard"
         ? (q.runningOf.all(taskId) as { id: number; task_id: string; step_id: string; lease_epoch: number }[])
-          .map((r) => ({ stepRowId: r.id, taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch }))
+          .map((r) => ({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch }))
         : [];
       const cancelledSteps = ((mode === "hard" ? cancelHard : cancelSoft).all({ taskId, now }) as { step_id: string }[]).map((r) => r.step_id);
       const open = (q.closeCancelled.get({ taskId, n: cancelledSteps.length, now }) as { steps_open: number }).steps_open;
@@ -143,8 +144,9 @@ export function prepareOps(db: Database.Database): SqliteOps {
     }),
 
     purge: write((query: PurgeQuery): PurgeResult => {
+      const prefix = query.namePrefix ?? null;
       const remove = (statuses: TaskStatus[], before: number) => {
-        const args = { statuses: JSON.stringify(statuses), before };
+        const args = { statuses: JSON.stringify(statuses), before, prefix };
         q.purgeEdges.run(args);
         q.purgeKv.run(args);
         q.purgeInputs.run(args);
@@ -155,7 +157,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       return {
         finishedTasks: remove(["SUCCESS", "CANCELLED"], query.finishedBeforeMs),
         deadLetters: remove(["DEAD_LETTER"], query.deadBeforeMs),
-        idempotencyKeys: q.forgetKeys.run(query.idempotencyBeforeMs).changes,
+        idempotencyKeys: q.forgetKeys.run({ before: query.idempotencyBeforeMs, prefix }).changes,
       };
     }),
 
@@ -189,8 +191,12 @@ export function prepareOps(db: Database.Database): SqliteOps {
       (q.kvList.all(namespace, prefix, `${prefix}\u{10FFFF}`, limit) as KvRow[]).map(toEntry),
     kvChanges: (namespace, afterVersion, limit) =>
       (q.kvChanges.all(namespace, afterVersion, limit) as KvRow[]).map((r) => ({ ...toEntry(r), namespace: r.namespace, deleted: r.deleted === 1 })),
-    setMemberships: write((updates: { nodeId: string; status: string; sinceMs: number }[]) => {
-      for (const u of updates) q.setMembership.run(u);
+    setMemberships: write((updates: { nodeId: string; from: { status: string; sinceMs: number }; status: string; sinceMs: number }[]) => {
+      let applied = 0;
+      for (const u of updates) {
+        applied += q.setMembership.run({ nodeId: u.nodeId, status: u.status, sinceMs: u.sinceMs, fromStatus: u.from.status, fromSinceMs: u.from.sinceMs }).changes;
+      }
+      return applied;
     }),
     expireLeasesOf: write((nodeIds: string[], limit: number, now: number, byNode: string) => {
       const rows = q.ownedBy.all(JSON.stringify(nodeIds), limit) as { id: number; task_id: string; step_id: string; lease_epoch: number; lease_owner: string }[];

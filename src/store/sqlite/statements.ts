@@ -14,19 +14,19 @@ const SQL = {
   insertEdge: `INSERT INTO edges (task_id, from_step, to_step) VALUES (?, ?, ?)`,
 
   completeStep: `UPDATE steps SET status = 'SUCCESS', error_json = NULL, finished_at_ms = @now, lease_expires_at_ms = NULL
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch
+    WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch
     RETURNING dependents`,
   insertOutput: `INSERT INTO step_outputs (step_row_id, output_json) VALUES (?, ?)
     ON CONFLICT (step_row_id) DO UPDATE SET output_json = excluded.output_json`,
   retryStep: `UPDATE steps SET status = 'RETRY_WAIT', error_json = @errorJson, ready_at_ms = @atMs, lease_expires_at_ms = NULL
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+    WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   deadStep: `UPDATE steps SET status = 'DEAD_LETTER', error_json = @errorJson, finished_at_ms = @now, lease_expires_at_ms = NULL
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+    WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   renewLease: `UPDATE steps SET lease_expires_at_ms = @expiresAtMs
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+    WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   releaseStep: `UPDATE steps SET status = 'READY', ready_at_ms = @now, lease_owner = NULL, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = NULL, attempt = attempt - 1
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+    WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   currentEpoch: `SELECT lease_epoch FROM steps WHERE id = ?`,
   insertConflict: `INSERT INTO lease_conflicts (task_id, step_id, expected_epoch, actual_epoch, node_id, operation, at_ms)
     VALUES (@taskId, @stepId, @expectedLeaseEpoch, @actualLeaseEpoch, @nodeId, @operation, @atMs)`,
@@ -72,15 +72,21 @@ const SQL = {
     WHERE status = 'RUNNING' AND lease_expires_at_ms < ? ORDER BY lease_expires_at_ms LIMIT ?`,
   reclaimStep: `UPDATE steps SET status = 'READY', ready_at_ms = @now, lease_owner = NULL, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = NULL
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_epoch = @leaseEpoch`,
+    WHERE id = @id AND status = 'RUNNING' AND lease_epoch = @leaseEpoch`,
   reclaimDeadStep: `UPDATE steps SET status = 'DEAD_LETTER', error_json = @errorJson, finished_at_ms = @now,
       lease_epoch = lease_epoch + 1, lease_expires_at_ms = NULL
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_epoch = @leaseEpoch`,
+    WHERE id = @id AND status = 'RUNNING' AND lease_epoch = @leaseEpoch`,
 
-  /** Params: @limit. The oldest READY steps of each priority class, at most @limit of each. */
-  readyCandidates: `SELECT id, priority FROM (SELECT id, priority FROM steps WHERE status = 'READY' AND priority = 0 ORDER BY ready_at_ms, id LIMIT @limit)
-    UNION ALL SELECT id, priority FROM (SELECT id, priority FROM steps WHERE status = 'READY' AND priority = 1 ORDER BY ready_at_ms, id LIMIT @limit)
-    UNION ALL SELECT id, priority FROM (SELECT id, priority FROM steps WHERE status = 'READY' AND priority = 2 ORDER BY ready_at_ms, id LIMIT @limit)`,
+  /** Params: @priority, @limit, @offset. READY steps of one priority class, oldest first. */
+  readyOfClass: `SELECT id FROM steps WHERE status = 'READY' AND priority = @priority ORDER BY ready_at_ms, id LIMIT @limit OFFSET @offset`,
+  /** Which priority classes have READY steps. */
+  readyClasses: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0) AS c0,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1) AS c1,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2) AS c2`,
+  /** Read-only probe: is there anything a claim-only batch could do (READY steps, retries due, leases expired)? */
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY') AS ready,
+    (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
+    (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
   /** Params: @ids JSON array of step row ids, @nodeId, @expiresAtMs, @now. Rows come back in no particular order. */
   claimSteps: `UPDATE steps SET status = 'RUNNING', lease_owner = @nodeId, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = @expiresAtMs, attempt = attempt + 1, started_at_ms = @now, finished_at_ms = NULL
@@ -96,7 +102,7 @@ const SQL = {
       JOIN steps s ON s.task_id = e.task_id AND s.step_id = e.from_step
       LEFT JOIN step_outputs o ON o.step_row_id = s.id`,
   fenceCheck: `SELECT 1 AS ok FROM steps
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+    WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   nextKvVersion: `INSERT INTO counters (name, value) VALUES ('kv_version', 1)
     ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`,
   kvUpsert: `INSERT INTO kv (namespace, key, value_json, deleted, version, updated_at_ms, writer)
@@ -104,7 +110,7 @@ const SQL = {
     ON CONFLICT (namespace, key) DO UPDATE SET value_json = excluded.value_json, deleted = excluded.deleted,
       version = excluded.version, updated_at_ms = excluded.updated_at_ms, writer = excluded.writer`,
   progressStep: `UPDATE steps SET progress_pct = @pct, progress_message = @message
-    WHERE id = @stepRowId AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
+    WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   kvOfTasks: `SELECT namespace, key, value_json FROM kv WHERE namespace IN (SELECT value FROM json_each(?)) AND deleted = 0`,
   bumpCounter: `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
 

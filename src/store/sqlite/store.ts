@@ -7,7 +7,9 @@ import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
   ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
 } from "../types.js";
-import { applyBatch } from "./commit.js";
+import { applyBatch, insertTask, type InsertTask } from "./commit.js";
+import { EXPORT_TABLES, type RowPage } from "../tables.js";
+import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
 
@@ -28,6 +30,7 @@ export class SqliteStore implements Store {
   #ops: SqliteOps | null = null;
   readonly #durability: "full" | "normal";
   #commitTx: ((batch: CommitBatch) => CommitResult) | null = null;
+  #reclaimTx: ((nodeIds: string[], limit: number, now: number, byNode: string) => number) | null = null;
   #closed = false;
 
   private constructor(db: Database.Database, path: string, durability: "full" | "normal") {
@@ -68,6 +71,18 @@ export class SqliteStore implements Store {
     return new SqliteStore(db, options.path, options.durability);
   }
 
+  /** Opens and migrates a store file with full durability (snapshots, copies). */
+  static async openMigrated(path: string): Promise<SqliteStore> {
+    const store = SqliteStore.open({ path, durability: "full" });
+    try {
+      await store.migrate();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    return store;
+  }
+
   /** PRAGMAs as they are now, for health checks. */
   pragmas(): Record<string, unknown> {
     return {
@@ -93,14 +108,44 @@ export class SqliteStore implements Store {
     this.#statements = prepareStatements(db);
     this.#ops = prepareOps(db);
     const statements = this.#statements;
-    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, batch));
+    const ops = this.#ops;
+    const insertOne: InsertTask = db.transaction(insertTask);
+    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, batch, insertOne));
     this.#commitTx = (batch) => tx.immediate(batch);
+    const reclaim = db.transaction((nodeIds: string[], limit: number, now: number, byNode: string) => {
+      const n = ops.expireLeasesOf(nodeIds, limit, now, byNode);
+      // Their leases now end first in expiry order, so this reclaim takes exactly them.
+      if (n > 0) applyBatch(statements, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, insertOne);
+      return n;
+    });
+    this.#reclaimTx = (...args) => reclaim.immediate(...args);
+  }
+
+  now(): number {
+    return Date.now();
   }
 
   async commit(batch: CommitBatch): Promise<CommitResult> {
     const commitTx = this.#commitTx;
     if (!commitTx) throw new StoreError("store is not migrated (call migrate() first) or is closed");
-    return this.#guard(() => commitTx(batch), "commit");
+    return this.#guard(() => {
+      const idle = this.#idleResult(batch);
+      return idle ?? commitTx(batch);
+    }, "commit");
+  }
+
+  /** For a batch that only claims and reclaims: an empty result from a read when there is nothing to do (no write lock taken). */
+  #idleResult(batch: CommitBatch): CommitResult | null {
+    if (batch.submissions.length + batch.renewals.length + batch.completions.length + batch.failures.length + batch.releases.length +
+      (batch.kvWrites?.length ?? 0) + (batch.progress?.length ?? 0) > 0) return null;
+    const p = this.#s().workProbe.get() as { ready: number; retry_at: number | null; expires_at: number | null };
+    if (batch.claim && batch.claim.limit > 0 && p.ready === 1) return null;
+    if (batch.releaseRetriesLimit > 0 && p.retry_at !== null && p.retry_at <= batch.nowMs) return null;
+    if (batch.reclaimExpiredLimit > 0 && p.expires_at !== null && p.expires_at < batch.nowMs) return null;
+    return {
+      submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [],
+      claimBacklog: [false, false, false], finishedTasks: [], nextRetryAtMs: p.retry_at,
+    };
   }
 
   async getTask(taskId: string): Promise<TaskWithSteps | null> {
@@ -197,12 +242,14 @@ export class SqliteStore implements Store {
     return this.#guard(() => this.#o().kvChanges(namespace, afterVersion, limit), "kvChanges");
   }
 
-  async setMemberships(updates: { nodeId: string; status: "ALIVE" | "SUSPECT" | "DEAD"; sinceMs: number }[]): Promise<void> {
-    this.#guard(() => this.#o().setMemberships(updates), "setMemberships");
+  async setMemberships(updates: MembershipUpdate[]): Promise<number> {
+    return this.#guard(() => this.#o().setMemberships(updates), "setMemberships");
   }
 
-  async expireLeasesOf(nodeIds: string[], limit: number, nowMs: number, byNode: string): Promise<number> {
-    return this.#guard(() => this.#o().expireLeasesOf(nodeIds, limit, nowMs, byNode), "expireLeasesOf");
+  async reclaimStepsOfNodes(nodeIds: string[], limit: number, nowMs: number, byNode: string): Promise<number> {
+    const tx = this.#reclaimTx;
+    if (!tx) throw new StoreError("store is not migrated (call migrate() first) or is closed");
+    return this.#guard(() => tx(nodeIds, limit, nowMs, byNode), "reclaimStepsOfNodes");
   }
 
   async pruneNodes(olderThanMs: number, limit: number): Promise<number> {
@@ -221,13 +268,46 @@ export class SqliteStore implements Store {
     return this.#guard(() => this.#o().bumpClusterEpoch(nowMs), "bumpClusterEpoch");
   }
 
-  async backupTo(path: string): Promise<void> {
+  async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
     this.#o();
-    try {
-      await this.#db.backup(path);
-    } catch (cause) {
-      throw new StoreError(`SQLite backup to ${path} failed: ${(cause as Error).message}`, { cause });
-    }
+    // One read transaction for the whole export: a consistent snapshot (WAL keeps writers going).
+    const pages: RowPage[] = [];
+    const counts = this.#guard(() => this.#db.transaction(() => {
+      const out: Record<string, number> = {};
+      for (const t of EXPORT_TABLES) {
+        let n = 0;
+        let page: Record<string, unknown>[] = [];
+        for (const row of this.#db.prepare(`SELECT * FROM ${t.name} ORDER BY ${t.key.join(", ")}`).iterate() as Iterable<Record<string, unknown>>) {
+          for (const b of t.booleans) row[b] = row[b] === 1;
+          page.push(row);
+          n++;
+          if (page.length === EXPORT_PAGE_ROWS) { pages.push({ table: t.name, rows: page }); page = []; }
+        }
+        if (page.length > 0) pages.push({ table: t.name, rows: page });
+        out[t.name] = n;
+      }
+      return out;
+    })(), "exportRows");
+    for (const page of pages) await sink(page);
+    return counts;
+  }
+
+  async importRows(page: RowPage): Promise<void> {
+    this.#o();
+    const spec = EXPORT_TABLES.find((t) => t.name === page.table);
+    if (!spec) throw new StoreError(`import: unknown table "${page.table}"`);
+    if (page.rows.length === 0) return;
+    const columns = Object.keys(page.rows[0]!);
+    for (const c of columns) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
+    const insert = this.#db.prepare(`INSERT INTO ${spec.name} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`);
+    this.#guard(() => this.#db.transaction(() => {
+      for (const row of page.rows) {
+        insert.run(columns.map((c) => {
+          const v = row[c];
+          return typeof v === "boolean" ? (v ? 1 : 0) : v ?? null;
+        }));
+      }
+    }).immediate(), "importRows");
   }
 
   async health(): Promise<HealthCheck[]> {
@@ -264,6 +344,7 @@ export class SqliteStore implements Store {
     this.#closed = true;
     this.#ops = null;
     this.#commitTx = null;
+    this.#reclaimTx = null;
     this.#statements = null;
     this.#db.close();
   }
@@ -288,6 +369,15 @@ export class SqliteStore implements Store {
     }
   }
 }
+
+/** Rows per page of a logical export. */
+const EXPORT_PAGE_ROWS = 1_000;
+
+/** A batch that writes nothing (the base of store-internal batches). */
+const IDLE_BATCH: CommitBatch = {
+  nowMs: 0, nodeId: "", leaseTimeoutMs: 0, submissions: [], completions: [], failures: [], renewals: [], releases: [],
+  releaseRetriesLimit: 0, reclaimExpiredLimit: 0, claim: null,
+};
 
 interface TaskRow {
   task_id: string; name: string | null; status: TaskStatus; priority: number; idempotency_key: string | null; fail_fast: number;

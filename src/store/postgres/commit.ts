@@ -1,0 +1,498 @@
+import { ErrorCode, StoreError, errorToWire } from "../../errors.js";
+import { countForced } from "../claim.js";
+import type {
+  ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, SubmitOutcome, TaskStatus,
+} from "../types.js";
+import { statements, type Queryable } from "./db.js";
+
+/**
+ * The group commit on PostgreSQL: set-based statements (arrays through unnest), one round trip
+ * per phase, all in the caller's transaction. Every fenced write checks (step, owner, epoch) in
+ * its WHERE clause and what it did through RETURNING.
+ */
+const SQL = {
+  insertTasks: `INSERT INTO tasks (task_id, name, status, priority, idempotency_key, fail_fast, trace_id, parent_span_id,
+      steps_total, steps_open, created_at_ms, updated_at_ms)
+    SELECT t.id, t.name, 'PENDING', t.pr, t.k, t.ff, t.tr, t.ps, t.n, t.n, $9, $9
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::int[]) AS t(id, name, pr, k, ff, tr, ps, n)
+    ON CONFLICT DO NOTHING RETURNING task_id`,
+  tasksByKeys: `SELECT idempotency_key, task_id, steps_total FROM tasks WHERE idempotency_key = ANY($1::text[])`,
+  /** Steps, their inputs and their edges in one statement. */
+  insertSteps: `WITH u AS (
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[],
+        $10::int[], $11::int[], $12::int[]) WITH ORDINALITY
+        AS u(task_id, step_id, agent, priority, trace_id, deps, deps_open, dependents, max_attempts, base, maxb, timeout, ord)),
+    s AS (INSERT INTO steps (task_id, step_id, agent, status, priority, trace_id, depends_on_json, deps_open, dependents,
+        max_attempts, base_backoff_ms, max_backoff_ms, timeout_ms, ready_at_ms)
+      SELECT task_id, step_id, agent, CASE WHEN deps_open = 0 THEN 'READY' ELSE 'WAITING' END, priority, trace_id, deps, deps_open, dependents,
+        max_attempts, base, maxb, timeout, $13 FROM u ORDER BY ord
+      RETURNING id, task_id, step_id),
+    e AS (INSERT INTO edges (task_id, from_step, to_step) SELECT * FROM unnest($15::text[], $16::text[], $17::text[]))
+    INSERT INTO step_inputs (step_row_id, input_json)
+    SELECT s.id, i.input FROM s JOIN unnest($1::text[], $2::text[], $14::text[]) AS i(task_id, step_id, input)
+      ON i.task_id = s.task_id AND i.step_id = s.step_id`,
+
+  fenceCheck: `SELECT id, lease_epoch FROM steps WHERE id = ANY($1::bigint[]) AND status = 'RUNNING' AND lease_owner = $2`,
+  kvVersion: `SELECT nextval('kv_version_seq') AS v`,
+  kvUpsert: `INSERT INTO kv (namespace, key, value_json, deleted, version, updated_at_ms, writer)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[], $6::bigint[], $7::text[])
+    ON CONFLICT (namespace, key) DO UPDATE SET value_json = excluded.value_json, deleted = excluded.deleted,
+      version = excluded.version, updated_at_ms = excluded.updated_at_ms, writer = excluded.writer`,
+  progress: `UPDATE steps SET progress_pct = u.pct, progress_message = u.msg
+    FROM unnest($1::bigint[], $2::int[], $3::float8[], $4::text[]) AS u(id, ep, pct, msg)
+    WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $5 AND steps.lease_epoch = u.ep`,
+  renew: `UPDATE steps SET lease_expires_at_ms = $3
+    FROM unnest($1::bigint[], $2::int[]) AS u(id, ep)
+    WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $4 AND steps.lease_epoch = u.ep
+    RETURNING steps.id`,
+  refuse: `WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[]) AS u(task_id, step_id, expected, id, op)),
+    ins AS (INSERT INTO lease_conflicts (task_id, step_id, expected_epoch, actual_epoch, node_id, operation, at_ms)
+      SELECT u.task_id, u.step_id, u.expected, s.lease_epoch, $6, u.op, $7 FROM u LEFT JOIN steps s ON s.id = u.id
+      RETURNING task_id, step_id, expected_epoch, actual_epoch, operation),
+    c AS (INSERT INTO counters (name, value) SELECT 'lease_conflict_total', COUNT(*) FROM ins
+      ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value)
+    SELECT * FROM ins`,
+  /** Completes steps, stores their outputs and resolves the DAG edges out of them. */
+  complete: `WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[]) AS u(id, ep, out)),
+    done AS (UPDATE steps SET status = 'SUCCESS', error_json = NULL, finished_at_ms = $4, lease_expires_at_ms = NULL
+      FROM u WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $5 AND steps.lease_epoch = u.ep
+      RETURNING steps.id, steps.task_id, steps.step_id, steps.dependents),
+    o AS (INSERT INTO step_outputs (step_row_id, output_json) SELECT done.id, u.out FROM done JOIN u ON u.id = done.id
+      ON CONFLICT (step_row_id) DO UPDATE SET output_json = excluded.output_json),
+    unl AS (UPDATE steps SET deps_open = steps.deps_open - x.n,
+        status = CASE WHEN steps.deps_open = x.n AND steps.status = 'WAITING' THEN 'READY' ELSE steps.status END,
+        ready_at_ms = CASE WHEN steps.deps_open = x.n AND steps.status = 'WAITING' THEN $4 ELSE steps.ready_at_ms END
+      FROM (SELECT e.task_id, e.to_step, COUNT(*)::int AS n FROM done JOIN edges e ON e.task_id = done.task_id AND e.from_step = done.step_id
+        WHERE done.dependents > 0 GROUP BY e.task_id, e.to_step) AS x
+      WHERE steps.task_id = x.task_id AND steps.step_id = x.to_step RETURNING 1)
+    SELECT done.id, done.task_id, (SELECT COUNT(*) FROM unl)::int AS unlocked FROM done`,
+  retry: `UPDATE steps SET status = 'RETRY_WAIT', error_json = u.err, ready_at_ms = u.at, lease_expires_at_ms = NULL
+    FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[]) AS u(id, ep, err, at)
+    WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $5 AND steps.lease_epoch = u.ep
+    RETURNING steps.id`,
+  dead: `UPDATE steps SET status = 'DEAD_LETTER', error_json = u.err, finished_at_ms = $3, lease_expires_at_ms = NULL
+    FROM unnest($1::bigint[], $2::int[], $5::text[]) AS u(id, ep, err)
+    WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $4 AND steps.lease_epoch = u.ep
+    RETURNING steps.id, steps.task_id, steps.step_id, (SELECT fail_fast FROM tasks t WHERE t.task_id = steps.task_id) AS fail_fast`,
+  runningOfTask: `SELECT id, task_id, step_id, lease_epoch FROM steps WHERE task_id = $1 AND status = 'RUNNING'`,
+  cancelOpen: `UPDATE steps SET status = 'CANCELLED', finished_at_ms = $2, lease_expires_at_ms = NULL,
+      lease_epoch = CASE WHEN status = 'RUNNING' THEN lease_epoch + 1 ELSE lease_epoch END
+    WHERE task_id = $1 AND status IN ('WAITING', 'READY', 'RUNNING', 'RETRY_WAIT') RETURNING 1`,
+  skipDependents: `WITH RECURSIVE down(step_id) AS (
+        SELECT to_step FROM edges WHERE task_id = $1 AND from_step = $2
+        UNION SELECT e.to_step FROM edges e JOIN down d ON e.from_step = d.step_id WHERE e.task_id = $1)
+    UPDATE steps SET status = 'SKIPPED', finished_at_ms = $3
+    WHERE task_id = $1 AND step_id IN (SELECT step_id FROM down) AND status IN ('WAITING', 'READY', 'RETRY_WAIT') RETURNING 1`,
+  release: `UPDATE steps SET status = 'READY', ready_at_ms = $3, lease_owner = NULL, lease_epoch = steps.lease_epoch + 1,
+      lease_expires_at_ms = NULL, attempt = steps.attempt - 1
+    FROM unnest($1::bigint[], $2::int[]) AS u(id, ep)
+    WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $4 AND steps.lease_epoch = u.ep
+    RETURNING steps.id`,
+  releaseRetries: `WITH due AS (SELECT id FROM steps WHERE status = 'RETRY_WAIT' AND ready_at_ms <= $1 ORDER BY ready_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
+    UPDATE steps SET status = 'READY' FROM due WHERE steps.id = due.id RETURNING 1`,
+  /** Expired leases: READY again, or DEAD_LETTER when no attempt is left; the epoch moves on either way. */
+  reclaimExpired: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_expires_at_ms < $1
+        ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
+    UPDATE steps s SET
+      status = CASE WHEN s.attempt < s.max_attempts THEN 'READY' ELSE 'DEAD_LETTER' END,
+      ready_at_ms = CASE WHEN s.attempt < s.max_attempts THEN $1 ELSE s.ready_at_ms END,
+      lease_owner = CASE WHEN s.attempt < s.max_attempts THEN NULL ELSE s.lease_owner END,
+      finished_at_ms = CASE WHEN s.attempt < s.max_attempts THEN s.finished_at_ms ELSE $1 END,
+      error_json = CASE WHEN s.attempt < s.max_attempts THEN s.error_json ELSE json_build_object('name', 'LeaseLostError', 'code', $3::text,
+        'message', format('lease of node "%s" expired on attempt %s of %s; no attempts left', s.lease_owner, s.attempt, s.max_attempts))::text END,
+      lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = NULL
+    FROM x WHERE s.id = x.id
+    RETURNING s.id, s.task_id, s.step_id, s.status, (SELECT fail_fast FROM tasks t WHERE t.task_id = s.task_id) AS fail_fast`,
+  bumpCounter: `INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
+  closeTasks: `UPDATE tasks SET steps_open = tasks.steps_open - d.closed, dead_count = tasks.dead_count + d.dead,
+      cancelled_count = tasks.cancelled_count + d.cancelled, updated_at_ms = $5,
+      status = CASE WHEN tasks.steps_open > d.closed THEN tasks.status WHEN tasks.dead_count + d.dead > 0 THEN 'DEAD_LETTER'
+        WHEN tasks.cancelled_count + d.cancelled > 0 THEN 'CANCELLED' ELSE 'SUCCESS' END,
+      finished_at_ms = CASE WHEN tasks.steps_open > d.closed THEN tasks.finished_at_ms ELSE $5 END
+    FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS d(task_id, closed, dead, cancelled)
+    WHERE tasks.task_id = d.task_id AND tasks.status IN ('PENDING', 'RUNNING')
+    RETURNING tasks.task_id, tasks.status, tasks.steps_open`,
+  /** The claim: one statement, the index steps_claim matches its ORDER BY. */
+  claim: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    UPDATE steps s SET status = 'RUNNING', lease_owner = $2, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $3,
+      attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
+    FROM picked WHERE s.id = picked.id
+    RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
+      s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms`,
+  /** A quota claim of one priority class (same index, equality on its first column). */
+  claimClass: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND priority = $5 ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    UPDATE steps s SET status = 'RUNNING', lease_owner = $2, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $3,
+      attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
+    FROM picked WHERE s.id = picked.id
+    RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
+      s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms`,
+  /** Inputs, dependency outputs and task checkpoints of claimed steps; starts their tasks. */
+  payloads: `WITH st AS (UPDATE tasks SET status = 'RUNNING', updated_at_ms = $4 WHERE task_id = ANY($3::text[]) AND status = 'PENDING')
+    SELECT 'i' AS kind, step_row_id AS for_id, NULL::text AS ns, NULL::text AS name, input_json AS value FROM step_inputs WHERE step_row_id = ANY($1::bigint[])
+    UNION ALL
+    SELECT 'd', c.id, NULL, d.step_id, o.output_json FROM steps c
+      JOIN edges e ON e.task_id = c.task_id AND e.to_step = c.step_id
+      JOIN steps d ON d.task_id = e.task_id AND d.step_id = e.from_step
+      LEFT JOIN step_outputs o ON o.step_row_id = d.id
+    WHERE c.id = ANY($2::bigint[])
+    UNION ALL
+    SELECT 'k', NULL, namespace, key, value_json FROM kv WHERE namespace = ANY($3::text[]) AND NOT deleted`,
+  tail: `SELECT (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0) AS c0,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1) AS c1,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2) AS c2`,
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY') AS ready,
+    (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
+    (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
+  expireOwnedBy: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_owner = ANY($1::text[]) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+    UPDATE steps s SET lease_expires_at_ms = 0 FROM x WHERE s.id = x.id RETURNING s.task_id, s.step_id, s.lease_epoch, s.lease_owner`,
+  ownershipEvents: `INSERT INTO ownership_events (at_ms, kind, task_id, step_id, node_id, from_node, lease_epoch, details_json)
+    SELECT $1, 'dead-owner-reclaim', u.task_id, u.step_id, $2, u.owner, u.ep, '{}' FROM unnest($3::text[], $4::text[], $5::text[], $6::int[]) AS u(task_id, step_id, owner, ep)`,
+} as const;
+
+const q = statements("c", SQL);
+
+interface ClaimRow {
+  id: number; task_id: string; step_id: string; agent: string; depends_on_json: string; lease_epoch: number; attempt: number;
+  max_attempts: number; base_backoff_ms: number; max_backoff_ms: number; timeout_ms: number | null; priority: number; trace_id: string;
+  ready_at_ms: number;
+}
+
+const rowId = (key: string): number => Number(key);
+
+/** True when a batch writes nothing (claims, retry release and reclaims only). */
+export function isReadOnlyBatch(batch: CommitBatch): boolean {
+  return batch.submissions.length + batch.renewals.length + batch.completions.length + batch.failures.length + batch.releases.length +
+    (batch.kvWrites?.length ?? 0) + (batch.progress?.length ?? 0) === 0;
+}
+
+/** A read outside any transaction: whether a write-free batch has anything to do, and the next retry time. */
+export async function probe(db: Queryable, batch: CommitBatch): Promise<{ busy: boolean; retryAtMs: number | null }> {
+  const [p] = await q<{ ready: boolean; retry_at: number | null; expires_at: number | null }>(db, "workProbe");
+  const busy = (batch.claim !== null && batch.claim.limit > 0 && p!.ready) ||
+    (batch.releaseRetriesLimit > 0 && p!.retry_at !== null && p!.retry_at <= batch.nowMs) ||
+    (batch.reclaimExpiredLimit > 0 && p!.expires_at !== null && p!.expires_at < batch.nowMs);
+  return { busy, retryAtMs: p!.retry_at };
+}
+
+export function emptyResult(): CommitResult {
+  return {
+    submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [],
+    claimBacklog: [false, false, false], finishedTasks: [], nextRetryAtMs: null,
+  };
+}
+
+/** One batch being applied inside a transaction of `db`. */
+export class PgBatch {
+  readonly result = emptyResult();
+  /** Steps this batch made runnable (for the NOTIFY hint). */
+  madeReady = 0;
+  readonly #closing = new Map<string, [closed: number, dead: number, cancelled: number]>();
+  #refusing: { ref: LeaseRef; operation: string }[] = [];
+  /** Quota picks of the claim per class, and the highest class the rest of it took (for countForced). */
+  #quotaTaken = [0, 0, 0];
+  #highestRest = -1;
+
+  constructor(readonly db: Queryable, readonly nowMs: number, readonly nodeId: string) {}
+
+  /** Applies every part of `batch` in order (see CommitBatch). */
+  async apply(batch: CommitBatch): Promise<CommitResult> {
+    if (batch.submissions.length > 0) await this.submit(batch.submissions);
+    if (batch.kvWrites && batch.kvWrites.length > 0) await this.kvWrites(batch);
+    if (batch.progress && batch.progress.length > 0) {
+      const p = batch.progress;
+      await q(this.db, "progress", [p.map((x) => rowId(x.stepKey)), p.map((x) => x.leaseEpoch), p.map((x) => x.pct), p.map((x) => x.message), this.nodeId]);
+    }
+    if (batch.renewals.length > 0) await this.renew(batch.renewals, batch.leaseTimeoutMs);
+    if (batch.completions.length > 0) await this.complete(batch);
+    if (batch.failures.length > 0) await this.fail(batch.failures);
+    if (batch.releases.length > 0) await this.release(batch.releases);
+    if (batch.releaseRetriesLimit > 0) this.madeReady += (await q(this.db, "releaseRetries", [this.nowMs, batch.releaseRetriesLimit])).length;
+    if (batch.reclaimExpiredLimit > 0) await this.reclaimExpired(batch.reclaimExpiredLimit);
+    await this.closeTasks();
+    if (batch.claim && batch.claim.limit > 0) await this.claim(batch);
+    const [tail] = await q<{ retry_at: number | null; c0: boolean; c1: boolean; c2: boolean }>(this.db, "tail");
+    this.result.nextRetryAtMs = tail!.retry_at;
+    if (batch.claim && this.result.claimed.length >= batch.claim.limit) this.result.claimBacklog = [tail!.c0, tail!.c1, tail!.c2];
+    const forced = countForced(this.#quotaTaken, this.#highestRest, this.result.claimBacklog);
+    if (forced > 0) await q(this.db, "bumpCounter", ["low_starvation_count", forced]);
+    return this.result;
+  }
+
+  async submit(tasks: NewTask[]): Promise<void> {
+    await this.db.query("SAVEPOINT submissions");
+    try {
+      this.result.submitted.push(...(await this.#insertTasks(tasks)));
+      await this.db.query("RELEASE SAVEPOINT submissions");
+      return;
+    } catch {
+      await this.db.query("ROLLBACK TO SAVEPOINT submissions");
+    }
+    // One of them is bad: each on its own, so the others (and the rest of the batch) commit.
+    for (const task of tasks) {
+      try {
+        this.result.submitted.push(...(await this.#insertTasks([task])));
+        await this.db.query("RELEASE SAVEPOINT submissions");
+      } catch (error) {
+        await this.db.query("ROLLBACK TO SAVEPOINT submissions");
+        const wrapped = new StoreError(`submission of task ${task.taskId} was not stored: ${(error as Error).message}`, { cause: error });
+        this.result.submitted.push({ taskId: task.taskId, created: false, steps: 0, error: errorToWire(wrapped) });
+      }
+      await this.db.query("SAVEPOINT submissions");
+    }
+    await this.db.query("RELEASE SAVEPOINT submissions");
+  }
+
+  async #insertTasks(tasks: NewTask[]): Promise<SubmitOutcome[]> {
+    const col = <T>(f: (t: NewTask) => T) => tasks.map(f);
+    const inserted = new Set((await q<{ task_id: string }>(this.db, "insertTasks", [
+      col((t) => t.taskId), col((t) => t.name), col((t) => t.priority), col((t) => t.idempotencyKey), col((t) => t.failFast),
+      col((t) => t.traceId), col((t) => t.parentSpanId), col((t) => t.steps.length), this.nowMs,
+    ])).map((r) => r.task_id));
+    const keys = tasks.filter((t) => !inserted.has(t.taskId) && t.idempotencyKey !== null).map((t) => t.idempotencyKey!);
+    const existing = new Map<string, { task_id: string; steps_total: number }>();
+    if (keys.length > 0) for (const r of await q<{ idempotency_key: string; task_id: string; steps_total: number }>(this.db, "tasksByKeys", [keys])) existing.set(r.idempotency_key, r);
+    const created = tasks.filter((t) => inserted.has(t.taskId));
+    if (created.length > 0) await this.#insertSteps(created);
+    for (const t of created) if (t.steps.some((s) => s.dependsOn.length === 0)) this.madeReady++;
+    return tasks.map((t): SubmitOutcome => {
+      if (inserted.has(t.taskId)) return { taskId: t.taskId, created: true, steps: t.steps.length };
+      const found = t.idempotencyKey === null ? undefined : existing.get(t.idempotencyKey);
+      if (!found) throw new StoreError(`task ${t.taskId} exists already`);
+      return { taskId: found.task_id, created: false, steps: found.steps_total };
+    });
+  }
+
+  async #insertSteps(tasks: NewTask[]): Promise<void> {
+    const cols: unknown[][] = Array.from({ length: 14 }, () => []);
+    const edges: string[][] = [[], [], []];
+    for (const task of tasks) {
+      const dependents = new Map<string, number>();
+      for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
+      for (const s of task.steps) {
+        const row = [task.taskId, s.stepId, s.agent, s.priority, task.traceId, JSON.stringify(s.dependsOn), s.dependsOn.length,
+          dependents.get(s.stepId) ?? 0, s.maxAttempts, s.baseBackoffMs, s.maxBackoffMs, s.timeoutMs, null, s.inputJson];
+        row.forEach((v, i) => cols[i]!.push(v));
+        for (const dep of s.dependsOn) { edges[0]!.push(task.taskId); edges[1]!.push(dep); edges[2]!.push(s.stepId); }
+      }
+    }
+    await q(this.db, "insertSteps", [...cols.slice(0, 12), this.nowMs, cols[13], ...edges]);
+  }
+
+  async kvWrites(batch: CommitBatch): Promise<void> {
+    const writes = batch.kvWrites!;
+    const fenced = writes.filter((w) => w.ref).map((w) => w.ref!);
+    const held = new Map<string, number>();
+    if (fenced.length > 0) {
+      for (const r of await q<{ id: number; lease_epoch: number }>(this.db, "fenceCheck", [fenced.map((f) => rowId(f.stepKey)), this.nodeId])) {
+        held.set(String(r.id), r.lease_epoch);
+      }
+    }
+    const latest = new Map<string, [ns: string, key: string, value: string | null, writer: string]>();
+    for (const w of writes) {
+      if (w.ref && held.get(w.ref.stepKey) !== w.ref.leaseEpoch) {
+        this.#refusing.push({ ref: w.ref, operation: "checkpoint" });
+        this.result.kvResults.push("refused");
+        continue;
+      }
+      for (const e of w.entries) latest.set(`${w.namespace}\u0000${e.key}`, [w.namespace, e.key, e.valueJson, w.writer]);
+      this.result.kvResults.push("ok");
+    }
+    await this.#flushRefusals();
+    if (latest.size === 0) return;
+    // A sequence, not a counter row: no row every node's writes would queue on.
+    const [{ v }] = (await q<{ v: number }>(this.db, "kvVersion")) as [{ v: number }];
+    const rows = [...latest.values()];
+    await q(this.db, "kvUpsert", [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[2] === null),
+      rows.map(() => v), rows.map(() => this.nowMs), rows.map((r) => r[3])]);
+  }
+
+  async renew(refs: LeaseRef[], leaseTimeoutMs: number): Promise<void> {
+    const ok = new Set((await q<{ id: number }>(this.db, "renew", [refs.map((r) => rowId(r.stepKey)), refs.map((r) => r.leaseEpoch),
+      this.nowMs + leaseTimeoutMs, this.nodeId])).map((r) => String(r.id)));
+    for (const r of refs) if (!ok.has(r.stepKey)) this.#refusing.push({ ref: r, operation: "heartbeat" });
+    await this.#flushRefusals();
+  }
+
+  async complete(batch: CommitBatch): Promise<void> {
+    const seen = new Set<string>();
+    const unique = batch.completions.filter((c) => {
+      if (seen.has(c.stepKey)) { this.#refusing.push({ ref: c, operation: "complete" }); return false; }
+      seen.add(c.stepKey);
+      return true;
+    });
+    const rows = await q<{ id: number; task_id: string; unlocked: number }>(this.db, "complete", [
+      unique.map((c) => rowId(c.stepKey)), unique.map((c) => c.leaseEpoch), unique.map((c) => c.outputJson), this.nowMs, this.nodeId,
+    ]);
+    const done = new Set(rows.map((r) => String(r.id)));
+    this.madeReady += rows[0]?.unlocked ?? 0;
+    for (const c of unique) {
+      if (!done.has(c.stepKey)) { this.#refusing.push({ ref: c, operation: "complete" }); continue; }
+      this.#close(c.taskId, 1, 0, 0);
+      this.result.outcomes.push({ kind: "succeeded", ref: c });
+    }
+    await this.#flushRefusals();
+  }
+
+  async fail(failures: StepFailure[]): Promise<void> {
+    const retries = failures.filter((f) => f.next.kind === "retry");
+    const deads = failures.filter((f) => f.next.kind === "dead");
+    if (retries.length > 0) {
+      const ok = new Set((await q<{ id: number }>(this.db, "retry", [retries.map((f) => rowId(f.stepKey)), retries.map((f) => f.leaseEpoch),
+        retries.map((f) => JSON.stringify(f.error)), retries.map((f) => (f.next as { atMs: number }).atMs), this.nodeId])).map((r) => String(r.id)));
+      for (const f of retries) {
+        if (!ok.has(f.stepKey)) { this.#refusing.push({ ref: f, operation: "fail" }); continue; }
+        this.result.outcomes.push({ kind: "retrying", ref: f, atMs: (f.next as { atMs: number }).atMs, error: f.error });
+      }
+    }
+    if (deads.length > 0) {
+      const rows = await q<{ id: number; task_id: string; step_id: string; fail_fast: boolean }>(this.db, "dead", [
+        deads.map((f) => rowId(f.stepKey)), deads.map((f) => f.leaseEpoch), this.nowMs, this.nodeId, deads.map((f) => JSON.stringify(f.error)),
+      ]);
+      const byId = new Map(rows.map((r) => [String(r.id), r]));
+      for (const f of deads) {
+        const row = byId.get(f.stepKey);
+        if (!row) { this.#refusing.push({ ref: f, operation: "fail" }); continue; }
+        await this.afterDead(row.task_id, row.step_id, row.fail_fast);
+        this.result.outcomes.push({ kind: "dead", ref: f, error: f.error });
+      }
+    }
+    await this.#flushRefusals();
+  }
+
+  /** A step just went DEAD_LETTER: skip its dependents, or cancel the whole task under failFast. */
+  async afterDead(taskId: string, stepId: string, failFast: boolean): Promise<void> {
+    if (failFast) {
+      for (const r of await q<{ id: number; task_id: string; step_id: string; lease_epoch: number }>(this.db, "runningOfTask", [taskId])) {
+        this.result.cancelledRunning.push({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
+      }
+      const cancelled = (await q(this.db, "cancelOpen", [taskId, this.nowMs])).length;
+      this.#close(taskId, 1 + cancelled, 1, cancelled);
+    } else {
+      const skipped = (await q(this.db, "skipDependents", [taskId, stepId, this.nowMs])).length;
+      this.#close(taskId, 1 + skipped, 1, 0);
+    }
+  }
+
+  async release(refs: LeaseRef[]): Promise<void> {
+    const ok = new Set((await q<{ id: number }>(this.db, "release", [refs.map((r) => rowId(r.stepKey)), refs.map((r) => r.leaseEpoch), this.nowMs, this.nodeId]))
+      .map((r) => String(r.id)));
+    for (const r of refs) {
+      if (ok.has(r.stepKey)) this.result.released++;
+      else this.#refusing.push({ ref: r, operation: "release" });
+    }
+    this.madeReady += this.result.released;
+    await this.#flushRefusals();
+  }
+
+  async reclaimExpired(limit: number): Promise<number> {
+    const rows = await q<{ id: number; task_id: string; step_id: string; status: string; fail_fast: boolean }>(this.db, "reclaimExpired",
+      [this.nowMs, limit, ErrorCode.LEASE_LOST]);
+    for (const r of rows) {
+      if (r.status === "DEAD_LETTER") await this.afterDead(r.task_id, r.step_id, r.fail_fast);
+      else this.madeReady++;
+    }
+    if (rows.length > 0) await q(this.db, "bumpCounter", ["lease_expired_reclaimed_total", rows.length]);
+    this.result.reclaimed += rows.length;
+    return rows.length;
+  }
+
+  /** Ends the leases of up to `limit` steps of these nodes and reclaims them (recorded as ownership events). */
+  async reclaimFromNodes(nodeIds: string[], limit: number): Promise<number> {
+    const rows = await q<{ task_id: string; step_id: string; lease_epoch: number; lease_owner: string }>(this.db, "expireOwnedBy", [nodeIds, limit]);
+    if (rows.length === 0) return 0;
+    await q(this.db, "ownershipEvents", [this.nowMs, this.nodeId, rows.map((r) => r.task_id), rows.map((r) => r.step_id), rows.map((r) => r.lease_owner),
+      rows.map((r) => r.lease_epoch)]);
+    await q(this.db, "bumpCounter", ["dead_owner_reclaimed_total", rows.length]);
+    // Their leases now end first in expiry order (0), so this reclaim takes exactly them.
+    await this.reclaimExpired(rows.length);
+    await this.closeTasks();
+    return rows.length;
+  }
+
+  #close(taskId: string, closed: number, dead: number, cancelled: number): void {
+    const d = this.#closing.get(taskId);
+    if (d) { d[0] += closed; d[1] += dead; d[2] += cancelled; } else this.#closing.set(taskId, [closed, dead, cancelled]);
+  }
+
+  async closeTasks(): Promise<void> {
+    if (this.#closing.size === 0) return;
+    // Sorted: concurrent batches lock task rows in one order.
+    const entries = [...this.#closing].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    this.#closing.clear();
+    const rows = await q<{ task_id: string; status: TaskStatus; steps_open: number }>(this.db, "closeTasks", [
+      entries.map((e) => e[0]), entries.map((e) => e[1][0]), entries.map((e) => e[1][1]), entries.map((e) => e[1][2]), this.nowMs,
+    ]);
+    for (const r of rows) if (r.steps_open <= 0) this.result.finishedTasks.push({ taskId: r.task_id, status: r.status });
+  }
+
+  async claim(batch: CommitBatch): Promise<void> {
+    const { limit, quotas = [0, 0, 0] } = batch.claim!;
+    const expiresAtMs = this.nowMs + batch.leaseTimeoutMs;
+    const quotaRows: ClaimRow[] = [];
+    const taken = [0, 0, 0];
+    for (let c = 0; c < 2; c++) {
+      const n = Math.min(quotas[c]!, limit - quotaRows.length);
+      if (n <= 0) continue;
+      const rows = await q<ClaimRow>(this.db, "claimClass", [n, this.nodeId, expiresAtMs, this.nowMs, c]);
+      taken[c] = rows.length;
+      quotaRows.push(...rows.sort(claimOrder));
+    }
+    const rest = limit > quotaRows.length
+      ? (await q<ClaimRow>(this.db, "claim", [limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs])).sort(claimOrder)
+      : [];
+    const rows = [...quotaRows, ...rest];
+    if (rows.length === 0) return;
+    const highestRest = rest.length > 0 ? rest[0]!.priority : -1;
+    const ids = rows.map((r) => r.id);
+    const withDeps = rows.filter((r) => r.depends_on_json !== "[]").map((r) => r.id);
+    const tasks = [...new Set(rows.map((r) => r.task_id))];
+    const inputs = new Map<number, string>();
+    const deps = new Map<number, string>();
+    const kv = new Map<string, string>();
+    for (const p of await q<{ kind: string; for_id: number | null; ns: string | null; name: string | null; value: string | null }>(this.db, "payloads",
+      [ids, withDeps, tasks, this.nowMs])) {
+      if (p.kind === "i") inputs.set(p.for_id!, p.value!);
+      else if (p.kind === "d") append(deps, p.for_id!, `${JSON.stringify(p.name)}:${p.value ?? "null"}`);
+      else append(kv, p.ns!, `${JSON.stringify(p.name)}:${p.value}`);
+    }
+    for (const r of rows) this.result.claimed.push(toClaimed(r, inputs.get(r.id) ?? "null", deps.get(r.id) ?? "", kv.get(r.task_id) ?? "", expiresAtMs));
+    this.#quotaTaken = taken;
+    this.#highestRest = highestRest;
+  }
+
+  async #flushRefusals(): Promise<void> {
+    if (this.#refusing.length === 0) return;
+    const refusing = this.#refusing;
+    this.#refusing = [];
+    const rows = await q<{ task_id: string; step_id: string; expected_epoch: number; actual_epoch: number | null; operation: string }>(this.db, "refuse", [
+      refusing.map((r) => r.ref.taskId), refusing.map((r) => r.ref.stepId), refusing.map((r) => r.ref.leaseEpoch),
+      refusing.map((r) => rowId(r.ref.stepKey)), refusing.map((r) => r.operation), this.nodeId, this.nowMs,
+    ]);
+    for (const r of rows) {
+      const conflict: LeaseConflict = {
+        taskId: r.task_id, stepId: r.step_id, expectedLeaseEpoch: r.expected_epoch, actualLeaseEpoch: r.actual_epoch,
+        nodeId: this.nodeId, operation: r.operation, atMs: this.nowMs,
+      };
+      this.result.refused.push(conflict);
+    }
+  }
+}
+
+function claimOrder(a: ClaimRow, b: ClaimRow): number {
+  return b.priority - a.priority || a.ready_at_ms - b.ready_at_ms || a.id - b.id;
+}
+
+function append<K>(map: Map<K, string>, key: K, entry: string): void {
+  const prev = map.get(key);
+  map.set(key, prev === undefined ? entry : `${prev},${entry}`);
+}
+
+function toClaimed(row: ClaimRow, input: string, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
+  return {
+    stepKey: String(row.id), taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
+    payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,
+    baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
+    traceId: row.trace_id, leaseExpiresAtMs,
+  };
+}

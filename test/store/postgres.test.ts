@@ -1,0 +1,72 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { PostgresStore } from "../../src/store/postgres/store.js";
+import { parsePgUrl } from "../../src/store/postgres/url.js";
+import type { Store } from "../../src/store/store.js";
+import { storeConformance } from "./conformance.js";
+import { PG_URL, pgSchemaUrl, skipPg } from "./pg.js";
+
+if (PG_URL) {
+  storeConformance("postgres", async () => {
+    const { url, drop } = pgSchemaUrl();
+    const opened: Store[] = [];
+    const open = async () => {
+      const store = PostgresStore.open({ url, poolSize: 4 });
+      opened.push(store);
+      await store.migrate();
+      return store;
+    };
+    const store = await open();
+    return { store, another: open, async cleanup() { for (const s of opened) await s.close(); await drop(); } };
+  });
+}
+
+describe("PostgresStore (PostgreSQL only)", { skip: skipPg }, () => {
+  test("concurrent first opens of an empty schema migrate it once (advisory lock)", async (t) => {
+    const { url, drop } = pgSchemaUrl();
+    const stores = Array.from({ length: 4 }, () => PostgresStore.open({ url, poolSize: 2 }));
+    t.after(async () => { for (const s of stores) await s.close(); await drop(); });
+    await Promise.all(stores.map((s) => s.migrate()));
+    const applied = await stores[0]!.appliedMigrations();
+    assert.deepEqual(applied, [...new Set(applied)].sort((a, b) => a - b));
+    assert.ok(applied.length >= 7);
+  });
+
+  test("health reports dead tuples of the hot tables and the oldest open transaction", async (t) => {
+    const { url, drop } = pgSchemaUrl();
+    const store = PostgresStore.open({ url, poolSize: 2 });
+    t.after(async () => { await store.close(); await drop(); });
+    await store.migrate();
+    const checks = await store.health();
+    const byName = new Map(checks.map((c) => [c.name, c]));
+    assert.match(byName.get("dead-tuples")!.detail, /steps: \d+ dead \/ \d+ live|no statistics yet/);
+    assert.match(byName.get("oldest-transaction")!.detail, /oldest open transaction: \d+ ms/);
+    assert.ok(checks.every((c) => c.ok), JSON.stringify(checks));
+  });
+});
+
+describe("PostgreSQL store URL", () => {
+  test("postgres:// and postgresql://, schema default relaymesh, PGPASSWORD, the password never in location", () => {
+    const a = parsePgUrl("postgres://alice:s3cret@db.example:6543/prod?schema=tenant_1", {});
+    assert.deepEqual([a.host, a.port, a.database, a.user, a.password, a.schema], ["db.example", 6543, "prod", "alice", "s3cret", "tenant_1"]);
+    assert.equal(a.location, "postgres://alice@db.example:6543/prod?schema=tenant_1");
+    const b = parsePgUrl("postgresql://bob@localhost/app", { PGPASSWORD: "fromenv" });
+    assert.deepEqual([b.port, b.schema, b.password], [5432, "relaymesh", "fromenv"]);
+    assert.ok(!b.location.includes("fromenv"));
+  });
+
+  test("a bad URL is a clear error that never echoes the password", () => {
+    for (const [url, pattern] of [
+      ["postgres://u:pw@host/db?schema=bad-name", /schema "bad-name"/],
+      ["postgres://u:pw@host/", /names no database/],
+      ["postgres://u:pw@host/db?sslmode=x", /unknown URL parameter "sslmode"/],
+    ] as const) {
+      assert.throws(() => parsePgUrl(url, {}), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "RELAYMESH_ERR_INVALID_OPTIONS");
+        assert.match(e.message, pattern);
+        assert.ok(!e.message.includes("pw@"), e.message);
+        return true;
+      });
+    }
+  });
+});
