@@ -141,10 +141,18 @@ export class AgentPool {
     const want = Math.max(1, this.#piscina.threads.length);
     const msg: WarmUpMessage = { type: "warm-up", controlChannel: this.controlChannel, resultChannel: this.resultChannel };
     const seen = new Set<number>();
-    // Piscina hands each message to the least busy thread, so one round usually reaches them all.
-    for (let round = 0; round < WARM_UP_ROUNDS && seen.size < want; round++) {
-      const replies = await Promise.all(Array.from({ length: want }, () => this.#piscina.run(msg) as Promise<WarmUpReply>));
-      for (const r of replies) seen.add(r.threadId);
+    // A thread that fails while starting is reported as a pool "error", and the message waits on: fail with it.
+    let onError: (error: Error) => void = () => {};
+    const failed = new Promise<never>((_, reject) => { onError = reject; });
+    this.#piscina.once("error", onError);
+    try {
+      // Piscina hands each message to the least busy thread, so one round usually reaches them all.
+      for (let round = 0; round < WARM_UP_ROUNDS && seen.size < want; round++) {
+        const replies = await Promise.race([Promise.all(Array.from({ length: want }, () => this.#piscina.run(msg) as Promise<WarmUpReply>)), failed]);
+        for (const r of replies) seen.add(r.threadId);
+      }
+    } finally {
+      this.#piscina.off("error", onError);
     }
     return seen.size;
   }
