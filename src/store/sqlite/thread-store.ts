@@ -123,6 +123,8 @@ export class SqliteThreadStore implements Store {
     this.#closing ??= (async () => {
       if (!this.#gone) await this.#call("close");
       this.#gone ??= new StoreError(`the SQLite store ${this.location} is closed`);
+      // Held while it ends: an unref'd thread's exit would not keep the caller's await alive.
+      this.#worker.ref();
       await this.#worker.terminate();
     })();
     return this.#closing;
