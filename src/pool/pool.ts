@@ -40,10 +40,6 @@ const WARM_UP_ROUNDS = 5;
 /** Receives the outcome of one attempt handed to `AgentPool.run`. */
 export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
 
-/** True for the result of an attempt whose thread was ended because of another attempt: run it again, uncounted. */
-export function isWorkerLost(result: StepResultMessage): boolean {
-  return result.type === "error" && result.error.code === ErrorCode.WORKER_LOST;
-}
 
 function workerLost(): StepResultMessage {
   const error = new RelayMeshError(ErrorCode.WORKER_LOST, "the worker thread running this attempt was ended because another attempt on it stopped responding; it runs again");

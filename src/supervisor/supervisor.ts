@@ -3,7 +3,8 @@ import { ErrorCode, LeaseLostError, RelayMeshError, errorFromWire, errorToWire, 
 import type { EngineEventMap } from "../events.js";
 import type { Settings } from "../model/settings.js";
 import type { AgentRegistry } from "../agents/registry.js";
-import { isWorkerLost, type AgentPool } from "../pool/pool.js";
+import type { AgentPool } from "../pool/pool.js";
+import { isWorkerLost } from "../pool/protocol.js";
 import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
 import type { ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask, StepCompletion, StepFailure, StepProgress } from "../store/types.js";

@@ -16,6 +16,7 @@ const WORKER_FILE = new URL("./store.worker.js", import.meta.url);
  * one transaction, durable before its promise resolves), but the statements and fsyncs happen
  * off the main thread, so the event loop keeps receiving results and accepting submissions while
  * a commit is written. Calls are applied in the order they are made; several may be in flight.
+ * The thread keeps the process alive until close().
  */
 export class SqliteThreadStore implements Store {
   readonly location: string;
@@ -34,7 +35,6 @@ export class SqliteThreadStore implements Store {
       const call = this.#pending.get(reply.id);
       if (!call) return;
       this.#pending.delete(reply.id);
-      if (this.#pending.size === 0) worker.unref();
       if (reply.ok) call.resolve(reply.value);
       else call.reject(errorFromWire(reply.error, ErrorCode.STORE));
     });
@@ -45,7 +45,6 @@ export class SqliteThreadStore implements Store {
     };
     worker.on("error", (error) => fail(new StoreError(`the SQLite store thread of ${this.location} failed: ${error.message}`, { cause: error })));
     worker.on("exit", (code) => fail(new StoreError(`the SQLite store thread of ${this.location} exited (code ${code})`)));
-    worker.unref();
   }
 
   /** Starts the thread and opens the file there (PRAGMAs set and read back, as SqliteStore.open). */
@@ -68,7 +67,6 @@ export class SqliteThreadStore implements Store {
   #request<T>(make: (id: number) => StoreRequest): Promise<T> {
     if (this.#gone) return Promise.reject(this.#gone);
     const id = ++this.#seq;
-    if (this.#pending.size === 0) this.#worker.ref();
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.#worker.postMessage(make(id));
@@ -123,8 +121,6 @@ export class SqliteThreadStore implements Store {
     this.#closing ??= (async () => {
       if (!this.#gone) await this.#call("close");
       this.#gone ??= new StoreError(`the SQLite store ${this.location} is closed`);
-      // Held while it ends: an unref'd thread's exit would not keep the caller's await alive.
-      this.#worker.ref();
       await this.#worker.terminate();
     })();
     return this.#closing;
