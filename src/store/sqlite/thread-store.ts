@@ -4,7 +4,8 @@ import type { MembershipUpdate, Store } from "../store.js";
 import type { RowPage } from "../tables.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
-  PurgeQuery, PurgeResult, ReplayResult, TaskRecord, TaskStatus, TaskWithSteps,
+  PurgeQuery, PurgeResult, ReplayResult, ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, TaskRecord, TaskStatus,
+  TaskWithSteps,
 } from "../types.js";
 import type { SqliteStoreOptions } from "./store.js";
 import type { StoreMethod, StoreReply, StoreRequest, StoreThreadData } from "./thread-protocol.js";
@@ -89,7 +90,9 @@ export class SqliteThreadStore implements Store {
   taskStatuses(taskIds: readonly string[]): Promise<Map<string, TaskStatus>> { return this.#call("taskStatuses", taskIds); }
   listLeaseConflicts(query: { sinceMs: number; limit: number }): Promise<LeaseConflict[]> { return this.#call("listLeaseConflicts", query); }
   counters(): Promise<Record<string, number>> { return this.#call("counters"); }
-  cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null> { return this.#call("cancelTask", taskId, mode, nowMs); }
+  cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null> {
+    return this.#call("cancelTask", taskId, mode, nowMs, reason);
+  }
   replayTask(taskId: string, nowMs: number): Promise<ReplayResult | null> { return this.#call("replayTask", taskId, nowMs); }
   purge(query: PurgeQuery): Promise<PurgeResult> { return this.#call("purge", query); }
   opsSnapshot(nowMs: number): Promise<OpsSnapshot> { return this.#call("opsSnapshot", nowMs); }
@@ -107,6 +110,16 @@ export class SqliteThreadStore implements Store {
   ownershipEvents(sinceMs: number, limit: number): Promise<OwnershipEvent[]> { return this.#call("ownershipEvents", sinceMs, limit); }
   clusterEpoch(): Promise<number> { return this.#call("clusterEpoch"); }
   bumpClusterEpoch(nowMs: number): Promise<{ clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] }> { return this.#call("bumpClusterEpoch", nowMs); }
+  dueDeadlines(nowMs: number, limit: number): Promise<string[]> { return this.#call("dueDeadlines", nowMs, limit); }
+  putSchedule(def: ScheduleDefinition, nowMs: number): Promise<{ schedule: ScheduleRecord; replaced: boolean }> { return this.#call("putSchedule", def, nowMs); }
+  getSchedule(name: string): Promise<ScheduleRecord | null> { return this.#call("getSchedule", name); }
+  listSchedules(): Promise<ScheduleRecord[]> { return this.#call("listSchedules"); }
+  setSchedulePaused(name: string, paused: boolean, next: { nextSlotMs: number | null; nextAtMs: number | null }, nowMs: number): Promise<ScheduleRecord | null> {
+    return this.#call("setSchedulePaused", name, paused, next, nowMs);
+  }
+  removeSchedule(name: string): Promise<boolean> { return this.#call("removeSchedule", name); }
+  dueSchedules(nowMs: number, limit: number): Promise<ScheduleRecord[]> { return this.#call("dueSchedules", nowMs, limit); }
+  fireSchedule(fire: ScheduleFire): Promise<ScheduleFireResult> { return this.#call("fireSchedule", fire); }
   importRows(page: RowPage): Promise<void> { return this.#call("importRows", page); }
   health(): Promise<HealthCheck[]> { return this.#call("health"); }
 
