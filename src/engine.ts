@@ -101,7 +101,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     ensureRoot(paths);
     // The settings a root starts with are the baseline `reload-settings` reports changes against.
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
-    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency });
+    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency, thread: o.work });
     const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
     store.onError?.((error) => mesh.safeEmit("engine:error", { error }));
     if (o.work) {

@@ -35,10 +35,24 @@ export function storeFor(root: string): string | undefined {
   return url;
 }
 
-/** A fresh, empty folder; removed by the returned cleanup. */
+/**
+ * A fresh, empty folder; removed by the returned cleanup. After-hooks run in registration order,
+ * so a cleanup registered first may run while a process of the test still writes there: then
+ * the folder is removed when the test file's process exits, and the hooks after it still run.
+ */
 export function tempRoot(prefix = "relaymesh-test-"): { root: string; cleanup: () => void } {
   const root = mkdtempSync(join(tmpdir(), prefix));
-  return { root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  const remove = () => rmSync(root, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
+  return {
+    root,
+    cleanup: () => {
+      try {
+        remove();
+      } catch {
+        process.once("exit", () => { try { remove(); } catch { /* left in the temp folder */ } });
+      }
+    },
+  };
 }
 
 /** The environment of a CLI process on `args`' root: its store on PostgreSQL runs. */

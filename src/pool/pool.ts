@@ -40,10 +40,6 @@ const WARM_UP_ROUNDS = 5;
 /** Receives the outcome of one attempt handed to `AgentPool.run`. */
 export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
 
-/** True for the result of an attempt whose thread was ended because of another attempt: run it again, uncounted. */
-export function isWorkerLost(result: StepResultMessage): boolean {
-  return result.type === "error" && result.error.code === ErrorCode.WORKER_LOST;
-}
 
 /** How long close() waits for starting threads to finish loading before it ends them anyway. */
 const CLOSE_WARM_UP_WAIT_MS = 5_000;
@@ -151,10 +147,18 @@ export class AgentPool {
     const want = Math.max(1, this.#piscina.threads.length);
     const msg: WarmUpMessage = { type: "warm-up", controlChannel: this.controlChannel, resultChannel: this.resultChannel };
     const seen = new Set<number>();
-    // Piscina hands each message to the least busy thread, so one round usually reaches them all.
-    for (let round = 0; round < WARM_UP_ROUNDS && seen.size < want; round++) {
-      const replies = await Promise.all(Array.from({ length: want }, () => this.#piscina.run(msg) as Promise<WarmUpReply>));
-      for (const r of replies) seen.add(r.threadId);
+    // A thread that fails while starting is reported as a pool "error", and the message waits on: fail with it.
+    let onError: (error: Error) => void = () => {};
+    const failed = new Promise<never>((_, reject) => { onError = reject; });
+    this.#piscina.once("error", onError);
+    try {
+      // Piscina hands each message to the least busy thread, so one round usually reaches them all.
+      for (let round = 0; round < WARM_UP_ROUNDS && seen.size < want; round++) {
+        const replies = await Promise.race([Promise.all(Array.from({ length: want }, () => this.#piscina.run(msg) as Promise<WarmUpReply>)), failed]);
+        for (const r of replies) seen.add(r.threadId);
+      }
+    } finally {
+      this.#piscina.off("error", onError);
     }
     return seen.size;
   }

@@ -1,4 +1,4 @@
-import type { WireError } from "../errors.js";
+import { ErrorCode, type WireError } from "../errors.js";
 import type { ScriptAgentConfig } from "../agents/scripts.js";
 
 /** How a worker thread finds the code of an agent. */
@@ -113,3 +113,8 @@ export type KvReply = { ok: true; value: unknown } | { ok: false; error: WireErr
 export type ControlMessage =
   | { type: "abort"; key: string; error: WireError }
   | { type: "kv-reply"; requestId: string; reply: KvReply };
+
+/** True for the result of an attempt whose thread was ended because of another attempt: run it again, uncounted. */
+export function isWorkerLost(result: StepResultMessage): boolean {
+  return result.type === "error" && result.error.code === ErrorCode.WORKER_LOST;
+}

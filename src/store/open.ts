@@ -1,21 +1,25 @@
 import { InvalidOptionsError } from "../errors.js";
 import type { Settings } from "../model/settings.js";
-import { PostgresStore } from "./postgres/store.js";
 import { redactUrl } from "./postgres/url.js";
 import { SqliteStore } from "./sqlite/store.js";
+import { SqliteThreadStore } from "./sqlite/thread-store.js";
 import type { Store } from "./store.js";
 
 /**
  * Opens and migrates the store named by `url`: undefined (or "sqlite:<path>") for SQLite, by
- * default the root's relaymesh.db; "postgres://…" or "postgresql://…" for PostgreSQL, with a
+ * default the root's relaymesh.db — with `thread`, run on a store thread of its own (SqliteThreadStore),
+ * so its statements and fsyncs never block the event loop of a process that works; "postgres://…" or "postgresql://…" for PostgreSQL, with a
  * pool of `concurrency + 2` connections (plus one LISTEN connection once the engine works).
  */
-export async function openStore(url: string | undefined, defaultSqlitePath: string, settings: Settings, options: { concurrency?: number } = {}): Promise<Store> {
+export async function openStore(url: string | undefined, defaultSqlitePath: string, settings: Settings, options: { concurrency?: number; thread?: boolean } = {}): Promise<Store> {
   let store: Store;
   if (url === undefined || url.startsWith("sqlite:")) {
     const path = url === undefined ? defaultSqlitePath : url.slice("sqlite:".length);
-    store = SqliteStore.open({ path, durability: settings.durability });
+    const o = { path, durability: settings.durability };
+    store = options.thread ? await SqliteThreadStore.open(o) : SqliteStore.open(o);
   } else if (/^postgres(ql)?:\/\//.test(url)) {
+    // Loaded here: SQLite users never load pg.
+    const { PostgresStore } = await import("./postgres/store.js");
     store = PostgresStore.open({ url, poolSize: (options.concurrency ?? 4) + 2 });
   } else {
     throw new InvalidOptionsError(`--store ${redact(url)}: unknown store URL (expected "postgres://…" or "sqlite:<path>", or omit it for SQLite in the root)`);

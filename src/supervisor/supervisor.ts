@@ -3,7 +3,8 @@ import { ErrorCode, LeaseLostError, RelayMeshError, errorFromWire, errorToWire, 
 import type { EngineEventMap } from "../events.js";
 import type { Settings } from "../model/settings.js";
 import type { AgentRegistry } from "../agents/registry.js";
-import { isWorkerLost, type AgentPool } from "../pool/pool.js";
+import type { AgentPool } from "../pool/pool.js";
+import { isWorkerLost } from "../pool/protocol.js";
 import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
 import { TERMINAL_TASK_STATUSES } from "../store/types.js";
@@ -111,6 +112,9 @@ export class Supervisor {
   readonly #hasCaps: boolean;
   #windowTimer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> | null = null;
+  /** A commit of submissions only, sent right behind the group commit in flight (pipelined). */
+  #submitting: Promise<void> | null = null;
+  #submitScheduled = false;
   #idleWaiters: (() => void)[] = [];
   #timers: NodeJS.Timeout[] = [];
   #unwake: (() => void) | null = null;
@@ -149,7 +153,8 @@ export class Supervisor {
   submit(task: NewTask): Promise<{ taskId: string; created: boolean; steps: number }> {
     return new Promise((resolve, reject) => {
       this.#submits.push({ task, resolve, reject });
-      this.#schedule();
+      if (this.#flushing) this.#pipelineSubmits();
+      else this.#schedule();
     });
   }
 
@@ -376,7 +381,9 @@ export class Supervisor {
   /** Commits whatever is queued, then stops. */
   async flushNow(): Promise<void> {
     this.#schedule();
-    while (this.#flushScheduled || this.#flushing) await (this.#flushing ?? new Promise((r) => setImmediate(r)));
+    while (this.#flushScheduled || this.#flushing || this.#submitScheduled || this.#submitting) {
+      await (this.#flushing ?? this.#submitting ?? new Promise((r) => setImmediate(r)));
+    }
   }
 
   /**
@@ -405,7 +412,7 @@ export class Supervisor {
   };
 
   #isIdle(): boolean {
-    return this.#inflight.size === 0 && !this.#flushing && !this.#flushScheduled && !this.#hasMail();
+    return this.#inflight.size === 0 && !this.#flushing && !this.#flushScheduled && !this.#submitting && !this.#submitScheduled && !this.#hasMail();
   }
 
   #hasMail(): boolean {
@@ -425,6 +432,52 @@ export class Supervisor {
         else if (this.#isIdle()) for (const w of this.#idleWaiters.splice(0)) w();
       });
     });
+  }
+
+  /**
+   * Submissions that arrive while a group commit is being written go out at once in a commit of
+   * their own, queued right behind it in the store (pipelined), instead of waiting for it to
+   * return. Each is still acknowledged only once its own commit is durable.
+   */
+  #pipelineSubmits(): void {
+    if (this.#submitting || this.#submitScheduled) return;
+    this.#submitScheduled = true;
+    setImmediate(() => {
+      this.#submitScheduled = false;
+      if (!this.#flushing || this.#submits.length === 0) return this.#schedule();
+      this.#submitting = this.#flushSubmits().finally(() => {
+        this.#submitting = null;
+        this.#wakeDue = true;
+        if (this.#flushing) { if (this.#submits.length > 0) this.#pipelineSubmits(); } else this.#schedule();
+      });
+    });
+  }
+
+  async #flushSubmits(): Promise<void> {
+    const submits = this.#submits;
+    this.#submits = [];
+    const batch: CommitBatch = {
+      nowMs: this.#now(), nodeId: this.#o.nodeId, leaseTimeoutMs: this.#settings.leaseTimeoutMs, submissions: submits.map((s) => s.task),
+      completions: [], failures: [], renewals: [], releases: [], releaseRetriesLimit: 0, reclaimExpiredLimit: 0, claim: null,
+    };
+    let result: CommitResult;
+    try {
+      result = await this.#o.store.commit(batch);
+    } catch (error) {
+      for (const s of submits) s.reject(error);
+      this.#o.emit("engine:error", { error: error as Error });
+      return;
+    }
+    this.#acknowledge(submits, result);
+  }
+
+  #acknowledge(submits: PendingSubmit[], result: CommitResult): void {
+    submits.forEach((s, i) => {
+      const outcome = result.submitted[i]!;
+      if (outcome.error) s.reject(errorFromWire(outcome.error, ErrorCode.STORE));
+      else s.resolve({ taskId: outcome.taskId, created: outcome.created, steps: outcome.steps });
+    });
+    for (const s of result.submitted) if (!s.error) this.#o.emit("task:submitted", { taskId: s.taskId, created: s.created });
   }
 
   async #flush(): Promise<void> {
@@ -474,11 +527,7 @@ export class Supervisor {
     }
     this.#failedCommits = 0;
     this.#flushStartedAt = null;
-    submits.forEach((s, i) => {
-      const outcome = result.submitted[i]!;
-      if (outcome.error) s.reject(errorFromWire(outcome.error, ErrorCode.STORE));
-      else s.resolve({ taskId: outcome.taskId, created: outcome.created, steps: outcome.steps });
-    });
+    this.#acknowledge(submits, result);
     if (batch.claim) {
       const order = this.#picker.record(result.claimed.map((c) => c.priority), result.claimBacklog);
       result.claimed = order.map((i) => result.claimed[i]!);
@@ -488,7 +537,6 @@ export class Supervisor {
       w.resolve(outcome);
       if (outcome === "ok") this.#o.emit("kv:changed", { namespace: w.write.namespace, keys: w.write.entries.map((e) => e.key), writer: w.write.writer });
     });
-    for (const s of result.submitted) if (!s.error) this.#o.emit("task:submitted", { taskId: s.taskId, created: s.created });
     this.#afterCommit(result, renewals, renewedAt, failures);
   }
 

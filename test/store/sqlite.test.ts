@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
+import { SqliteThreadStore } from "../../src/store/sqlite/thread-store.js";
 import { MIGRATIONS } from "../../src/store/migrations.js";
 import { ErrorCode } from "../../src/errors.js";
 import type { CommitBatch, NewTask } from "../../src/store/types.js";
@@ -18,6 +19,21 @@ storeConformance("sqlite", async () => {
   const opened: SqliteStore[] = [];
   const open = async () => {
     const store = SqliteStore.open({ path, durability: "full" });
+    opened.push(store);
+    await store.migrate();
+    return store;
+  };
+  const store = await open();
+  return { store, another: open, async cleanup() { for (const s of opened) await s.close(); cleanup(); } };
+});
+
+// The same suite through the store thread the engine uses (calls cross a thread; errors are rebuilt from their codes).
+storeConformance("sqlite-thread", async () => {
+  const { root, cleanup } = tempRoot("relaymesh-store-thread-");
+  const path = join(root, "relaymesh.db");
+  const opened: SqliteThreadStore[] = [];
+  const open = async () => {
+    const store = await SqliteThreadStore.open({ path, durability: "full" });
     opened.push(store);
     await store.migrate();
     return store;

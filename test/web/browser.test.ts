@@ -10,14 +10,19 @@ const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable
 
 test("serve-web page: lists a submitted task, opens it, and cancels a running sleep task from the browser", async (t) => {
   const { root, cleanup } = tempRoot();
-  t.after(cleanup);
+  // after-hooks run in the order registered: the root goes only once every process using it has stopped.
+  const stops: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const stop of stops.reverse()) await stop();
+    cleanup();
+  });
   await cli(["init", "--root", root]);
   const mesh = await reader(root);
-  t.after(() => mesh.close());
+  stops.push(() => mesh.close());
   const worker = spawnCli(["worker", "--root", root, "--concurrency", "2", "--shutdown-timeout-ms", "1000"]);
-  t.after(async () => { worker.child.kill("SIGTERM"); await worker.exited; });
+  stops.push(async () => { worker.child.kill("SIGTERM"); await worker.exited; });
   const web = await startConsole(root, ["--ro-token", "ro", "--rw-token", "rw"]);
-  t.after(() => web.stop());
+  stops.push(() => web.stop());
 
   const { taskId } = await mesh.submitWorkflow({ name: "nap <b>&amp;</b>", steps: [{ id: "nap", agent: "sleep", input: { ms: 120_000 } }] });
   await waitUntil(async () => (await mesh.getTask(taskId)).status === "RUNNING", "the sleep task to be RUNNING");

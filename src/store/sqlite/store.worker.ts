@@ -1,0 +1,35 @@
+import { parentPort, workerData } from "node:worker_threads";
+import { errorToWire } from "../../errors.js";
+import type { RowPage } from "../tables.js";
+import { SqliteStore } from "./store.js";
+import type { StoreReply, StoreRequest, StoreThreadData } from "./thread-protocol.js";
+
+// The store thread: owns the better-sqlite3 connection, so statements and fsyncs never block the
+// main thread's event loop. Requests run strictly in arrival order (each method's work is
+// synchronous), which keeps the order the main thread committed in.
+const port = parentPort!;
+const { options } = workerData as StoreThreadData;
+const post = (reply: StoreReply) => port.postMessage(reply);
+
+let store: SqliteStore;
+try {
+  store = SqliteStore.open(options);
+  post({ type: "ready" });
+} catch (error) {
+  post({ type: "open-failed", error: errorToWire(error) });
+  process.exit(0);
+}
+
+port.on("message", (req: StoreRequest) => {
+  const run = req.type === "export-rows" ? exportRows() : (store[req.method] as (...a: unknown[]) => Promise<unknown>).apply(store, req.args);
+  run.then(
+    (value) => post({ type: "reply", id: req.id, ok: true, value }),
+    (error: unknown) => post({ type: "reply", id: req.id, ok: false, error: errorToWire(error) }),
+  );
+});
+
+async function exportRows(): Promise<{ counts: Record<string, number>; pages: RowPage[] }> {
+  const pages: RowPage[] = [];
+  const counts = await store.exportRows((page) => { pages.push(page); });
+  return { counts, pages };
+}
