@@ -56,6 +56,8 @@ export class PostgresStore implements Store {
   readonly #wake: WakeChannel;
   readonly #errorListeners = new Set<(error: Error) => void>();
   #offsetMs = 0;
+  /** The earliest RETRY_WAIT time the last commit or probe saw (undefined: not read yet). */
+  #nextRetryAtMs: number | null | undefined = undefined;
   #clockTimer: NodeJS.Timeout | null = null;
   #migrated = false;
   #closed = false;
@@ -139,15 +141,20 @@ export class PostgresStore implements Store {
     // An idle poll reads; it takes no lock and writes no row.
     if (isReadOnlyBatch(batch)) {
       const p = await this.#read("commit", (c) => probe(c, batch));
+      this.#nextRetryAtMs = p.retryAtMs;
       if (!p.busy) return { ...emptyResult(), nextRetryAtMs: p.retryAtMs };
     }
+    // The earliest retry seen by the last read (any node's): no round trip for a release that has nothing due.
+    const known = this.#nextRetryAtMs;
+    const releaseDue = known === undefined || (known !== null && known <= batch.nowMs);
     let madeReady = 0;
     const result = await this.#tx("commit", async (c) => {
       const b = new PgBatch(c, batch.nowMs, batch.nodeId);
-      const r = await b.apply(batch);
+      const r = await b.apply(releaseDue ? batch : { ...batch, releaseRetriesLimit: 0 });
       madeReady = b.madeReady;
       return r;
     });
+    this.#nextRetryAtMs = result.nextRetryAtMs;
     if (madeReady > result.claimed.length) this.#wake.hint();
     return result;
   }
