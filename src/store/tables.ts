@@ -24,6 +24,10 @@ export const EXPORT_TABLES: readonly TableSpec[] = [
   { name: "nodes", key: ["node_id"], booleans: [] },
   { name: "kv", key: ["namespace", "key"], booleans: ["deleted"] },
   { name: "ownership_events", key: ["id"], booleans: [], serial: "id" },
+  { name: "dedupe_keys", key: ["key"], booleans: [] },
+  { name: "rate_buckets", key: ["bucket"], booleans: [] },
+  { name: "schedules", key: ["name"], booleans: ["paused"] },
+  { name: "schedule_fires", key: ["name", "slot_key"], booleans: [] },
 ];
 
 /** One page of exported rows. */

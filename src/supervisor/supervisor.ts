@@ -181,7 +181,7 @@ export class Supervisor {
    */
   cancelTask(taskId: string, mode: "hard" | "soft", reason: string | undefined): Promise<CancelResult | null> {
     return this.operate(async () => {
-      const result = await this.#o.store.cancelTask(taskId, mode, this.#now());
+      const result = await this.#o.store.cancelTask(taskId, mode, this.#now(), reason);
       if (!result) return null;
       this.abortRefs(result.cancelledRunning, new RelayMeshError(ErrorCode.ABORTED, `task ${taskId} was cancelled${reason ? `: ${reason}` : ""}`));
       if (result.cancelledSteps.length > 0 && TERMINAL_TASK_STATUSES.has(result.status)) this.#o.emit("task:finished", { taskId, status: result.status });
@@ -448,7 +448,7 @@ export class Supervisor {
       kvWrites: kvWrites.map((w) => w.write), progress,
       releaseRetriesLimit: this.#claiming ? this.#settings.retryDispatchLimit : 0,
       reclaimExpiredLimit: reclaim ? 100 : 0,
-      claim: free > 0 ? this.#picker.plan(free) : null,
+      claim: free > 0 ? { ...this.#picker.plan(free), rateLimitedMax: Math.max(0, this.#o.concurrency - this.#running - this.#waiting.length) } : null,
     };
     if (!batch.claim && !reclaim && batch.submissions.length + completions.length + failures.length + renewals.length + releases.length +
       kvWrites.length + progress.length === 0) return;
@@ -541,6 +541,7 @@ export class Supervisor {
     if (result.nextRetryAtMs !== null) this.#armRetryTimer(result.nextRetryAtMs);
   }
 
+  /** Wakes at the earliest due retry, delayed start or rate-limit token (the store reports it after each commit). */
   #armRetryTimer(atMs: number): void {
     if (!this.#claiming || atMs >= this.#retryTimerAt) return;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);

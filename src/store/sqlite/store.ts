@@ -1,3 +1,5 @@
+import { closeSync, fsyncSync, openSync, rmSync, statfsSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { StoreError } from "../../errors.js";
 import type { WireError } from "../../errors.js";
@@ -6,12 +8,15 @@ import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
   ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { applyBatch, insertTask, type InsertTask } from "./commit.js";
 import { EXPORT_TABLES, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
+import { prepareFlow } from "./flow.js";
+import { prepareSchedules, type SqliteSchedules } from "./schedules.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
@@ -22,20 +27,31 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
+/** Counter name prefix of failed store operations: `store_errors_total:<operation>:<code>`. */
+export const STORE_ERRORS_COUNTER = "store_errors_total";
+
+/** Size of the file the disk probe of `health()` writes and syncs. */
+const DISK_PROBE_BYTES = 64 * 1024;
+
 /** The embedded store: one SQLite file in WAL mode, shared by the processes of one root. */
 export class SqliteStore implements Store {
   readonly location: string;
   readonly #db: Database.Database;
   #statements: Statements | null = null;
   #ops: SqliteOps | null = null;
+  #schedules: SqliteSchedules | null = null;
   readonly #durability: "full" | "normal";
   #commitTx: ((batch: CommitBatch) => CommitResult) | null = null;
   #reclaimTx: ((nodeIds: string[], limit: number, now: number, byNode: string) => number) | null = null;
   #closed = false;
+  readonly #path: string;
+  /** Failed operations not yet added to the counters table (added by the next write that succeeds). */
+  readonly #unrecordedErrors = new Map<string, number>();
 
   private constructor(db: Database.Database, path: string, durability: "full" | "normal") {
     this.#db = db;
     this.#durability = durability;
+    this.#path = path;
     this.location = `sqlite:${path}`;
   }
 
@@ -109,13 +125,15 @@ export class SqliteStore implements Store {
     this.#ops = prepareOps(db);
     const statements = this.#statements;
     const ops = this.#ops;
+    const flow = prepareFlow(db);
+    this.#schedules = prepareSchedules(db, statements, flow);
     const insertOne: InsertTask = db.transaction(insertTask);
-    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, batch, insertOne));
+    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, flow, batch, insertOne));
     this.#commitTx = (batch) => tx.immediate(batch);
     const reclaim = db.transaction((nodeIds: string[], limit: number, now: number, byNode: string) => {
       const n = ops.expireLeasesOf(nodeIds, limit, now, byNode);
       // Their leases now end first in expiry order, so this reclaim takes exactly them.
-      if (n > 0) applyBatch(statements, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, insertOne);
+      if (n > 0) applyBatch(statements, flow, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, insertOne);
       return n;
     });
     this.#reclaimTx = (...args) => reclaim.immediate(...args);
@@ -128,10 +146,27 @@ export class SqliteStore implements Store {
   async commit(batch: CommitBatch): Promise<CommitResult> {
     const commitTx = this.#commitTx;
     if (!commitTx) throw new StoreError("store is not migrated (call migrate() first) or is closed");
-    return this.#guard(() => {
+    const result = this.#guard(() => {
       const idle = this.#idleResult(batch);
       return idle ?? commitTx(batch);
     }, "commit");
+    if (this.#unrecordedErrors.size > 0) this.#recordErrors();
+    return result;
+  }
+
+  /** Adds the failures counted since the last successful write to the counters (kept for later if this fails too). */
+  #recordErrors(): void {
+    const bump = this.#o().bumpCounter;
+    try {
+      this.#db.transaction(() => { for (const [name, n] of this.#unrecordedErrors) bump(name, n); })();
+      this.#unrecordedErrors.clear();
+    } catch { /* still failing: counted in memory, shown in snapshots */ }
+  }
+
+  /** Persisted counters plus this process's failures not yet written. */
+  #withUnrecorded(counters: Record<string, number>): Record<string, number> {
+    for (const [name, n] of this.#unrecordedErrors) counters[name] = (counters[name] ?? 0) + n;
+    return counters;
   }
 
   /** For a batch that only claims and reclaims: an empty result from a read when there is nothing to do (no write lock taken). */
@@ -199,11 +234,11 @@ export class SqliteStore implements Store {
 
   async counters(): Promise<Record<string, number>> {
     const rows = this.#guard(() => this.#s().counters.all(), "counters") as { name: string; value: number }[];
-    return Object.fromEntries(rows.map((r) => [r.name, r.value]));
+    return this.#withUnrecorded(Object.fromEntries(rows.map((r) => [r.name, r.value])));
   }
 
-  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null> {
-    return this.#guard(() => this.#o().cancelTask(taskId, mode, nowMs), "cancelTask");
+  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null> {
+    return this.#guard(() => this.#o().cancelTask(taskId, mode, nowMs, reason ?? null), "cancelTask");
   }
 
   async replayTask(taskId: string, nowMs: number): Promise<ReplayResult | null> {
@@ -215,7 +250,9 @@ export class SqliteStore implements Store {
   }
 
   async opsSnapshot(nowMs: number): Promise<OpsSnapshot> {
-    return this.#guard(() => this.#o().snapshot(nowMs), "opsSnapshot");
+    const snapshot = this.#guard(() => this.#o().snapshot(nowMs), "opsSnapshot");
+    this.#withUnrecorded(snapshot.counters);
+    return snapshot;
   }
 
   async heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void> {
@@ -266,6 +303,38 @@ export class SqliteStore implements Store {
 
   async bumpClusterEpoch(nowMs: number): Promise<{ clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] }> {
     return this.#guard(() => this.#o().bumpClusterEpoch(nowMs), "bumpClusterEpoch");
+  }
+
+  async dueDeadlines(nowMs: number, limit: number): Promise<string[]> {
+    return this.#guard(() => this.#sch().dueDeadlines(nowMs, limit), "dueDeadlines");
+  }
+
+  async putSchedule(def: ScheduleDefinition, nowMs: number): Promise<{ schedule: ScheduleRecord; replaced: boolean }> {
+    return this.#guard(() => this.#sch().put(def, nowMs), "putSchedule");
+  }
+
+  async getSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.#guard(() => this.#sch().get(name), "getSchedule");
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#guard(() => this.#sch().list(), "listSchedules");
+  }
+
+  async setSchedulePaused(name: string, paused: boolean, next: { nextSlotMs: number | null; nextAtMs: number | null }, nowMs: number): Promise<ScheduleRecord | null> {
+    return this.#guard(() => this.#sch().setPaused(name, paused, next, nowMs), "setSchedulePaused");
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.#guard(() => this.#sch().remove(name), "removeSchedule");
+  }
+
+  async dueSchedules(nowMs: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.#guard(() => this.#sch().due(nowMs, limit), "dueSchedules");
+  }
+
+  async fireSchedule(fire: ScheduleFire): Promise<ScheduleFireResult> {
+    return this.#guard(() => this.#sch().fire(fire), "fireSchedule");
   }
 
   async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
@@ -323,10 +392,36 @@ export class SqliteStore implements Store {
       if (this.#closed || !this.#statements) throw new Error("store is closed or not migrated");
       return this.location;
     });
+    check("store-integrity", () => {
+      const rows = this.#guard(() => this.#db.pragma("quick_check") as { quick_check: string }[], "health");
+      if (rows.length !== 1 || rows[0]!.quick_check !== "ok") {
+        throw new Error(`PRAGMA quick_check found damage: ${rows.slice(0, 3).map((r) => r.quick_check).join("; ")}`);
+      }
+      return "PRAGMA quick_check: ok";
+    });
     check("store-writable", () => {
-      this.#db.transaction(() => this.#db.prepare(`INSERT INTO counters (name, value) VALUES ('health_check_total', 1)
-        ON CONFLICT (name) DO UPDATE SET value = value + 1`).run()).immediate();
+      this.#guard(() => this.#db.transaction(() => this.#o().bumpCounter("health_check_total", 1)).immediate(), "health");
       return "a write transaction committed";
+    });
+    check("store-disk", () => {
+      const dir = dirname(this.#path);
+      const probe = join(dir, `.relaymesh-disk-probe-${process.pid}`);
+      try {
+        const fd = openSync(probe, "w");
+        try {
+          writeSync(fd, Buffer.alloc(DISK_PROBE_BYTES));
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      } catch (error) {
+        this.#count("health", (error as NodeJS.ErrnoException).code);
+        throw new Error(`cannot write and sync ${DISK_PROBE_BYTES} bytes beside the store: ${(error as Error).message}`);
+      } finally {
+        rmSync(probe, { force: true });
+      }
+      const fs = statfsSync(dir);
+      return `${DISK_PROBE_BYTES} bytes written and synced in ${dir}; ${fs.bavail * fs.bsize} bytes free`;
     });
     check("pragmas", () => {
       const p = this.pragmas();
@@ -343,6 +438,7 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#ops = null;
+    this.#schedules = null;
     this.#commitTx = null;
     this.#reclaimTx = null;
     this.#statements = null;
@@ -359,12 +455,23 @@ export class SqliteStore implements Store {
     return this.#ops;
   }
 
+  #count(operation: string, code: string | undefined): void {
+    const name = `${STORE_ERRORS_COUNTER}:${operation}:${code ?? "unknown"}`;
+    this.#unrecordedErrors.set(name, (this.#unrecordedErrors.get(name) ?? 0) + 1);
+  }
+
+  #sch(): SqliteSchedules {
+    if (!this.#schedules) throw new StoreError("store is not migrated (call migrate() first) or is closed");
+    return this.#schedules;
+  }
+
   #guard<T>(fn: () => T, operation: string): T {
     try {
       return fn();
     } catch (cause) {
       if (cause instanceof StoreError) throw cause;
       const code = (cause as { code?: string }).code;
+      this.#count(operation, code);
       throw new StoreError(`SQLite ${operation} failed${code ? ` (${code})` : ""}: ${(cause as Error).message}`, { cause });
     }
   }
@@ -382,18 +489,21 @@ const IDLE_BATCH: CommitBatch = {
 interface TaskRow {
   task_id: string; name: string | null; status: TaskStatus; priority: number; idempotency_key: string | null; fail_fast: number;
   trace_id: string; created_at_ms: number; updated_at_ms: number; finished_at_ms: number | null;
+  deadline_at_ms: number | null; cancel_reason: string | null; schedule_name: string | null;
 }
 interface StepRow {
   step_id: string; agent: string; status: StepStatus; priority: number; attempt: number; max_attempts: number;
   depends_on_json: string; input_json: string; output_json: string | null; error_json: string | null; lease_owner: string | null;
   lease_epoch: number; lease_expires_at_ms: number | null; ready_at_ms: number | null; started_at_ms: number | null; finished_at_ms: number | null;
   progress_pct: number | null; progress_message: string | null; replays: number;
+  not_before_ms: number | null; concurrency_key: string | null; concurrency_limit: number | null; rate_name: string | null;
 }
 
 function toTaskRecord(r: TaskRow): TaskRecord {
   return {
     taskId: r.task_id, name: r.name, status: r.status, priority: r.priority, idempotencyKey: r.idempotency_key,
     failFast: r.fail_fast === 1, traceId: r.trace_id, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms, finishedAtMs: r.finished_at_ms,
+    deadlineAtMs: r.deadline_at_ms, cancelReason: r.cancel_reason, scheduleName: r.schedule_name,
   };
 }
 
@@ -404,6 +514,7 @@ function toStepRecord(r: StepRow): StepRecord {
     output: r.output_json === null ? null : JSON.parse(r.output_json), error: r.error_json === null ? null : (JSON.parse(r.error_json) as WireError),
     leaseOwner: r.lease_owner, leaseEpoch: r.lease_epoch, leaseExpiresAtMs: r.lease_expires_at_ms, readyAtMs: r.ready_at_ms,
     startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms, progressPct: r.progress_pct, progressMessage: r.progress_message,
-    replays: r.replays,
+    replays: r.replays, notBeforeMs: r.not_before_ms, concurrencyKey: r.concurrency_key, concurrencyLimit: r.concurrency_limit,
+    rateLimit: r.rate_name,
   };
 }
