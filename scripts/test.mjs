@@ -25,6 +25,9 @@ if (all.length === 0) {
 const serial = all.filter((f) => f.endsWith(".serial.test.js"));
 const files = all.filter((f) => !serial.includes(f));
 const pgUrl = process.env.RELAYMESH_PG_URL;
+// Schemas of this run only: other runs may share the server.
+const runId = `${process.pid}${Date.now().toString(36)}`;
+process.env.RELAYMESH_TEST_RUN = runId;
 const onPg = { ...process.env, RELAYMESH_TEST_STORE: "postgres" };
 
 const run = (list, env = process.env) =>
@@ -51,7 +54,7 @@ if (pgUrl) {
   const client = new pg.Client({ connectionString: base.toString() });
   try {
     await client.connect();
-    const { rows } = await client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rm\\_t\\_%'`);
+    const { rows } = await client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`rm\\_t\\_${runId}\\_%`]);
     for (const r of rows) await client.query(`DROP SCHEMA IF EXISTS "${r.nspname}" CASCADE`);
   } catch (error) {
     console.error(`could not drop the test schemas: ${error.message}`);

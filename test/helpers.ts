@@ -15,8 +15,8 @@ export const BIN = join(REPO, "bin", "relaymesh.js");
  */
 export const TEST_STORE: "sqlite" | "postgres" = process.env.RELAYMESH_TEST_STORE === "postgres" ? "postgres" : "sqlite";
 
-/** Prefix of the schemas a PostgreSQL test run creates (scripts/test.mjs drops them all after the run). */
-export const TEST_SCHEMA_PREFIX = "rm_t_";
+/** Prefix of the schemas a PostgreSQL test run creates (scripts/test.mjs drops its own run's after it; runs on one server never touch each other's). */
+export const TEST_SCHEMA_PREFIX = `rm_t_${process.env.RELAYMESH_TEST_RUN ?? "x"}_`;
 const schemas = new Map<string, string>();
 
 /** The store URL of a root in this test run: undefined on SQLite, the root's own schema on PostgreSQL. */

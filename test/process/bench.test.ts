@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { BIN, cli, REPO, spawnCli, storeFor, tempRoot, TEST_STORE, waitUntil } from "../helpers.js";
+import { BIN, cli, REPO, spawnCli, storeFor, tempRoot, TEST_STORE } from "../helpers.js";
 import { RelayMesh } from "../../src/index.js";
 
 /** Fields every report carries (reportVersion 2). */
@@ -279,9 +279,7 @@ test("bench --in-place with another worker on the store: tasks that worker finis
   writeFileSync(flow, JSON.stringify({ steps: [{ id: "nap", agent: "sleep", input: { ms: 20 } }] }));
   const worker = spawnCli(["worker", "--root", root, "--concurrency", "4", "--json"]);
   t.after(() => { worker.child.kill("SIGKILL"); });
-  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
-  t.after(() => mesh.close());
-  await waitUntil(async () => (await mesh.members()).length > 0, "the worker to join the store");
+  await worker.waitForStderr("running on");
   const r = await cli(["bench", "--root", root, "--in-place", "--workflow", flow, "--tasks", "100", "--concurrency", "1", "--in-flight", "8", "--json",
     "--report-out", join(root, "shared.json")], { timeoutMs: 120_000 });
   assert.equal(r.code, 0, r.stderr);
