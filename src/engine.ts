@@ -24,9 +24,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
 import { exportSnapshot } from "./ops/snapshot.js";
+import { migrateStore, type MigrateResult } from "./ops/migrate.js";
 import { maintenanceTick, type MaintenanceResult } from "./mesh/maintenance.js";
 import { Inbox, type InboxPassResult } from "./inbox/inbox.js";
-import type { HealthCheck, KvChange, NewTask, NodeRecord } from "./store/types.js";
+import type { HealthCheck, KvChange, NewTask, NodeRecord, SettingsChange } from "./store/types.js";
+import { legacySettingsHistory, mergeSettingsHistory } from "./observe/settings-history.js";
+import { randomUUID } from "node:crypto";
 import { KvNamespace, type KvTransport } from "./agents/kv.js";
 
 /**
@@ -52,6 +55,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   #beating = false;
   #lastPruneMs = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
+  readonly #pendingSettings = new Set<Promise<void>>();
   readonly #options: ResolvedEngineOptions;
   readonly #supervisor: Supervisor;
   #pool: AgentPool | null = null;
@@ -329,8 +333,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (changed.length > 0) {
       this.#settings = next;
       this.#supervisor.updateSettings(next);
-      this.#trail.record({ action: "settings.reload", actor, resource: "settings", details: { changedFields: changed } });
-      this.#trail.flush();
+      this.#settingsChanged(actor, changed, null);
     }
     return { changedFields: changed };
   }
@@ -340,27 +343,56 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * fields changed since the last recorded settings (names only) and adds them to the history.
    * An invalid file throws (and is recorded as a failed reload); nothing else changes.
    */
-  recordSettings(): { changedFields: string[] } {
-    const next = this.#readSettings(this.actor);
+  async recordSettings(): Promise<{ changedFields: string[] }> {
+    let next: Settings;
+    try {
+      next = this.#readSettings(this.actor);
+    } finally {
+      await this.#settingsWrites();
+    }
     const path = settingsFingerprintPath(this.paths);
     const previous = existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) as SettingsFingerprint : {};
     const current = fingerprint(next);
     const changed = changedFields(previous, current);
     writeJsonFile(path, current);
-    this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", details: { changedFields: changed } });
-    this.#trail.flush();
+    this.#settingsChanged(this.actor, changed, null);
+    await this.#settingsWrites();
     return { changedFields: changed };
   }
 
-  /** The settings file, validated; a failure is audited as a failed reload by `actor` and thrown. */
+  /** Settings changes (field names only), newest first: the store's history and, for older roots, the audit log's. */
+  async settingsHistory(limit: number): Promise<SettingsChange[]> {
+    this.#trail.flush();
+    return mergeSettingsHistory(await this.store.settingsHistory(limit), await legacySettingsHistory(this.audit), limit);
+  }
+
+  /** The settings file, validated; a failure is recorded as a failed reload by `actor` and thrown. */
   #readSettings(actor: string): Settings {
     try {
       return readRootConfig(this.paths, this.#options.settings).settings;
     } catch (error) {
-      this.#trail.record({ action: "settings.reload", actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
-      this.#trail.flush();
+      this.#settingsChanged(actor, [], (error as Error).message);
       throw error;
     }
+  }
+
+  /** Records a settings change (or a failed reload) in the audit log and the store's history. */
+  #settingsChanged(actor: string, changed: string[], error: string | null): void {
+    const entryId = randomUUID();
+    this.#trail.record({
+      action: "settings.reload", actor, resource: "settings", ...(error !== null ? { result: "error" as const } : {}),
+      details: error !== null ? { error, entryId } : { changedFields: changed, entryId },
+    });
+    this.#trail.flush();
+    const write = this.store.addSettingsChange({ entryId, atMs: Date.now(), nodeId: this.nodeId, actor, result: error !== null ? "error" : "ok", changedFields: changed, error })
+      .catch((e: Error) => this.safeEmit("engine:error", { error: e }))
+      .finally(() => this.#pendingSettings.delete(write));
+    this.#pendingSettings.add(write);
+  }
+
+  /** Settles the settings history writes under way. */
+  async #settingsWrites(): Promise<void> {
+    await Promise.all([...this.#pendingSettings]);
   }
 
   /** Re-reads the settings file every `intervalMs`; errors are reported as `engine:error` and leave the settings as they are. */
@@ -463,6 +495,24 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return result;
   }
 
+  /**
+   * Copies this store's tasks (every status, with their steps, outputs, checkpoints, keys, lease
+   * conflicts and ownership events) and the settings history into the store at `url` (see
+   * `migrateStore`). A target holding another store's tasks is refused unless `merge`.
+   */
+  async migrateTo(url: string, options: { merge?: boolean } = {}): Promise<MigrateResult> {
+    this.#assertOpen("migrateTo");
+    this.#trail.flush();
+    const target = await openStore(url, join(this.paths.dir, "relaymesh.db"), this.#settings);
+    try {
+      const result = await migrateStore(this.store, target, { merge: options.merge ?? false, nowMs: target.now(), legacySettings: await legacySettingsHistory(this.audit) });
+      this.#trail.record({ action: "store.migrate", actor: this.actor, resource: "store", details: { to: result.to, copied: result.copied, rerun: result.rerun } });
+      return result;
+    } finally {
+      await target.close();
+    }
+  }
+
   /** Known nodes with their standing: ALIVE, SUSPECT or DEAD by heartbeat age. */
   async members(): Promise<NodeRecord[]> {
     return this.store.listNodes();
@@ -543,6 +593,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         await attempt(() => this.store.stopNode({ nodeId: this.nodeId, pid: process.pid }, Date.now()));
       }
       if (this.#reloadTimer) clearInterval(this.#reloadTimer);
+      await attempt(() => this.#settingsWrites());
       await attempt(() => { this.#trail.flush(); this.audit.close(); });
       if (this.#pool) await attempt(() => this.#pool!.close());
       await attempt(() => this.store.close());

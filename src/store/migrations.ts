@@ -308,4 +308,36 @@ export const MIGRATIONS: readonly Migration[] = [
       SELECT setval('kv_version_seq', GREATEST(1, COALESCE((SELECT MAX(version) FROM kv), 0), COALESCE((SELECT value FROM counters WHERE name = 'kv_version'), 0)));
     `,
   },
+  {
+    id: 18,
+    name: "store identity (origin) for migrations between stores, settings history in the store",
+    sqlite: `
+      CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      INSERT INTO store_meta (name, value) VALUES ('origin', lower(hex(randomblob(16))));
+      CREATE TABLE settings_history (
+        entry_id TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        node_id TEXT,
+        actor TEXT NOT NULL,
+        result TEXT NOT NULL,
+        changed_fields_json TEXT NOT NULL,
+        error TEXT
+      ) WITHOUT ROWID;
+      CREATE INDEX settings_history_at ON settings_history (at_ms);
+    `,
+    pg: `
+      CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO store_meta (name, value) VALUES ('origin', md5(random()::text || clock_timestamp()::text));
+      CREATE TABLE settings_history (
+        entry_id TEXT PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        node_id TEXT,
+        actor TEXT NOT NULL,
+        result TEXT NOT NULL,
+        changed_fields_json TEXT NOT NULL,
+        error TEXT
+      );
+      CREATE INDEX settings_history_at ON settings_history (at_ms);
+    `,
+  },
 ];

@@ -1,11 +1,11 @@
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent, SettingsChange,
 } from "./types.js";
-import type { RowPage } from "./tables.js";
+import type { ImportOptions, ImportResult, RowPage } from "./tables.js";
 
 export * from "./types.js";
-export type { RowPage } from "./tables.js";
+export type { ImportOptions, ImportResult, RowPage } from "./tables.js";
 
 export interface MembershipUpdate {
   nodeId: string;
@@ -154,10 +154,25 @@ export interface Store {
   exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>>;
 
   /**
-   * Loads a page of rows written by `exportRows` (of either dialect) as they are, ids included.
-   * For an empty store (the caller checks); rows already present are left as they are.
+   * Loads a page of rows written by `exportRows` (of either dialect) as they are, ids included
+   * unless `freshIds`. Rows already present (any unique key) are left as they are and not counted.
    */
-  importRows(page: RowPage): Promise<void>;
+  importRows(page: RowPage, options?: ImportOptions): Promise<ImportResult>;
+
+  /**
+   * A value of the store's own metadata, or null. `origin` (set when the store is created) is
+   * the store's identity; `migrate` records `imported-from:<origin>` for each store copied in.
+   */
+  meta(name: string): Promise<string | null>;
+
+  /** Sets a metadata value (see `meta`). */
+  setMeta(name: string, value: string): Promise<void>;
+
+  /** Records a settings change (field names only, never values). An entry id already recorded is left as it is. */
+  addSettingsChange(change: SettingsChange): Promise<void>;
+
+  /** Settings changes, newest first. */
+  settingsHistory(limit: number): Promise<SettingsChange[]>;
 
   /** The store's own health checks: reachable, writable, configured as asked. */
   health(): Promise<HealthCheck[]>;

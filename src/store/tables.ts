@@ -1,3 +1,5 @@
+import type { SettingsChange } from "./types.js";
+
 /**
  * The tables a logical export carries, in load order, with the columns that are booleans
  * (INTEGER 0/1 on SQLite, BOOLEAN on PostgreSQL: exported as JSON booleans). Rows travel as
@@ -24,10 +26,35 @@ export const EXPORT_TABLES: readonly TableSpec[] = [
   { name: "nodes", key: ["node_id"], booleans: [] },
   { name: "kv", key: ["namespace", "key"], booleans: ["deleted"] },
   { name: "ownership_events", key: ["id"], booleans: [], serial: "id" },
+  { name: "settings_history", key: ["entry_id"], booleans: [] },
 ];
+
+/** How `importRows` loads a page. */
+export interface ImportOptions {
+  /** Leave out the table's serial column: the store gives the rows new ids (merging into a store in use). */
+  freshIds?: boolean;
+  /** Columns of the inserted rows to hand back (rows skipped as already present are not). */
+  returning?: readonly string[];
+}
+
+/** What `importRows` did: rows inserted (the rest were present already), with the `returning` columns of each. */
+export interface ImportResult {
+  inserted: number;
+  rows: Record<string, unknown>[];
+}
 
 /** One page of exported rows. */
 export interface RowPage {
   table: string;
   rows: Record<string, unknown>[];
+}
+
+/** A settings_history row (both dialects). */
+export interface SettingsRow { entry_id: string; at_ms: number; node_id: string | null; actor: string; result: "ok" | "error"; changed_fields_json: string; error: string | null }
+
+export function toSettingsChange(r: SettingsRow): SettingsChange {
+  return {
+    entryId: r.entry_id, atMs: r.at_ms, nodeId: r.node_id, actor: r.actor, result: r.result,
+    changedFields: JSON.parse(r.changed_fields_json) as string[], error: r.error,
+  };
 }

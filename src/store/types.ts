@@ -320,3 +320,15 @@ export interface KvChange extends KvEntry {
   namespace: string;
   deleted: boolean;
 }
+
+/** One entry of the settings history: which fields changed (names only), by whom, on which node. */
+export interface SettingsChange {
+  /** Unique per change (a UUID, or a hash of a legacy audit line), so copies between stores never double it. */
+  entryId: string;
+  atMs: number;
+  nodeId: string | null;
+  actor: string;
+  result: "ok" | "error";
+  changedFields: string[];
+  error: string | null;
+}

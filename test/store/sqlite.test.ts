@@ -9,10 +9,11 @@ import { SqliteStore } from "../../src/store/sqlite/store.js";
 import { MIGRATIONS } from "../../src/store/migrations.js";
 import { ErrorCode } from "../../src/errors.js";
 import type { CommitBatch, NewTask } from "../../src/store/types.js";
-import { storeConformance } from "./conformance.js";
+import { storeConformance, type StoreFactory } from "./conformance.js";
+import { migrateConformance } from "./migrate-conformance.js";
 import { REPO, tempRoot, withDeadline } from "../helpers.js";
 
-storeConformance("sqlite", async () => {
+const sqliteFactory: StoreFactory = async () => {
   const { root, cleanup } = tempRoot("relaymesh-store-");
   const path = join(root, "relaymesh.db");
   const opened: SqliteStore[] = [];
@@ -24,7 +25,9 @@ storeConformance("sqlite", async () => {
   };
   const store = await open();
   return { store, another: open, async cleanup() { for (const s of opened) await s.close(); cleanup(); } };
-});
+};
+storeConformance("sqlite", sqliteFactory);
+migrateConformance("sqlite", sqliteFactory);
 
 function oneStepTask(): NewTask {
   return {
@@ -65,7 +68,7 @@ describe("SqliteStore (SQLite only)", () => {
     assert.deepEqual(await store.purge({ finishedBeforeMs: now, deadBeforeMs: now, idempotencyBeforeMs: 0 }), { finishedTasks: 1, deadLetters: 0, idempotencyKeys: 0 });
     const db = new Database(path, { readonly: true });
     t.after(() => db.close());
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('schema_migrations', 'counters', 'lease_conflicts', 'nodes', 'ownership_events')").all() as { name: string }[]).map((r) => r.name);
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('schema_migrations', 'counters', 'lease_conflicts', 'nodes', 'ownership_events', 'store_meta', 'settings_history')").all() as { name: string }[]).map((r) => r.name);
     for (const table of tables) assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n, 0, `${table} is empty`);
     assert.ok(tables.includes("steps") && tables.includes("step_inputs") && tables.includes("step_outputs"));
   });

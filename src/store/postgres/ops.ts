@@ -2,9 +2,10 @@ import type { WireError } from "../../errors.js";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type KvChange, type KvEntry, type LeaseConflict, type LeaseRef,
   type NodeRecord, type OpsSnapshot, type OwnershipEvent, type PurgeQuery, type PurgeResult, type ReplayResult, type StepRecord,
-  type StepStatus, type TaskRecord, type TaskStatus, type TaskWithSteps,
+  type SettingsChange, type StepStatus, type TaskRecord, type TaskStatus, type TaskWithSteps,
 } from "../types.js";
 import type { MembershipUpdate } from "../store.js";
+import type { SettingsRow } from "../tables.js";
 import { statements, type Queryable } from "./db.js";
 
 const OPEN = `('WAITING', 'READY', 'RETRY_WAIT', 'RUNNING')`;
@@ -93,6 +94,12 @@ const SQL = {
   fenceRunning: `UPDATE steps SET status = 'READY', ready_at_ms = $1, lease_owner = NULL, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = NULL, attempt = attempt - 1
     WHERE status = 'RUNNING' RETURNING task_id, step_id`,
+
+  meta: `SELECT value FROM store_meta WHERE name = $1`,
+  setMeta: `INSERT INTO store_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+  addSettingsChange: `INSERT INTO settings_history (entry_id, at_ms, node_id, actor, result, changed_fields_json, error)
+    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+  settingsHistory: `SELECT * FROM settings_history ORDER BY at_ms DESC, entry_id COLLATE "C" DESC LIMIT $1`,
 
   kvGet: `SELECT * FROM kv WHERE namespace = $1 AND key = $2 AND NOT deleted`,
   kvList: `SELECT * FROM kv WHERE namespace = $1 AND NOT deleted AND starts_with(key, $2) ORDER BY key COLLATE "C" LIMIT $3`,
@@ -244,6 +251,22 @@ export async function bumpClusterEpoch(db: Queryable, now: number): Promise<{ cl
   const [{ value }] = (await q<{ value: number }>(db, "bumpEpoch")) as [{ value: number }];
   const fencedSteps = (await q<{ task_id: string; step_id: string }>(db, "fenceRunning", [now])).map((r) => ({ taskId: r.task_id, stepId: r.step_id }));
   return { clusterEpoch: value, fencedSteps };
+}
+
+export async function meta(db: Queryable, name: string): Promise<string | null> {
+  return (await q<{ value: string }>(db, "meta", [name]))[0]?.value ?? null;
+}
+
+export async function setMeta(db: Queryable, name: string, value: string): Promise<void> {
+  await q(db, "setMeta", [name, value]);
+}
+
+export async function addSettingsChange(db: Queryable, c: SettingsChange): Promise<void> {
+  await q(db, "addSettingsChange", [c.entryId, c.atMs, c.nodeId, c.actor, c.result, JSON.stringify(c.changedFields), c.error]);
+}
+
+export async function settingsHistory(db: Queryable, limit: number): Promise<SettingsRow[]> {
+  return q<SettingsRow>(db, "settingsHistory", [limit]);
 }
 
 export async function kvGet(db: Queryable, namespace: string, key: string): Promise<KvEntry | null> {

@@ -2,7 +2,9 @@ import type Database from "better-sqlite3";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type LeaseRef, type NodeRecord, type OpsSnapshot,
   type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus, type KvEntry, type KvChange, type OwnershipEvent,
+  type SettingsChange,
 } from "../types.js";
+import { toSettingsChange, type SettingsRow } from "../tables.js";
 
 interface KvRow { namespace: string; key: string; value_json: string | null; deleted: number; version: number; updated_at_ms: number; writer: string }
 
@@ -26,6 +28,10 @@ export interface SqliteOps {
   ownershipEvents(sinceMs: number, limit: number): OwnershipEvent[];
   clusterEpoch(): number;
   bumpClusterEpoch(now: number): { clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] };
+  meta(name: string): string | null;
+  setMeta(name: string, value: string): void;
+  addSettingsChange(change: SettingsChange): void;
+  settingsHistory(limit: number): SettingsChange[];
 }
 
 export function prepareOps(db: Database.Database): SqliteOps {
@@ -106,6 +112,11 @@ export function prepareOps(db: Database.Database): SqliteOps {
     fenceRunning: db.prepare(`UPDATE steps SET status = 'READY', ready_at_ms = @now, lease_owner = NULL, lease_epoch = lease_epoch + 1,
         lease_expires_at_ms = NULL, attempt = attempt - 1
       WHERE status = 'RUNNING' RETURNING task_id, step_id`),
+    meta: db.prepare(`SELECT value FROM store_meta WHERE name = ?`),
+    setMeta: db.prepare(`INSERT INTO store_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`),
+    addSettingsChange: db.prepare(`INSERT INTO settings_history (entry_id, at_ms, node_id, actor, result, changed_fields_json, error)
+      VALUES (@entryId, @atMs, @nodeId, @actor, @result, @changedFieldsJson, @error) ON CONFLICT DO NOTHING`),
+    settingsHistory: db.prepare(`SELECT * FROM settings_history ORDER BY at_ms DESC, entry_id DESC LIMIT ?`),
   };
   /** A write transaction that takes the write lock up front (no SQLITE_BUSY on upgrade). */
   const write = <A extends unknown[], R>(fn: (...args: A) => R) => {
@@ -222,6 +233,12 @@ export function prepareOps(db: Database.Database): SqliteOps {
       const fencedSteps = (q.fenceRunning.all({ now }) as { task_id: string; step_id: string }[]).map((r) => ({ taskId: r.task_id, stepId: r.step_id }));
       return { clusterEpoch, fencedSteps };
     }),
+    meta: (name) => (q.meta.get(name) as { value: string } | undefined)?.value ?? null,
+    setMeta: (name, value) => { q.setMeta.run(name, value); },
+    addSettingsChange: (c) => {
+      q.addSettingsChange.run({ ...c, changedFieldsJson: JSON.stringify(c.changedFields) });
+    },
+    settingsHistory: (limit) => (q.settingsHistory.all(limit) as SettingsRow[]).map(toSettingsChange),
     heartbeatNode: (node: { nodeId: string; hostname: string; pid: number }, now: number) => {
       q.upsertNode.run({ ...node, now });
     },

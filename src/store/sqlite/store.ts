@@ -5,10 +5,10 @@ import { MIGRATIONS } from "../migrations.js";
 import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  ReplayResult, SettingsChange, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
 } from "../types.js";
 import { applyBatch, insertTask, type InsertTask } from "./commit.js";
-import { EXPORT_TABLES, type RowPage } from "../tables.js";
+import { EXPORT_TABLES, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
@@ -292,22 +292,48 @@ export class SqliteStore implements Store {
     return counts;
   }
 
-  async importRows(page: RowPage): Promise<void> {
+  async importRows(page: RowPage, options: ImportOptions = {}): Promise<ImportResult> {
     this.#o();
     const spec = EXPORT_TABLES.find((t) => t.name === page.table);
     if (!spec) throw new StoreError(`import: unknown table "${page.table}"`);
-    if (page.rows.length === 0) return;
-    const columns = Object.keys(page.rows[0]!);
-    for (const c of columns) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
-    const insert = this.#db.prepare(`INSERT INTO ${spec.name} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`);
-    this.#guard(() => this.#db.transaction(() => {
+    if (page.rows.length === 0) return { inserted: 0, rows: [] };
+    const columns = Object.keys(page.rows[0]!).filter((c) => !(options.freshIds && c === spec.serial));
+    const returning = options.returning ?? [];
+    for (const c of [...columns, ...returning]) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
+    const insert = this.#db.prepare(`INSERT INTO ${spec.name} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")}) ON CONFLICT DO NOTHING` +
+      (returning.length > 0 ? ` RETURNING ${returning.join(", ")}` : ""));
+    return this.#guard(() => this.#db.transaction(() => {
+      const out: ImportResult = { inserted: 0, rows: [] };
       for (const row of page.rows) {
-        insert.run(columns.map((c) => {
+        const values = columns.map((c) => {
           const v = row[c];
           return typeof v === "boolean" ? (v ? 1 : 0) : v ?? null;
-        }));
+        });
+        if (returning.length === 0) {
+          out.inserted += insert.run(values).changes;
+          continue;
+        }
+        const back = insert.get(values) as Record<string, unknown> | undefined;
+        if (back) { out.inserted++; out.rows.push(back); }
       }
+      return out;
     }).immediate(), "importRows");
+  }
+
+  async meta(name: string): Promise<string | null> {
+    return this.#guard(() => this.#o().meta(name), "meta");
+  }
+
+  async setMeta(name: string, value: string): Promise<void> {
+    this.#guard(() => this.#o().setMeta(name, value), "setMeta");
+  }
+
+  async addSettingsChange(change: SettingsChange): Promise<void> {
+    this.#guard(() => this.#o().addSettingsChange(change), "addSettingsChange");
+  }
+
+  async settingsHistory(limit: number): Promise<SettingsChange[]> {
+    return this.#guard(() => this.#o().settingsHistory(limit), "settingsHistory");
   }
 
   async health(): Promise<HealthCheck[]> {
