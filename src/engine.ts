@@ -8,8 +8,8 @@ import {
 import { TypedEmitter, type EngineEventMap } from "./events.js";
 import { buildSingleTask, buildWorkflowTask, type SubmitOptions } from "./model/build-task.js";
 import type { Settings } from "./model/settings.js";
-import { CloseOptionsSchema, EngineOptionsSchema, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
-import { AgentPool } from "./pool/pool.js";
+import { CloseOptionsSchema, EngineOptionsSchema, IntervalMsSchema, WaitOptionsSchema, parseArgument, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
+import type { AgentPool } from "./pool/pool.js";
 import { defaultRoot, ensureRoot, loadAgents, readRootConfig, rootPaths, type RootPaths } from "./root.js";
 import type { RetryOverride, SingleTaskSpec } from "./model/workflow.js";
 import { openStore } from "./store/open.js";
@@ -18,16 +18,15 @@ import { TERMINAL_TASK_STATUSES, type LeaseConflict, type TaskRecord, type TaskS
 import { Supervisor } from "./supervisor/supervisor.js";
 import { AuditLog } from "./observe/audit.js";
 import { AuditTrail } from "./observe/audit-trail.js";
-import { renderMetrics, slaFigures } from "./observe/metrics.js";
 import { changedFields, fingerprint, type SettingsFingerprint } from "./model/settings-diff.js";
 import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
-import { exportSnapshot } from "./ops/snapshot.js";
-import { migrateStore, type MigrateResult } from "./ops/migrate.js";
-import { maintenanceTick, type MaintenanceResult } from "./mesh/maintenance.js";
-import { Inbox, type InboxPassResult } from "./inbox/inbox.js";
+import type { MaintenanceResult } from "./mesh/maintenance.js";
+import { renderMetrics, slaFigures } from "./observe/metrics.js";
+import type { InboxPassResult } from "./inbox/inbox.js";
 import type { HealthCheck, KvChange, NewTask, NodeRecord, SettingsChange } from "./store/types.js";
+import type { MigrateResult } from "./ops/migrate.js";
 import { legacySettingsHistory, mergeSettingsHistory } from "./observe/settings-history.js";
 import { randomUUID } from "node:crypto";
 import { KvNamespace, type KvTransport } from "./agents/kv.js";
@@ -59,6 +58,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   readonly #options: ResolvedEngineOptions;
   readonly #supervisor: Supervisor;
   #pool: AgentPool | null = null;
+  /** Settles once the pool's threads answered (rejects when they cannot start); null before the first start. */
+  #poolReady: Promise<void> | null = null;
   #state: EngineState = "idle";
   #closing: Promise<void> | null = null;
 
@@ -84,7 +85,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     });
   }
 
-  /** Opens (creating when missing) a root and its store; starts working unless `work: false`. */
+  /**
+   * Opens (creating when missing) a root and its store; starts working unless `work: false`, and
+   * then resolves once the agent threads have started.
+   */
   static async open(options: EngineOptions = {}): Promise<RelayMesh> {
     const parsed = EngineOptionsSchema.safeParse(options);
     if (!parsed.success) throw new InvalidOptionsError(`RelayMesh.open: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
@@ -98,7 +102,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency });
     const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
     store.onError?.((error) => mesh.safeEmit("engine:error", { error }));
-    if (o.work) mesh.start();
+    if (o.work) {
+      await mesh.#start().catch(async (error: unknown) => {
+        await mesh.close({ force: true, timeoutMs: 0 }).catch(() => {});
+        throw error;
+      });
+    }
     return mesh;
   }
 
@@ -115,11 +124,23 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return { ...this.#supervisor.stats };
   }
 
-  /** Begins claiming and running steps (after `open({ work: false })`). */
-  start(): void {
+  /**
+   * Begins claiming and running steps (after `open({ work: false })`). The returned promise
+   * resolves once the agent threads have started; it never rejects (a failure to start them is
+   * emitted as `engine:error`).
+   */
+  start(): Promise<void> {
     this.#assertOpen("start");
-    if (this.#state === "running") return;
-    if (!this.#pool) {
+    return this.#start().catch((error: Error) => this.safeEmit("engine:error", { error }));
+  }
+
+  async #start(): Promise<void> {
+    if (this.#state === "running") return this.#poolReady ?? undefined;
+    this.#state = "running";
+    if (!this.#poolReady) {
+      // Loaded here: a process that only submits and reads never loads Piscina.
+      const { AgentPool } = await import("./pool/pool.js");
+      if (this.#state !== "running") return;
       this.#pool = new AgentPool({
         onAgentMessage: (msg) => this.#supervisor.onAgentMessage(msg),
         concurrency: this.#options.concurrency,
@@ -127,14 +148,18 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         ...(this.#options.piscina ? { piscina: this.#options.piscina } : {}),
       });
       this.#supervisor.attachPool(this.#pool);
+      const pool = this.#pool;
+      this.#poolReady = pool.warmUp().then(() => {}, (error: unknown) => {
+        throw new RelayMeshError(ErrorCode.AGENT_FAILED, `the agent threads did not start: ${(error as Error)?.message ?? error}`, { cause: error });
+      });
     }
     this.#supervisor.startWorking();
-    this.#state = "running";
     this.#beatNode();
     if (!this.#nodeTimer) {
       this.#nodeTimer = setInterval(() => this.#beatNode(), Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3)));
       this.#nodeTimer.unref();
     }
+    return this.#poolReady;
   }
 
   /** Submits a one-step task. Resolves once committed. */
@@ -175,10 +200,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * it. Throws NotFoundError for an unknown id, and a RELAYMESH_ERR_WAIT_TIMEOUT error past `timeoutMs`.
    */
   async waitFor(taskId: string, options: { timeoutMs?: number; pollIntervalMs?: number } = {}): Promise<TaskWithSteps> {
+    const o = parseArgument(WaitOptionsSchema, options, "waitFor");
     const first = await this.getTask(taskId);
     if (TERMINAL_TASK_STATUSES.has(first.status)) return first;
-    const timeoutMs = options.timeoutMs ?? Infinity;
-    const poll = options.pollIntervalMs ?? 250;
+    const timeoutMs = o.timeoutMs ?? Infinity;
+    const poll = o.pollIntervalMs ?? 250;
     await new Promise<void>((resolve, reject) => {
       const done = (error?: Error) => {
         this.off("task:finished", onFinished);
@@ -247,17 +273,20 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return { replayed };
   }
 
-  /** Deletes finished tasks and dead letters older than their retention; forgets old idempotency keys. */
-  async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number } = {}) {
+  /**
+   * Deletes finished tasks and dead letters older than their retention; forgets old idempotency
+   * keys. With `namePrefix`, only of tasks whose name starts with it (e.g. `bench:`).
+   */
+  async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number; namePrefix?: string } = {}) {
     this.#assertOpen("purge");
     const now = Date.now();
     const days = (d: number) => now - d * 86_400_000;
     const retention = { doneRetentionDays: options.doneRetentionDays ?? 7, deadRetentionDays: options.deadRetentionDays ?? 30, idempotencyTtlDays: options.idempotencyTtlDays ?? 7 };
     const counts = await this.store.purge({
       finishedBeforeMs: days(retention.doneRetentionDays), deadBeforeMs: days(retention.deadRetentionDays),
-      idempotencyBeforeMs: days(retention.idempotencyTtlDays),
+      idempotencyBeforeMs: days(retention.idempotencyTtlDays), ...(options.namePrefix !== undefined ? { namePrefix: options.namePrefix } : {}),
     });
-    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, ...counts } });
+    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, namePrefix: options.namePrefix ?? null, ...counts } });
     return { ...counts, retention };
   }
 
@@ -397,6 +426,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Re-reads the settings file every `intervalMs`; errors are reported as `engine:error` and leave the settings as they are. */
   watchSettings(intervalMs: number): void {
+    parseArgument(IntervalMsSchema, intervalMs, "watchSettings");
     if (this.#reloadTimer) clearInterval(this.#reloadTimer);
     this.#reloadTimer = setInterval(() => {
       try {
@@ -436,6 +466,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    * there is, then each change), whichever process made it. Returns the function that stops it.
    */
   watchKv(namespace: string, listener: (change: KvChange) => void, options: { fromVersion?: number; intervalMs?: number } = {}): () => void {
+    const intervalMs = parseArgument(IntervalMsSchema.optional(), options.intervalMs, "watchKv") ?? 250;
     let after = options.fromVersion ?? 0;
     let busy = false;
     let stopped = false;
@@ -459,7 +490,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     };
     const onLocal = (e: { namespace: string }) => { if (e.namespace === namespace) void poll(); };
     this.on("kv:changed", onLocal);
-    const timer = setInterval(() => void poll(), options.intervalMs ?? 250);
+    const timer = setInterval(() => void poll(), intervalMs);
     timer.unref();
     void poll();
     return () => {
@@ -490,6 +521,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** A consistent copy of this root (store, settings, agents, audit log) in a new folder. */
   async snapshotExport(outDir: string): Promise<{ out: string }> {
     this.#trail.flush();
+    const { exportSnapshot } = await import("./ops/snapshot.js");
     const result = await exportSnapshot(this.store, this.paths, outDir);
     this.#trail.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
     return result;
@@ -505,6 +537,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#trail.flush();
     const target = await openStore(url, join(this.paths.dir, "relaymesh.db"), this.#settings);
     try {
+      const { migrateStore } = await import("./ops/migrate.js");
       const result = await migrateStore(this.store, target, { merge: options.merge ?? false, nowMs: target.now(), legacySettings: await legacySettingsHistory(this.audit) });
       this.#trail.record({ action: "store.migrate", actor: this.actor, resource: "store", details: { to: result.to, copied: result.copied, rerun: result.rerun } });
       return result;
@@ -521,9 +554,14 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /**
    * One maintenance tick, as this engine's node: re-evaluates every node's standing, reclaims
    * the steps of DEAD nodes (at most `recoverLimit`) and expired leases, prunes old DEAD rows.
+   * A node running a tick is alive: when this engine was opened with a `nodeId` (or is working),
+   * that node's heartbeat is recorded first, so it never rates itself DEAD.
    */
   async maintenance(options: { recoverLimit?: number; prune?: boolean } = {}): Promise<MaintenanceResult> {
     this.#assertOpen("maintenance");
+    if (this.#options.nodeId !== undefined || this.#state === "running") {
+      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+    }
     return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: Date.now() });
   }
 
@@ -543,13 +581,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Claims and submits the files dropped in `<root>/inbox/{high,normal,low}/` (one pass). */
   async ingest(): Promise<InboxPassResult> {
     this.#assertOpen("ingest");
+    const { Inbox } = await import("./inbox/inbox.js");
     const inbox = new Inbox(this.root);
     return inbox.pass({ submitWorkflow: (spec, o) => this.submitWorkflow(spec, o) });
   }
 
   /** Runs everything runnable now (after one maintenance pass), then stops working. For `worker --once`. */
   async runUntilIdle(): Promise<void> {
-    this.start();
+    this.#assertOpen("runUntilIdle");
+    await this.#start();
     await this.#supervisor.idle();
     this.#supervisor.stopClaiming();
     this.#state = "idle";
@@ -644,6 +684,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   async #maintenance(o: { recoverLimit: number; prune: boolean; nowMs: number }): Promise<MaintenanceResult> {
+    const { maintenanceTick } = await import("./mesh/maintenance.js");
     const result = await maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o });
     for (const m of result.membership) {
       this.#trail.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });

@@ -36,6 +36,18 @@ export const ErrorCode = {
   SHUTDOWN_TIMEOUT: "RELAYMESH_ERR_SHUTDOWN_TIMEOUT",
   /** waitFor() gave up before the task finished. */
   WAIT_TIMEOUT: "RELAYMESH_ERR_WAIT_TIMEOUT",
+  /** The environment refused: a file or folder could not be created or written (permissions, a read-only or full file system), a port could not be bound. */
+  ENVIRONMENT: "RELAYMESH_ERR_ENVIRONMENT",
+  /**
+   * The worker thread running an attempt was ended because another attempt on it stopped
+   * responding (past its timeout or abort); the attempt's lease is given back and it runs again,
+   * not counted as an attempt.
+   */
+  WORKER_LOST: "RELAYMESH_ERR_WORKER_LOST",
+  /** The command line was invalid: an unknown command or option, a missing or invalid value. */
+  USAGE: "RELAYMESH_ERR_USAGE",
+  /** An unexpected failure (a bug): the message says what; RELAYMESH_DEBUG=1 prints its stack. */
+  INTERNAL: "RELAYMESH_ERR_INTERNAL",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -144,17 +156,47 @@ export interface WireError {
   details?: unknown;
 }
 
+/**
+ * An error as plain data. Total: whatever was thrown (a non-Error, a BigInt, a cycle, getters
+ * that throw) gives a WireError; `details` are kept only when they survive JSON.
+ */
 export function errorToWire(error: unknown): WireError {
-  if (error instanceof Error) {
-    const wire: WireError = { name: error.name, message: error.message };
+  try {
+    if (!(error instanceof Error)) return { name: "Error", message: describeThrown(error) };
+    const wire: WireError = { name: String(error.name), message: String(error.message) };
     const code = (error as { code?: unknown }).code;
     if (typeof code === "string") wire.code = code;
-    if (error.stack) wire.stack = error.stack;
-    const details = (error as { details?: unknown }).details;
+    if (typeof error.stack === "string") wire.stack = error.stack;
+    const details = jsonSafe((error as { details?: unknown }).details);
     if (details !== undefined) wire.details = details;
     return wire;
+  } catch {
+    return { name: "Error", message: "an error that cannot be described was thrown" };
   }
-  return { name: "Error", message: typeof error === "string" ? error : JSON.stringify(error) ?? String(error) };
+}
+
+/** A thrown non-Error as text: strings as they are, else JSON, else String(). */
+function describeThrown(value: unknown): string {
+  if (typeof value === "string") return value;
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json;
+  } catch { /* BigInt, cycle: String() below */ }
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+function jsonSafe(value: unknown): unknown {
+  if (value === undefined) return undefined;
+  try {
+    const json = JSON.stringify(value);
+    return json === undefined ? undefined : JSON.parse(json);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Rebuilds an error that crossed a thread or process: a RelayMeshError with the same code, name and message. */

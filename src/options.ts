@@ -1,6 +1,8 @@
 import { z } from "zod";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
 import { ModuleAgentSchema } from "./agents/registry.js";
+import { durationMs } from "./model/duration.js";
+import { InvalidOptionsError } from "./errors.js";
 
 /** Options of `RelayMesh.open()`. */
 export const EngineOptionsSchema = z.strictObject({
@@ -30,9 +32,9 @@ export const EngineOptionsSchema = z.strictObject({
   /** Who this engine's actions are attributed to in the audit log (default: "api"). */
   actor: z.string().min(1).max(200).optional(),
   /** How often an idle worker looks for work submitted by other processes (default: 100). */
-  pollIntervalMs: z.number().int().min(5).max(60_000).default(100),
+  pollIntervalMs: durationMs(5).max(60_000).default(100),
   /** An existing Piscina pool running RelayMesh's agent worker (AGENT_WORKER_FILE); left open by close(). */
-  piscina: z.instanceof(Piscina).optional(),
+  piscina: z.custom<Piscina>(isPiscina, "must be a Piscina pool").optional(),
 });
 export type EngineOptions = z.input<typeof EngineOptionsSchema>;
 export type ResolvedEngineOptions = z.output<typeof EngineOptionsSchema>;
@@ -40,8 +42,32 @@ export type ResolvedEngineOptions = z.output<typeof EngineOptionsSchema>;
 /** Options of `close()`. */
 export const CloseOptionsSchema = z.strictObject({
   /** How long in-flight steps may run on before they are aborted and their leases released (default: 30000). */
-  timeoutMs: z.number().int().min(0).default(30_000),
+  timeoutMs: durationMs().default(30_000),
   /** Abort in-flight steps at once and release their leases (default: false). */
   force: z.boolean().default(false),
 }).default({ timeoutMs: 30_000, force: false });
 export type CloseOptions = z.input<typeof CloseOptionsSchema>;
+
+/** Options of `waitFor()`. */
+export const WaitOptionsSchema = z.strictObject({
+  /** Give up (RELAYMESH_ERR_WAIT_TIMEOUT) after this long (default: wait for ever). */
+  timeoutMs: durationMs().optional(),
+  /** How often the store is read for a task another process runs (default: 250). */
+  pollIntervalMs: durationMs(1).optional(),
+});
+
+/** An interval of `watchSettings()` / `watchKv()`, in ms. */
+export const IntervalMsSchema = durationMs(1);
+
+/** Parses an API argument, or throws InvalidOptionsError naming the method. */
+export function parseArgument<S extends z.ZodType>(schema: S, value: unknown, method: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new InvalidOptionsError(`${method}: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
+  return parsed.data;
+}
+
+/** Checked by shape, so that a process that never works does not load Piscina to validate options. */
+function isPiscina(v: unknown): v is Piscina {
+  const p = v as Partial<Piscina> | null;
+  return typeof p === "object" && p !== null && typeof p.run === "function" && typeof p.close === "function" && typeof p.options === "object";
+}

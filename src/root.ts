@@ -1,4 +1,3 @@
-import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { InvalidInputError, InvalidOptionsError } from "./errors.js";
@@ -9,6 +8,7 @@ import type { RetryOverride } from "./model/workflow.js";
 import { SettingsSchema, type Settings } from "./model/settings.js";
 import { zodProblems } from "./model/problems.js";
 import { readJsonFile } from "./model/json-file.js";
+import { ensureDir } from "./ops/dirs.js";
 
 /** Paths inside a root (CONTRACT.md "Files in a root"). */
 export function rootPaths(root: string) {
@@ -32,7 +32,7 @@ export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Creates the root's folders when missing. Idempotent. */
 export function ensureRoot(paths: RootPaths): void {
-  for (const dir of [paths.dir, paths.agentsDir, paths.auditDir, paths.reportsDir]) mkdirSync(dir, { recursive: true });
+  for (const dir of [paths.dir, paths.agentsDir, paths.auditDir, paths.reportsDir]) ensureDir(dir, "root folder");
 }
 
 /** Configuration read from a root's files; reading writes nothing. */

@@ -4,10 +4,12 @@ import { BUILTIN_AGENTS } from "../src/agents/builtins.js";
 import type { AgentFunction } from "../src/agents/context.js";
 import { KvNamespace, type KvTransport } from "../src/agents/kv.js";
 import { runOneShot } from "./script-runner.js";
+import { MAX_TIMER_MS } from "../src/model/duration.js";
 import { threadId } from "node:worker_threads";
 import { ErrorCode, RelayMeshError, StepTimeoutError, errorFromWire, errorToWire, type WireError } from "../src/errors.js";
 import type {
-  AgentMessage, AgentRef, ControlMessage, KvOp, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  AgentMessage, AgentRef, BatchStartedMessage, ControlMessage, ProcessGroupMessage, KvOp, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  ThreadTask, WarmUpReply,
 } from "../src/pool/protocol.js";
 
 // Piscina entry: runs one step attempt, or a batch of them, per call; several calls share a thread concurrently.
@@ -46,7 +48,7 @@ function listen(name: string): void {
 
 function load(ref: AgentRef): AgentFunction | Promise<AgentFunction> {
   if (ref.kind === "builtin") {
-    const builtin = BUILTIN_AGENTS[ref.name];
+    const builtin = BUILTIN_AGENTS.get(ref.name);
     if (!builtin) throw new RelayMeshError(ErrorCode.UNKNOWN_AGENT, `no built-in agent "${ref.name}"`);
     return builtin.fn;
   }
@@ -79,9 +81,11 @@ function resultChannel(name: string): BroadcastChannel {
   return channel;
 }
 
-export default function handle(msg: RunBatchMessage): Promise<RunBatchReply> {
+export default function handle(msg: ThreadTask): Promise<RunBatchReply | WarmUpReply> {
   listen(msg.controlChannel);
-  return runBatch(msg);
+  if (msg.type === "run-batch") return runBatch(msg);
+  resultChannel(msg.resultChannel);
+  return Promise.resolve({ type: "warm", threadId });
 }
 
 /** How an attempt talks to its supervisor: heartbeats, progress, and kv requests answered on the control channel. */
@@ -104,31 +108,44 @@ function supervisorLink(channel: string, key: string) {
   };
 }
 
-/** Replies with what settled by the next turn of the event loop; the rest follow on the result channel. */
+/** Replies with every result when all settled by the next turn of the event loop; else posts them as they settle and replies at the end. */
 async function runBatch(msg: RunBatchMessage): Promise<RunBatchReply> {
   const n = msg.steps.length;
   const results: (StepResultMessage | null)[] = new Array<StepResultMessage | null>(n).fill(null);
   let left = n;
-  let replied = false;
+  let posting = false;
   let allSettled: () => void = () => {};
   const settledAll = new Promise<void>((resolve) => { allSettled = resolve; });
+  const post = (late: LateResultMessage["results"]) => {
+    const message: LateResultMessage = { type: "step-results", results: late };
+    resultChannel(msg.resultChannel).postMessage(message);
+  };
+  if (msg.announce) {
+    const started: BatchStartedMessage = { type: "batch-started", batchId: msg.batchId, threadId };
+    resultChannel(msg.resultChannel).postMessage(started);
+  }
   for (let i = 0; i < n; i++) {
     const step = msg.steps[i]!;
     void runStep(step, msg.resultChannel).then((result) => {
-      if (replied) {
-        const late: LateResultMessage = { type: "step-result", key: step.key, result };
-        resultChannel(msg.resultChannel).postMessage(late);
-        return;
-      }
-      results[i] = result;
+      if (posting) post([{ key: step.key, result }]);
+      else results[i] = result;
       if (--left === 0) allSettled();
     });
   }
-  if (left > 0) await (msg.lateResults ? Promise.race([settledAll, new Promise<void>((resolve) => setImmediate(resolve))]) : settledAll);
-  replied = true;
+  if (left > 0 && msg.lateResults) {
+    await Promise.race([settledAll, new Promise<void>((resolve) => setImmediate(resolve))]);
+    if (left > 0) {
+      posting = true;
+      const early = msg.steps.flatMap((step, i) => (results[i] ? [{ key: step.key, result: results[i]! }] : []));
+      if (early.length > 0) post(early);
+      results.fill(null);
+    }
+  }
+  await settledAll;
   return { type: "batch-results", results };
 }
 
+/** Never rejects: whatever the agent does (throws a non-Error, returns a BigInt or a cycle) becomes a result. */
 async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage> {
   const controller = new AbortController();
   running.set(msg.key, controller);
@@ -155,6 +172,10 @@ async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage
         heartbeat: link.heartbeat,
         progress: link.progress,
         checkpoint: (key, value) => link.transport.write(msg.taskId, [{ key, valueJson: JSON.stringify(value ?? null) }]),
+        group: (pid, running) => {
+          const m: ProcessGroupMessage = { type: "process-group", threadId, pid, running };
+          resultChannel(channel).postMessage(m);
+        },
       }, { maxPayloadBytes: msg.maxPayloadBytes, killGraceMs: msg.killGraceMs });
     }
     const fn = await load(msg.agent);
@@ -165,7 +186,7 @@ async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage
       heartbeat: link.heartbeat,
       progress: (pct, message) => link.progress(pct, message ?? null),
     });
-    if (output instanceof Promise) output = await abortable(output, controller.signal);
+    if (isThenable(output)) output = await abortable(Promise.resolve(output), controller.signal);
     return encode(output, msg.maxPayloadBytes);
   } catch (error) {
     return classify(error);
@@ -173,6 +194,10 @@ async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage
     if (timer) clearTimeout(timer);
     running.delete(msg.key);
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as { then?: unknown }).then === "function";
 }
 
 /** Settles with the agent, or as soon as the signal fires (an agent that ignores it is left behind). */
@@ -210,6 +235,6 @@ function classify(error: unknown): StepResultMessage {
   if (wire.stack && wire.stack.length > 4096) wire.stack = wire.stack.slice(0, 4096);
   const retryable = wire.code !== ErrorCode.NON_RETRYABLE && wire.code !== ErrorCode.UNKNOWN_AGENT;
   const delay = (wire.details as { delayMs?: unknown } | undefined)?.delayMs;
-  const retryDelayMs = wire.code === ErrorCode.RETRY_LATER && typeof delay === "number" ? delay : null;
+  const retryDelayMs = wire.code === ErrorCode.RETRY_LATER && typeof delay === "number" && delay >= 0 ? Math.min(delay, MAX_TIMER_MS) : null;
   return { type: "error", error: wire, retryable, retryDelayMs };
 }

@@ -24,6 +24,11 @@ export interface ScriptHooks {
   /** Durable, fenced write of the task's checkpoint; rejects (a RelayMeshError with code RELAYMESH_ERR_LEASE_LOST) when the lease moved on — then kill the script and fail the step with that error. */
   checkpoint(key: string, value: unknown): Promise<void>;
   progress(pct: number, message: string | null): void;
+  /**
+   * The script's process group exists (from spawn) / is gone (the leader exited and its leftovers
+   * were killed): whoever can end this thread kills the groups still running in it.
+   */
+  group?(pid: number, running: boolean): void;
 }
 
 export interface ScriptLimits {
@@ -84,10 +89,12 @@ function oneShot(
     return;
   }
 
+  const pid = child.pid;
+  if (pid !== undefined) hooks.group?.(pid, true);
   const terminate = () => {
-    if (terminating || child.pid === undefined) return;
+    if (terminating || pid === undefined) return;
     terminating = true;
-    terminateGroup(child.pid, limits.killGraceMs);
+    terminateGroup(pid, limits.killGraceMs, () => hooks.group?.(pid, false));
   };
   const stop = (cause: Kill) => {
     kill ??= cause;
@@ -255,9 +262,10 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** SIGTERM to the group now and SIGKILL after `graceMs`, unless the group was already empty. */
-export function terminateGroup(pid: number, graceMs: number): void {
-  if (signalGroup(pid, "SIGTERM")) setTimeout(() => signalGroup(pid, "SIGKILL"), graceMs);
+/** SIGTERM to the group now and SIGKILL after `graceMs`, unless the group was already empty; then `gone`. */
+export function terminateGroup(pid: number, graceMs: number, gone?: () => void): void {
+  if (!signalGroup(pid, "SIGTERM")) return gone?.();
+  setTimeout(() => { signalGroup(pid, "SIGKILL"); gone?.(); }, graceMs);
 }
 
 /** A step failure as the engine records it. */

@@ -4,16 +4,16 @@ import type { AgentFunction } from "./context.js";
 
 /** `sleep` input: how long to wait. */
 export const SleepInputSchema = z.strictObject({ ms: z.number().int().min(0).max(86_400_000) });
-/** `fail` input: optional message. */
-export const FailInputSchema = z.union([z.strictObject({ message: z.string().optional() }), z.null(), z.undefined()]);
 
 const echo: AgentFunction = ({ input }) => input;
 
 /** Returns what it received, dependencies' outputs included: the simplest step that uses `deps`. */
 const collect: AgentFunction = ({ input, deps }) => ({ input, deps });
 
+/** Takes any input; a string `input.message` becomes the error message. */
 const fail: AgentFunction = ({ input, attempt }) => {
-  const message = (input as { message?: string } | null | undefined)?.message ?? "the fail agent always fails";
+  const given = typeof input === "object" && input !== null && Object.hasOwn(input, "message") ? (input as { message: unknown }).message : undefined;
+  const message = typeof given === "string" ? given : "the fail agent always fails";
   throw new RelayMeshError(ErrorCode.AGENT_FAILED, `${message} (attempt ${attempt})`);
 };
 
@@ -30,9 +30,9 @@ const sleep: AgentFunction = ({ input, signal }) => {
 };
 
 /** The built-in agents and the input each accepts (checked at submission). */
-export const BUILTIN_AGENTS: Readonly<Record<string, { fn: AgentFunction; inputSchema?: z.ZodType }>> = {
-  echo: { fn: echo },
-  collect: { fn: collect },
-  fail: { fn: fail, inputSchema: FailInputSchema },
-  sleep: { fn: sleep, inputSchema: SleepInputSchema },
-};
+export const BUILTIN_AGENTS: ReadonlyMap<string, { fn: AgentFunction; inputSchema?: z.ZodType }> = new Map<string, { fn: AgentFunction; inputSchema?: z.ZodType }>([
+  ["echo", { fn: echo }],
+  ["collect", { fn: collect }],
+  ["fail", { fn: fail }],
+  ["sleep", { fn: sleep, inputSchema: SleepInputSchema }],
+]);

@@ -1,4 +1,5 @@
 import { ErrorCode, RelayMeshError } from "../errors.js";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../model/problems.js";
 
 /** Where a KvNamespace reads and writes: the store (main thread) or the supervisor over a channel (agents). */
 export interface KvTransport {
@@ -84,6 +85,9 @@ export class KvNamespace {
 
   #entry(key: string, value: unknown): { key: string; valueJson: string } {
     if (value === undefined) throw new RelayMeshError(ErrorCode.INVALID_INPUT, `kv ${this.name}/${key}: undefined is not a JSON value (use delete)`);
+    if (nestsDeeperThan(value, MAX_JSON_DEPTH)) {
+      throw new RelayMeshError(ErrorCode.INVALID_INPUT, `kv ${this.name}/${key}: value nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects (the limit)`);
+    }
     let valueJson: string;
     try {
       valueJson = JSON.stringify(value);

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from "../model/duration.js";
 import type { ChildProcess } from "node:child_process";
 import { ErrorCode, RelayMeshError, StepTimeoutError } from "../errors.js";
 import type { StepResultMessage } from "../pool/protocol.js";
@@ -266,7 +267,7 @@ export class PersistentScriptAgent {
     const message = typeof m.message === "string" ? m.message : "(no message)";
     const details = { agent: this.#config.id, kind: "error", reported: message };
     if (typeof m.delayMs === "number" && Number.isFinite(m.delayMs) && m.delayMs >= 0) {
-      const delayMs = Math.round(m.delayMs);
+      const delayMs = Math.min(Math.round(m.delayMs), MAX_TIMER_MS);
       return failure(new RelayMeshError(ErrorCode.RETRY_LATER, `${this.#label(p)} asked to be retried after ${delayMs} ms: ${message}`,
         { details: { ...details, delayMs } }), true, delayMs);
     }

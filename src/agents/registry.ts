@@ -26,7 +26,7 @@ export class AgentRegistry {
   readonly #entries = new Map<string, Entry>();
 
   constructor(modules: readonly z.output<typeof ModuleAgentSchema>[], baseDir: string, scripts: readonly ScriptAgentConfig[] = []) {
-    for (const [name, builtin] of Object.entries(BUILTIN_AGENTS)) {
+    for (const [name, builtin] of BUILTIN_AGENTS) {
       this.#entries.set(name, { kind: "builtin", ref: { kind: "builtin", name }, ...(builtin.inputSchema ? { inputSchema: builtin.inputSchema } : {}) });
     }
     for (const m of modules) {

@@ -4,14 +4,15 @@ import { InvalidInputError, type Problem } from "../errors.js";
 import { zodProblems } from "../model/problems.js";
 import { readJsonFile } from "../model/json-file.js";
 import type { RetryOverride } from "../model/workflow.js";
+import { durationMs } from "../model/duration.js";
 
 /** `<root>/agents/retry-policies.json`: per-agent retry policies (a step's own `retry` still wins). */
 export const RetryPoliciesFileSchema = z.strictObject({
   agents: z.array(z.strictObject({
     id: z.string().min(1),
     maxAttempts: z.number().int().min(1).max(1000).optional(),
-    baseBackoffMs: z.number().int().min(0).optional(),
-    maxBackoffMs: z.number().int().min(0).optional(),
+    baseBackoffMs: durationMs().optional(),
+    maxBackoffMs: durationMs().optional(),
   }).superRefine((p, ctx) => {
     if (p.baseBackoffMs !== undefined && p.maxBackoffMs !== undefined && p.maxBackoffMs < p.baseBackoffMs) {
       ctx.addIssue({ code: "custom", path: ["maxBackoffMs"], message: `must be at least baseBackoffMs (${p.baseBackoffMs})` });

@@ -3,6 +3,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { InvalidInputError, type Problem } from "../errors.js";
 import { zodProblems } from "../model/problems.js";
+import { durationMs } from "../model/duration.js";
 
 /**
  * One entry of `<root>/agents/scripts.json`: a program in any language, run without a shell.
@@ -15,7 +16,7 @@ export const ScriptAgentSchema = z
     /** Program and arguments; relative paths resolve against the root, a bare name is looked up on PATH. */
     command: z.array(z.string().min(1)).min(1),
     /** Limit per step attempt (one-shot) or per request (persistent). */
-    timeoutMs: z.number().int().positive(),
+    timeoutMs: durationMs(1),
     /** Added to the engine's environment. */
     env: z.record(z.string(), z.string()).optional(),
     /** At most this many attempts of this agent at once on a node (default: unlimited). */

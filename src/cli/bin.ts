@@ -1,8 +1,8 @@
 import { CommanderError } from "commander";
-import { InvalidInputError, isRelayMeshError, errorToWire } from "../errors.js";
+import { ErrorCode, InvalidInputError, isRelayMeshError } from "../errors.js";
 import { BOOLEAN_FLAGS, buildProgram } from "./cli.js";
 import type { CommandResult, GlobalOptions } from "./context.js";
-import { ExitCode, exitCodeOf } from "./errors.js";
+import { ExitCode, ExitError, exitCodeOf } from "./errors.js";
 
 /** `--flag=true` → `--flag`; `--flag=false` → nothing (commander has no boolean values). */
 export function normalizeArgv(argv: string[]): string[] {
@@ -13,43 +13,48 @@ export function normalizeArgv(argv: string[]): string[] {
   });
 }
 
+// A reader that went away (`relaymesh tasks | head -1`) ends the command quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? ExitCode.OK);
+    throw error;
+  });
+}
+
 function print(result: CommandResult, globals: GlobalOptions): void {
   if (globals.json) process.stdout.write(`${JSON.stringify(result.data)}\n`);
   else if (result.human !== undefined) process.stdout.write(`${result.human}\n`);
   process.exitCode = result.exitCode ?? ExitCode.OK;
 }
 
+/** Every failure: one line on stderr, with --json one `{"error":{code,message,details}}` document on stdout. */
 function fail(error: unknown, json: boolean): void {
   const exitCode = exitCodeOf(error);
+  const known = isRelayMeshError(error);
   const message = error instanceof InvalidInputError
     ? `invalid input: ${error.problems.map((p) => `${p.where}: ${p.message}`).join("; ")}`
-    : (error as Error)?.message ?? String(error);
-  process.stderr.write(`relaymesh: ${message.replace(/\n\s*/g, " ")}\n`);
+    : error instanceof Error ? error.message : String(error);
+  const line = message.replace(/\s*\n\s*/g, " ");
+  process.stderr.write(`relaymesh: ${line}\n`);
   if (json) {
-    const wire = errorToWire(error);
-    process.stdout.write(`${JSON.stringify({ error: { code: wire.code ?? null, message: wire.message, ...(isRelayMeshError(error) && error.details !== undefined ? { details: error.details } : {}) } })}\n`);
+    const code = known ? error.code : ErrorCode.INTERNAL;
+    const details = known && error.details !== undefined ? error.details : null;
+    process.stdout.write(`${JSON.stringify({ error: { code, message: line, details } })}\n`);
   }
-  if (exitCode === ExitCode.FAILED && !isRelayMeshError(error) && process.env.RELAYMESH_DEBUG) process.stderr.write(`${(error as Error)?.stack}\n`);
+  if (!known && process.env.RELAYMESH_DEBUG) process.stderr.write(`${(error as Error)?.stack}\n`);
   process.exitCode = exitCode;
 }
 
 const argv = normalizeArgv(process.argv.slice(2));
 const json = argv.includes("--json");
 const program = buildProgram(print);
-program.configureOutput({
-  writeErr: (text) => { if (!text.startsWith("error:")) process.stderr.write(text); },
-});
 try {
   await program.parseAsync(argv, { from: "user" });
 } catch (error) {
-  if (error instanceof CommanderError) {
-    // Help or version asked for: 0; help shown because no command was given: a usage error.
-    if (["commander.helpDisplayed", "commander.version", "commander.help"].includes(error.code)) process.exitCode = error.exitCode === 0 ? 0 : ExitCode.USAGE;
-    else {
-      process.stderr.write(`relaymesh: ${error.message.replace(/^error: /, "")}\n`);
-      process.exitCode = ExitCode.USAGE;
-    }
-  } else {
-    fail(error, json);
+  if (!(error instanceof CommanderError)) fail(error, json);
+  else if (error.code === "commander.helpDisplayed" || error.code === "commander.version") process.exitCode = ExitCode.OK;
+  else if (error.code === "commander.help") fail(new ExitError(ExitCode.USAGE, "no command given (see relaymesh --help)"), json);
+  else {
+    fail(new ExitError(ExitCode.USAGE, error.message.replace(/^error: /, ""), { details: { parser: error.code } }), json);
   }
 }

@@ -7,7 +7,7 @@ function packageVersion(): string {
 }
 
 /** Flags that are booleans: `--name=true|false` is rewritten to `--name` / nothing before parsing. */
-export const BOOLEAN_FLAGS = new Set(["json", "once", "allow-get-writes", "merge"]);
+export const BOOLEAN_FLAGS = new Set(["json", "once", "allow-get-writes", "in-place", "merge"]);
 
 type Runner = (globals: GlobalOptions, ...args: never[]) => Promise<CommandResult>;
 
@@ -23,6 +23,8 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--store <url>", "store URL: postgres://… (default: $RELAYMESH_STORE, else SQLite in the root)")
     .option("--json", "print exactly one JSON document on stdout")
     .showHelpAfterError(false)
+    // The entry point turns parser errors into one line of its own; set before the commands, which inherit it.
+    .configureOutput({ writeErr: () => {} })
     .exitOverride();
 
   const action = (load: () => Promise<{ default: Runner }>) =>
@@ -40,7 +42,7 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
 
   program.command("submit").description("submit a one-step task")
     .requiredOption("--agent <agent>", "agent id")
-    .option("--input <json>", "input: JSON, or a plain string")
+    .option("--input <json>", "input, as JSON (a string is quoted: '\"text\"')")
     .addOption(new Option("--priority <priority>", "high | normal | low"))
     .option("--idempotency-key <key>", "same key, same task")
     .option("--traceparent <tp>", "W3C traceparent to continue")
@@ -181,14 +183,33 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .option("--limit <n>", "list: at most this many (default: 1000)")
     .action(action(() => import("./commands/kv.js")));
 
-  program.command("bench").alias("benchmark-run").description("sustained benchmark in a scratch root; prints throughput and latency percentiles")
-    .option("--tasks <n>", "tasks to run (default: 1000)")
+  const bench = program.command("bench").alias("benchmark-run")
+    .description("sustained benchmark (scratch store by default): throughput, latency percentiles, JSON and HTML reports")
+    .option("--tasks <n>", "tasks to run (default: 1000, or unlimited with --duration)")
+    .option("--duration <d>", "submit for this long, e.g. 90s, 10m, 1h30m; then drain")
     .option("--shape <shape>", "single | chain | diamond | fanout (default: single)")
-    .option("--input-size <bytes>", "input size of each step (default: 64)")
+    .option("--agent <agent>", "agent of every step of the shape (default: echo)")
+    .option("--workflow <file>", "run this workflow file (its own agents and inputs) instead of a shape")
+    .option("--priority <priority>", "high | normal | low (default: the workflow's, else normal)")
+    .option("--input-size <bytes>", "input size of each step of the shape (default: 64)")
+    .option("--rate <r>", "open loop: offer this many tasks per second")
+    .option("--in-flight <n>", "closed loop: keep this many submissions in flight (default: --concurrency)")
     .option("--concurrency <n>", "steps running at once (default: 8)")
-    .option("--max-seconds <s>", "stop submitting after this long and report (default: 300)")
-    .option("--report-out <file>", "where to write the JSON report (default: <root>/reports/bench-<time>.json)")
+    .option("--warmup <n>", "tasks run before measuring, not counted (default: 0)")
+    .option("--durability <d>", "full | normal (default: the settings file's)")
+    .option("--max-seconds <s>", "cap on the whole run; past it, stop and report (default: 300, or the duration + 300)")
+    .option("--report-out <file>", "JSON report (default: <root>/reports/bench-<time>.json); the HTML report goes beside it")
+    .option("--in-place", "run in the real store (not a scratch one); tasks are named bench:<run id>")
     .action(action(() => import("./commands/bench.js")));
+
+  bench.command("compare").description("two bench reports side by side, with ratios and whether each difference is beyond the runs' spread")
+    .argument("<a>", "first report (JSON)")
+    .argument("<b>", "second report (JSON)")
+    .action(action(() => import("./commands/bench-compare.js")));
+
+  bench.command("purge").description("delete the finished tasks of bench --in-place runs (named bench:<run id>) from the store")
+    .argument("[run-id]", "only this run's (default: every run's)")
+    .action(action(() => import("./commands/bench-purge.js")));
 
   program.command("members").alias("mesh-summary").description("nodes and their standing (ALIVE, SUSPECT, DEAD by heartbeat age)")
     .action(action(() => import("./commands/members.js")));

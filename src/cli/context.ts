@@ -2,6 +2,7 @@ import { userInfo } from "node:os";
 import { RelayMesh } from "../engine.js";
 import type { EngineOptions } from "../options.js";
 import { ExitCode, ExitError } from "./errors.js";
+import { MAX_TIMER_MS } from "../model/duration.js";
 
 /** Options every command accepts (CONTRACT.md "Invocation"). */
 export interface GlobalOptions {
@@ -58,11 +59,18 @@ export function intOption(name: string, value: string | undefined, limits: { min
   return n;
 }
 
-/** Parses a number option (fractions allowed), or ends with status 2 naming the option. */
-export function numberOption(name: string, value: string | undefined, min = 0): number | undefined {
+/** Parses a duration option in ms (an integer up to 2^31-1, what a timer honours), or ends with status 2. */
+export function durationOption(name: string, value: string | undefined, min = 0): number | undefined {
+  return intOption(name, value, { min, max: MAX_TIMER_MS });
+}
+
+/** Parses a number option (fractions allowed) from `min` to `max`, or ends with status 2 naming the option. */
+export function numberOption(name: string, value: string | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < min) throw new ExitError(ExitCode.USAGE, `--${name}: expected a number ≥ ${min}, got "${value}"`);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: expected a number from ${min} to ${max}, got "${value}"`);
+  }
   return n;
 }
 
@@ -73,6 +81,16 @@ export function choiceOption<T extends string>(name: string, value: string | und
     throw new ExitError(ExitCode.USAGE, `--${name}: expected one of ${choices.join(", ")}, got "${value}"`);
   }
   return value as T;
+}
+
+/** A JSON value given as option `name`, or ends with status 2 naming the option. */
+export function jsonOption(name: string, value: string | undefined): unknown {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: invalid JSON (${(error as Error).message}); quote a string as JSON, e.g. '"text"'`);
+  }
 }
 
 /** A value given on the command line: JSON when it parses as JSON, else the plain string. */

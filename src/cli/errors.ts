@@ -1,14 +1,15 @@
-import { ErrorCode, isRelayMeshError } from "../errors.js";
+import { ErrorCode, RelayMeshError, isRelayMeshError } from "../errors.js";
 
 /** Exit statuses of CONTRACT.md. */
 export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2, NOT_FOUND: 3 } as const;
 
-/** Thrown by a command to end with a given status and one line on stderr. */
-export class ExitError extends Error {
+const CODE_OF_EXIT: Readonly<Record<number, ErrorCode>> = { 1: ErrorCode.ENVIRONMENT, 2: ErrorCode.USAGE, 3: ErrorCode.NOT_FOUND };
+
+/** Thrown by a command to end with a given status and one line on stderr; its `code` defaults from the status. */
+export class ExitError extends RelayMeshError {
   readonly exitCode: number;
-  constructor(exitCode: number, message: string) {
-    super(message);
-    this.name = "ExitError";
+  constructor(exitCode: number, message: string, options: { code?: ErrorCode; details?: unknown } = {}) {
+    super(options.code ?? CODE_OF_EXIT[exitCode] ?? ErrorCode.INTERNAL, message, options.details !== undefined ? { details: options.details } : {});
     this.exitCode = exitCode;
   }
 }
@@ -17,7 +18,7 @@ export class ExitError extends Error {
 export function exitCodeOf(error: unknown): number {
   if (error instanceof ExitError) return error.exitCode;
   if (isRelayMeshError(error)) {
-    if (error.code === ErrorCode.INVALID_INPUT || error.code === ErrorCode.INVALID_OPTIONS) return ExitCode.USAGE;
+    if (error.code === ErrorCode.INVALID_INPUT || error.code === ErrorCode.INVALID_OPTIONS || error.code === ErrorCode.USAGE) return ExitCode.USAGE;
     if (error.code === ErrorCode.NOT_FOUND) return ExitCode.NOT_FOUND;
   }
   return ExitCode.FAILED;

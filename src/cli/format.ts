@@ -1,7 +1,7 @@
 /** Renders rows as an aligned text table with a header. */
 export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? "-" : String(c))))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  const widths = headers.map((_, i) => cells.reduce((max, r) => Math.max(max, (r[i] ?? "").length), 0));
   return cells.map((r) => r.map((c, i) => (c ?? "").padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
 

@@ -1,7 +1,6 @@
-import { Graph, alg } from "@dagrejs/graphlib";
 import { InvalidInputError, type Problem } from "../errors.js";
 import { WorkflowSpecSchema, type WorkflowSpec } from "../model/workflow.js";
-import { jsonBytes, zodProblems } from "../model/problems.js";
+import { MAX_JSON_DEPTH, jsonBytes, nestsDeeperThan, zodProblems } from "../model/problems.js";
 
 export interface ValidationContext {
   /** Names the input in messages: a file path or "submit". */
@@ -65,9 +64,13 @@ function checkSteps(steps: CheckedStep[], ctx: ValidationContext): Problem[] {
       const path = issue.path.length > 0 ? `input.${issue.path.map(String).join(".")}` : "input";
       problems.push({ where: at(step.id, path), message: `${issue.message} (agent "${step.agent}")` });
     }
-    const bytes = jsonBytes(step.input);
-    if (bytes > ctx.maxPayloadBytes) {
-      problems.push({ where: at(step.id, "input"), message: `input is ${bytes} bytes, over maxPayloadBytes (${ctx.maxPayloadBytes})` });
+    if (nestsDeeperThan(step.input, MAX_JSON_DEPTH)) {
+      problems.push({ where: at(step.id, "input"), message: `input nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects (the limit)` });
+    } else {
+      const bytes = jsonBytes(step.input);
+      if (bytes > ctx.maxPayloadBytes) {
+        problems.push({ where: at(step.id, "input"), message: `input is ${bytes} bytes, over maxPayloadBytes (${ctx.maxPayloadBytes})` });
+      }
     }
     const r = step.retry;
     if (r?.baseBackoffMs !== undefined && r.maxBackoffMs !== undefined && r.maxBackoffMs < r.baseBackoffMs) {
@@ -80,32 +83,87 @@ function checkSteps(steps: CheckedStep[], ctx: ValidationContext): Problem[] {
   return problems;
 }
 
-/** Each cycle as a closed path, e.g. ["a", "b", "c", "a"] (a depends on c, c on b, b on a: run order a→b→c→a). */
+/**
+ * Each cycle as a closed path, e.g. ["a", "b", "c", "a"] (a depends on c, c on b, b on a: run order
+ * a→b→c→a): one per strongly connected component. Iterative and keyed by index, so a chain of any
+ * length and any step id (`__proto__` included) are safe.
+ */
 export function findCyclePaths(spec: { steps: readonly { id: string; dependsOn?: string[] | undefined }[] }): string[][] {
-  const g = new Graph({ directed: true });
-  for (const step of spec.steps) g.setNode(step.id);
+  const index = new Map<string, number>();
+  const ids: string[] = [];
+  for (const step of spec.steps) if (!index.has(step.id)) { index.set(step.id, ids.length); ids.push(step.id); }
+  const successors: number[][] = ids.map(() => []);
   for (const step of spec.steps) {
-    for (const dep of step.dependsOn ?? []) if (g.hasNode(dep) && dep !== step.id) g.setEdge(dep, step.id);
+    const to = index.get(step.id)!;
+    for (const dep of step.dependsOn ?? []) {
+      const from = index.get(dep);
+      if (from !== undefined && from !== to) successors[from]!.push(to);
+    }
   }
-  return alg.findCycles(g).map((component: string[]) => cyclePathWithin(g, new Set(component)));
+  return stronglyConnected(successors).map((component) => cyclePathWithin(successors, component, ids));
 }
 
-function cyclePathWithin(g: Graph, component: Set<string>): string[] {
-  const start = [...component].sort()[0]!;
-  const path: string[] = [start];
-  const visited = new Set<string>([start]);
-  const walk = (node: string): boolean => {
-    for (const next of (g.successors(node) as string[] | undefined) ?? []) {
-      if (!component.has(next)) continue;
-      if (next === start) { path.push(start); return true; }
-      if (visited.has(next)) continue;
-      visited.add(next);
-      path.push(next);
-      if (walk(next)) return true;
-      path.pop();
+/** Tarjan's algorithm with an explicit stack: the components of more than one node. */
+function stronglyConnected(successors: readonly number[][]): number[][] {
+  const n = successors.length;
+  const order = new Int32Array(n).fill(-1);
+  const low = new Int32Array(n);
+  const next = new Int32Array(n);
+  const onStack = new Uint8Array(n);
+  const stack: number[] = [];
+  const components: number[][] = [];
+  let counter = 0;
+  for (let root = 0; root < n; root++) {
+    if (order[root] !== -1) continue;
+    const calls = [root];
+    order[root] = low[root] = counter++;
+    stack.push(root);
+    onStack[root] = 1;
+    while (calls.length > 0) {
+      const v = calls[calls.length - 1]!;
+      const out = successors[v]!;
+      if (next[v]! < out.length) {
+        const w = out[next[v]!++]!;
+        if (order[w] === -1) {
+          order[w] = low[w] = counter++;
+          stack.push(w);
+          onStack[w] = 1;
+          calls.push(w);
+        } else if (onStack[w]) {
+          low[v] = Math.min(low[v]!, order[w]!);
+        }
+        continue;
+      }
+      calls.pop();
+      if (calls.length > 0) { const u = calls[calls.length - 1]!; low[u] = Math.min(low[u]!, low[v]!); }
+      if (low[v] !== order[v]) continue;
+      const component: number[] = [];
+      let w: number;
+      do { w = stack.pop()!; onStack[w] = 0; component.push(w); } while (w !== v);
+      if (component.length > 1) components.push(component);
     }
-    return false;
-  };
-  walk(start);
-  return path;
+  }
+  return components;
+}
+
+/** The shortest cycle through the component's first id (in sort order), by breadth-first search inside it. */
+function cyclePathWithin(successors: readonly number[][], component: number[], ids: readonly string[]): string[] {
+  const members = new Set(component);
+  const start = component.reduce((a, b) => (ids[a]! <= ids[b]! ? a : b));
+  const parent = new Map<number, number>([[start, -1]]);
+  const queue = [start];
+  for (let head = 0; head < queue.length; head++) {
+    const v = queue[head]!;
+    for (const w of successors[v]!) {
+      if (w === start) {
+        const back = [ids[start]!];
+        for (let at = v; at !== start; at = parent.get(at)!) back.push(ids[at]!);
+        return [ids[start]!, ...back.reverse()];
+      }
+      if (!members.has(w) || parent.has(w)) continue;
+      parent.set(w, v);
+      queue.push(w);
+    }
+  }
+  return [ids[start]!];
 }

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { InvalidInputError, isRelayMeshError, type Problem } from "../errors.js";
 import { PRIORITIES, type Priority } from "../model/workflow.js";
+import { ensureDir } from "../ops/dirs.js";
 
 /** What the inbox needs from the engine: validate-and-submit, idempotent by key. */
 export interface InboxSubmitter {
@@ -31,7 +32,7 @@ export class Inbox {
 
   /** Creates the folders. Idempotent. */
   ensure(): void {
-    for (const sub of [...PRIORITIES, "processing", "done", "dead"]) mkdirSync(join(this.dir, sub), { recursive: true });
+    for (const sub of [...PRIORITIES, "processing", "done", "dead"]) ensureDir(join(this.dir, sub), "inbox folder");
   }
 
   /** Claims every dropped file, then submits everything in processing/. */

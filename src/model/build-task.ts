@@ -1,5 +1,4 @@
-import { randomUUID } from "node:crypto";
-import { newTraceId } from "../observe/ids.js";
+import { newTimeOrderedId, newTraceId } from "../observe/ids.js";
 import { InvalidInputError } from "../errors.js";
 import type { AgentRegistry } from "../agents/registry.js";
 import { validateWorkflow } from "../dag/validate.js";
@@ -50,7 +49,7 @@ export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: Subm
   const taskPriority = spec.priority ?? "normal";
   const s = ctx.settings;
   return {
-    taskId: randomUUID(),
+    taskId: newTimeOrderedId(),
     name: spec.name ?? null,
     priority: priorityToInt(taskPriority),
     idempotencyKey: options.idempotencyKey ?? spec.idempotencyKey ?? null,

@@ -37,3 +37,20 @@ function describePath(path: readonly PropertyKey[], data: unknown): string {
 export function jsonBytes(value: unknown): number {
   return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value) ?? "");
 }
+
+/** Deepest nesting of arrays and objects accepted in a step input or a checkpoint value. */
+export const MAX_JSON_DEPTH = 1_000;
+
+/** True when `value` nests arrays and objects deeper than `max` levels. Iterative, so any depth is safe to check. */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { durationMs } from "./duration.js";
 
 /**
  * `<root>/relaymesh-settings.json`: every field optional, unknown fields rejected.
@@ -6,31 +7,31 @@ import { z } from "zod";
  */
 export const SettingsSchema = z.strictObject({
   /** How long a claimed step is owned without a heartbeat (default: 30000). */
-  leaseTimeoutMs: z.number().int().min(200).max(86_400_000).default(30_000),
+  leaseTimeoutMs: durationMs(200).max(86_400_000).default(30_000),
   /** Node membership: heartbeat age after which a node is SUSPECT (default: 15000). */
-  suspectAfterMs: z.number().int().min(100).default(15_000),
+  suspectAfterMs: durationMs(100).default(15_000),
   /** Node membership: heartbeat age after which a node is DEAD (default: 45000). */
-  deadAfterMs: z.number().int().min(100).default(45_000),
+  deadAfterMs: durationMs(100).default(45_000),
   /** Minimum time a SUSPECT node stays SUSPECT before it may be ALIVE again (default: 5000). */
-  suspectRecoverMinMs: z.number().int().min(0).default(5_000),
+  suspectRecoverMinMs: durationMs().default(5_000),
   /** Minimum time a DEAD node stays DEAD before it may be ALIVE again (default: 30000). */
-  deadRecoverMinMs: z.number().int().min(0).default(30_000),
+  deadRecoverMinMs: durationMs().default(30_000),
   /** Stop claiming while this node is not ALIVE (default: true). */
   pauseWorkerWhenLocalNotAlive: z.boolean().default(true),
   /** Attempts per step, the first included (default: 3). */
   maxAttempts: z.number().int().min(1).max(1000).default(3),
   /** First retry delay; doubles per attempt, with jitter (default: 1000). */
-  baseBackoffMs: z.number().int().min(0).default(1_000),
+  baseBackoffMs: durationMs().default(1_000),
   /** Cap on the retry delay (default: 60000). */
-  maxBackoffMs: z.number().int().min(0).default(60_000),
+  maxBackoffMs: durationMs().default(60_000),
   /** Steps moved from RETRY_WAIT to READY per tick at most (default: 1000). */
   retryDispatchLimit: z.number().int().min(1).default(1_000),
   /** mesh-prune: DEAD node rows older than this are removed (default: 86400000). */
-  meshPruneOlderThanMs: z.number().int().min(0).default(86_400_000),
+  meshPruneOlderThanMs: durationMs().default(86_400_000),
   /** mesh-prune: rows removed per run at most (default: 1000). */
   meshPruneLimit: z.number().int().min(1).default(1_000),
   /** mesh-prune: how often the maintenance tick prunes (default: 600000). */
-  meshPruneIntervalMs: z.number().int().min(1_000).default(600_000),
+  meshPruneIntervalMs: durationMs(1_000).default(600_000),
   /** Largest accepted input or output, in bytes of JSON (default: 10485760). */
   maxPayloadBytes: z.number().int().min(1_024).default(10 * 1024 * 1024),
   /** A waiting lower-priority step is forced through after this many higher picks (default: 10). */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { durationMs } from "./duration.js";
 
 /** Priorities, highest first. Stored as integers (high = 2, normal = 1, low = 0). */
 export const PRIORITIES = ["high", "normal", "low"] as const;
@@ -8,8 +9,8 @@ export type Priority = z.infer<typeof PrioritySchema>;
 export const RetrySchema = z.strictObject({
   /** Total attempts, the first included. */
   maxAttempts: z.number().int().min(1).max(1000).optional(),
-  baseBackoffMs: z.number().int().min(0).optional(),
-  maxBackoffMs: z.number().int().min(0).optional(),
+  baseBackoffMs: durationMs().optional(),
+  maxBackoffMs: durationMs().optional(),
 });
 export type RetryOverride = z.infer<typeof RetrySchema>;
 
@@ -27,7 +28,7 @@ export const StepSpecSchema = z.strictObject({
   priority: PrioritySchema.optional(),
   dependsOn: z.array(z.string()).optional(),
   retry: RetrySchema.optional(),
-  timeoutMs: z.number().int().positive().optional(),
+  timeoutMs: durationMs(1).optional(),
 });
 export type StepSpec = z.infer<typeof StepSpecSchema>;
 
@@ -48,7 +49,7 @@ export const SingleTaskSpecSchema = z.strictObject({
   priority: PrioritySchema.optional(),
   idempotencyKey: z.string().min(1).max(500).optional(),
   retry: RetrySchema.optional(),
-  timeoutMs: z.number().int().positive().optional(),
+  timeoutMs: durationMs(1).optional(),
   name: z.string().optional(),
 });
 export type SingleTaskSpec = z.infer<typeof SingleTaskSpecSchema>;

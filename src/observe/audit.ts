@@ -1,4 +1,5 @@
-import { closeSync, existsSync, openSync, readSync, fstatSync, writeSync, mkdirSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, fstatSync, writeSync } from "node:fs";
+import { ensureDir } from "../ops/dirs.js";
 import { createReadStream } from "node:fs";
 import { dirname } from "node:path";
 import { createInterface } from "node:readline";
@@ -54,7 +55,7 @@ export class AuditLog {
     if (inputs.length === 0) return;
     const text = inputs.map((i) => `${JSON.stringify(toRecord(i))}\n`).join("");
     if (this.#fd === null) {
-      mkdirSync(dirname(this.path), { recursive: true });
+      ensureDir(dirname(this.path), "audit folder");
       this.#fd = openSync(this.path, "a");
     }
     writeSync(this.#fd, text);

@@ -1,4 +1,3 @@
-import { Counter, Gauge, Registry } from "prom-client";
 import type { OpsSnapshot } from "../store/types.js";
 
 /** Percentile (nearest rank) of an ascending array; null when empty. */
@@ -22,6 +21,8 @@ export function slaFigures(s: OpsSnapshot) {
  * the root (or the PostgreSQL cluster) reports the same numbers.
  */
 export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: string; text: string }> {
+  // Loaded here: one-shot commands that never render metrics skip prom-client (and node:http).
+  const { Counter, Gauge, Registry } = await import("prom-client");
   const registry = new Registry();
   const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [registry] });
   const counter = (name: string, help: string, value: number) => {

@@ -1,4 +1,5 @@
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
+import { ensureDir, fileError } from "./dirs.js";
 import { dirname, resolve } from "node:path";
 import type { AuditLog } from "../observe/audit.js";
 import { taskView, workflowView } from "../model/views.js";
@@ -7,10 +8,14 @@ import type { Store } from "../store/store.js";
 /** Writes a JSON document atomically (temp file + rename), creating the folder. */
 export function writeJsonFile(path: string, doc: unknown): string {
   const out = resolve(path);
-  mkdirSync(dirname(out), { recursive: true });
+  ensureDir(dirname(out), "output folder");
   const tmp = `${out}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
-  renameSync(tmp, out);
+  try {
+    writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
+    renameSync(tmp, out);
+  } catch (cause) {
+    throw fileError("cannot write", out, cause);
+  }
   return out;
 }
 

@@ -1,4 +1,5 @@
-import { cpSync, existsSync, mkdirSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, readdirSync } from "node:fs";
+import { ensureDir } from "./dirs.js";
 import { join, resolve } from "node:path";
 import { InvalidInputError } from "../errors.js";
 import type { Settings } from "../model/settings.js";
@@ -30,7 +31,7 @@ export async function exportSnapshot(store: Store, paths: RootPaths, outDir: str
   if (existsSync(out) && readdirSync(out).length > 0) {
     throw new InvalidInputError([{ where: out, message: "snapshot folder exists and is not empty; give a new or empty folder" }]);
   }
-  mkdirSync(out, { recursive: true });
+  ensureDir(out, "snapshot folder");
   await copyStore(store, await SqliteStore.openMigrated(join(out, DB_FILE)));
   const files = [DB_FILE];
   for (const f of rootFiles(paths)) {

@@ -3,9 +3,12 @@ import { randomUUID } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
 import PQueue from "p-queue";
-import { errorToWire } from "../errors.js";
+import { ErrorCode, RelayMeshError, StepTimeoutError, errorToWire } from "../errors.js";
+import { MAX_TIMER_MS } from "../model/duration.js";
+import { signalGroup } from "../../workers/script-runner.js";
 import type {
-  AgentMessage, ControlMessage, KvReply, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  AgentMessage, BatchStartedMessage, ControlMessage, ProcessGroupMessage, KvReply, LateResultMessage, RunBatchMessage, RunBatchReply, StepResultMessage, StepRun,
+  WarmUpMessage, WarmUpReply,
 } from "./protocol.js";
 
 export interface AgentPoolOptions {
@@ -25,14 +28,51 @@ export const AGENT_WORKER_FILE = new URL("../../workers/agent.worker.js", import
 /** How often an abort is broadcast again until its attempt settles. */
 const ABORT_RESEND_MS = 200;
 
+/**
+ * How long past its timeout (or its abort) an attempt may take to settle before its thread is
+ * taken as unresponsive, ended and replaced. Script agents get their kill grace on top.
+ */
+export const UNRESPONSIVE_GRACE_MS = 1_000;
+
+/** Rounds of warm-up messages before `warmUp` settles for the threads it reached. */
+const WARM_UP_ROUNDS = 5;
+
 /** Receives the outcome of one attempt handed to `AgentPool.run`. */
 export type SettleFn<T> = (token: T, result: StepResultMessage) => void;
+
+/** True for the result of an attempt whose thread was ended because of another attempt: run it again, uncounted. */
+export function isWorkerLost(result: StepResultMessage): boolean {
+  return result.type === "error" && result.error.code === ErrorCode.WORKER_LOST;
+}
+
+function workerLost(): StepResultMessage {
+  const error = new RelayMeshError(ErrorCode.WORKER_LOST, "the worker thread running this attempt was ended because another attempt on it stopped responding; it runs again");
+  return { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null };
+}
+
+/** One thread message (a Piscina task) and the attempts it carries. */
+interface Batch {
+  id: number;
+  /** The thread running it, once it announced itself (batches with module agents do). */
+  threadId: number | null;
+}
+
+interface Pending {
+  settle: (result: StepResultMessage) => void;
+  batch: Batch;
+  step: StepRun;
+  /** Fires when the attempt overran its timeout, or its abort, by the grace: its thread is ended. */
+  deadline: NodeJS.Timeout | null;
+}
 
 /**
  * Runs step attempts on a Piscina pool, several per thread message, through a p-queue that gives
  * the next free thread the highest-priority message. The caller bounds how many run at once
- * (the supervisor's slots); aborts reach the threads over a BroadcastChannel so an
- * abort never terminates a thread, and late results come back over another.
+ * (the supervisor's slots); aborts reach the threads over a BroadcastChannel, and late results
+ * come back over another. Timeouts are also enforced here, on the main thread: an attempt that
+ * does not settle within its timeout (or abort) plus a grace fails, and its thread, which no
+ * longer responds (a busy loop, a blocking call), is ended and replaced; the other attempts it
+ * ran get their leases back (RELAYMESH_ERR_WORKER_LOST) and run again.
  */
 export class AgentPool {
   readonly controlChannel = `relaymesh:${randomUUID()}`;
@@ -46,10 +86,20 @@ export class AgentPool {
   /** Thread messages waiting for a thread, highest step priority first. */
   readonly #queue: PQueue;
   /** Attempts handed to a thread and not yet settled, by key (a late result may overtake its batch's reply). */
-  readonly #pending = new Map<string, (result: StepResultMessage) => void>();
+  readonly #pending = new Map<string, Pending>();
   /** Aborts asked for and not yet settled: re-sent until they are, since a thread that is still starting misses a broadcast. */
   readonly #aborting = new Map<string, ControlMessage>();
   #abortTimer: NodeJS.Timeout | null = null;
+  /** Announced batches not yet finished, by id. */
+  readonly #batches = new Map<number, Batch>();
+  #batchSeq = 0;
+  /** Threads being ended, until their exit was seen: the tasks Piscina fails meanwhile were their co-tenants'. */
+  #ending = 0;
+  readonly #exits = new Set<Promise<unknown>>();
+  /** Thread messages handed to Piscina and not yet answered. */
+  #open = 0;
+  /** Script agents' process groups still running, by pid, with the thread that started them (killed if it is ended). */
+  readonly #groups = new Map<number, number>();
 
   constructor(options: AgentPoolOptions) {
     this.threads = options.threads ?? availableParallelism();
@@ -60,7 +110,7 @@ export class AgentPool {
       maxThreads: this.threads,
       concurrentTasksPerWorker: Math.max(1, Math.ceil(options.concurrency / this.threads)),
       idleTimeout: 60_000,
-      // A batch replies before its slow attempts settle: the thread's event loop must keep running between tasks.
+      // A batch posts results before its slow attempts settle: the thread's event loop must keep running between tasks.
       atomics: "disabled",
     });
     // A pool given to us whose threads sleep between tasks cannot deliver late results: batches then wait for all.
@@ -70,11 +120,33 @@ export class AgentPool {
     this.#results = new BroadcastChannel(this.resultChannel);
     const onAgentMessage = options.onAgentMessage;
     this.#results.onmessage = (event) => {
-      const msg = (event as { data: LateResultMessage | AgentMessage }).data;
-      if (msg.type === "step-result") this.#settle(msg.key, msg.result);
+      const msg = (event as { data: LateResultMessage | BatchStartedMessage | ProcessGroupMessage | AgentMessage }).data;
+      if (msg.type === "step-results") for (const r of msg.results) this.#settle(r.key, r.result);
+      else if (msg.type === "batch-started") this.#started(msg);
+      else if (msg.type === "process-group") {
+        if (msg.running) this.#groups.set(msg.pid, msg.threadId);
+        else this.#groups.delete(msg.pid);
+      }
       else onAgentMessage(msg);
     };
     this.#results.unref();
+  }
+
+  /**
+   * Resolves once every thread of the pool has started and answered a message, so the first
+   * step does not pay thread start-up; resolves with the number of threads that answered. Rejects
+   * when a thread cannot start (e.g. its file is missing).
+   */
+  async warmUp(): Promise<number> {
+    const want = Math.max(1, this.#piscina.threads.length);
+    const msg: WarmUpMessage = { type: "warm-up", controlChannel: this.controlChannel, resultChannel: this.resultChannel };
+    const seen = new Set<number>();
+    // Piscina hands each message to the least busy thread, so one round usually reaches them all.
+    for (let round = 0; round < WARM_UP_ROUNDS && seen.size < want; round++) {
+      const replies = await Promise.all(Array.from({ length: want }, () => this.#piscina.run(msg) as Promise<WarmUpReply>));
+      for (const r of replies) seen.add(r.threadId);
+    }
+    return seen.size;
   }
 
   /**
@@ -92,40 +164,102 @@ export class AgentPool {
 
   #runChunk<T>(steps: StepRun[], tokens: T[], settle: SettleFn<T>): void {
     if (this.#pending.size === 0) this.#results.ref();
+    const batch: Batch = { id: ++this.#batchSeq, threadId: null };
+    // Built-ins and script agents never block their thread; module agents may.
+    const announce = steps.some((step) => step.agent.kind === "module");
+    if (announce) this.#batches.set(batch.id, batch);
     for (let i = 0; i < steps.length; i++) {
       const token = tokens[i]!;
-      this.#pending.set(steps[i]!.key, (result) => settle(token, result));
+      this.#pending.set(steps[i]!.key, { settle: (result) => settle(token, result), batch, step: steps[i]!, deadline: null });
     }
     const msg: RunBatchMessage = {
-      type: "run-batch", steps, controlChannel: this.controlChannel, resultChannel: this.resultChannel, lateResults: this.#lateResults,
+      type: "run-batch", batchId: batch.id, announce, steps, controlChannel: this.controlChannel, resultChannel: this.resultChannel, lateResults: this.#lateResults,
     };
     const priority = steps.reduce((max, step) => Math.max(max, step.priority), 0);
-    this.#queue.add(() => this.#piscina.run(msg) as Promise<RunBatchReply>, { priority }).then((reply) => {
+    const start = () => {
+      if (!announce) for (const step of steps) this.#armTimeout(step);
+      this.#open++;
+      return (this.#piscina.run(msg) as Promise<RunBatchReply>).finally(() => { this.#open--; });
+    };
+    this.#queue.add(start, { priority }).then((reply) => {
+      this.#batches.delete(batch.id);
       for (let i = 0; i < steps.length; i++) {
         const result = reply.results[i];
         if (result) this.#settle(steps[i]!.key, result);
       }
     }, (error) => {
-      const result: StepResultMessage = { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null };
+      this.#batches.delete(batch.id);
+      const result: StepResultMessage = this.#ending > 0 ? workerLost() : { type: "error", error: errorToWire(error), retryable: true, retryDelayMs: null };
       for (const step of steps) this.#settle(step.key, result);
     });
   }
 
-  #settle(key: string, result: StepResultMessage): void {
-    const settle = this.#pending.get(key);
-    if (!settle) return;
-    this.#pending.delete(key);
-    this.#aborting.delete(key);
-    if (this.#pending.size === 0) this.#results.unref();
-    settle(result);
+  /** A batch with module agents began on a thread: its timeouts count from now (not while it waited behind a stuck one). */
+  #started(msg: BatchStartedMessage): void {
+    const batch = this.#batches.get(msg.batchId);
+    if (!batch) return;
+    batch.threadId = msg.threadId;
+    for (const p of this.#pending.values()) if (p.batch === batch) this.#armTimeout(p.step);
   }
 
-  /** Tells the thread running attempt `key` to abort it with `reason` (a RelayMeshError). */
-  abort(key: string, reason: unknown): void {
-    if (!this.#pending.has(key)) return;
+  /** Starts the main thread's watch on an attempt's timeout, as its thread message starts. */
+  #armTimeout(step: StepRun): void {
+    const p = this.#pending.get(step.key);
+    if (!p || p.deadline || step.timeoutMs === null) return;
+    const ms = step.timeoutMs;
+    p.deadline = setTimeout(() => {
+      this.#end(step.key, new StepTimeoutError(`step "${step.stepId}" timed out after ${ms} ms and its worker thread did not respond; the thread was replaced`));
+    }, Math.min(MAX_TIMER_MS, ms + this.#graceOf(step)));
+  }
+
+  #graceOf(step: StepRun): number {
+    return UNRESPONSIVE_GRACE_MS + (step.agent.kind === "script" ? step.killGraceMs : 0);
+  }
+
+  /** Fails an attempt that does not respond with `reason`, and ends the thread running it (Piscina replaces it). */
+  #end(key: string, reason: RelayMeshError): void {
+    const p = this.#pending.get(key);
+    if (!p) return;
+    const retryable = reason.code !== ErrorCode.NON_RETRYABLE;
+    this.#settle(key, { type: "error", error: errorToWire(reason), retryable, retryDelayMs: null });
+    const threadId = p.batch.threadId;
+    const thread = threadId === null ? undefined : this.#piscina.threads.find((w) => w.threadId === threadId);
+    if (!thread) return;
+    const lost = workerLost();
+    for (const [other, q] of this.#pending) if (q.batch.threadId === threadId) this.#settle(other, lost);
+    this.#killGroups((owner) => owner === threadId);
+    this.#ending++;
+    // Piscina fails the thread's other tasks on its exit event, before this promise's reaction runs.
+    const exit: Promise<unknown> = thread.terminate().finally(() => new Promise<void>((resolve) => setImmediate(() => {
+      this.#ending--;
+      this.#exits.delete(exit);
+      resolve();
+    })));
+    this.#exits.add(exit);
+  }
+
+  #settle(key: string, result: StepResultMessage): void {
+    const p = this.#pending.get(key);
+    if (!p) return;
+    this.#pending.delete(key);
+    this.#aborting.delete(key);
+    if (p.deadline) clearTimeout(p.deadline);
+    if (this.#pending.size === 0) this.#results.unref();
+    p.settle(result);
+  }
+
+  /**
+   * Tells the thread running attempt `key` to abort it with `reason` (a RelayMeshError). An
+   * attempt that has not settled a grace after its abort is ended with its thread.
+   */
+  abort(key: string, reason: RelayMeshError): void {
+    const p = this.#pending.get(key);
+    if (!p) return;
     const msg: ControlMessage = { type: "abort", key, error: errorToWire(reason) };
     this.#aborting.set(key, msg);
     this.#control.postMessage(msg);
+    if (p.deadline) clearTimeout(p.deadline);
+    p.deadline = setTimeout(() => this.#end(key, reason), this.#graceOf(p.step));
     if (this.#abortTimer) return;
     this.#abortTimer = setInterval(() => {
       for (const m of this.#aborting.values()) this.#control.postMessage(m);
@@ -145,8 +279,25 @@ export class AgentPool {
 
   async close(): Promise<void> {
     if (this.#abortTimer) clearInterval(this.#abortTimer);
+    for (const p of this.#pending.values()) if (p.deadline) clearTimeout(p.deadline);
     this.#control.close();
     this.#results.close();
-    if (this.#ownsPiscina) await this.#piscina.close({ force: true });
+    // Piscina's close waits (on an unref'd timer) for tasks a thread being ended would never answer.
+    await Promise.allSettled([...this.#exits]);
+    if (this.#ownsPiscina) {
+      if (this.#open > 0) await this.#piscina.destroy();
+      else await this.#piscina.close({ force: true });
+    }
+    // Scripts whose threads are gone would be left running.
+    this.#killGroups(() => true);
+  }
+
+  /** SIGKILLs the script process groups started by the threads `of` picks. */
+  #killGroups(of: (threadId: number) => boolean): void {
+    for (const [pid, threadId] of this.#groups) {
+      if (!of(threadId)) continue;
+      signalGroup(pid, "SIGKILL");
+      this.#groups.delete(pid);
+    }
   }
 }

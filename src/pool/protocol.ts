@@ -27,18 +27,40 @@ export interface StepRun {
 }
 
 /**
- * Main thread → worker thread: run several attempts at once. The reply carries the results of
- * those that settled by the next turn of the thread's event loop; the others are posted one by
- * one on `resultChannel` as they settle, so a slow attempt never holds back a fast one.
+ * Main thread → worker thread: run several attempts at once. When they all settle by the next
+ * turn of the thread's event loop, the reply carries their results; otherwise the results are
+ * posted on `resultChannel` as they settle (so a slow attempt never holds back a fast one) and
+ * the reply, empty, comes once the last one settled: the task stays open while any attempt runs,
+ * so the main thread can end a thread that stopped responding by aborting its task.
  */
 export interface RunBatchMessage {
   type: "run-batch";
+  /** Names the batch in its `batch-started` message. */
+  batchId: number;
+  /** Post `batch-started` before running anything: the batch runs code that could stop the thread responding (module agents). */
+  announce: boolean;
   steps: StepRun[];
   controlChannel: string;
   resultChannel: string;
   /** False: reply only once every attempt settled (the thread may sleep between tasks: Piscina `atomics: "sync"`). */
   lateResults: boolean;
 }
+
+/** Main thread → worker thread: start up (open the channels) and say which thread answered. */
+export interface WarmUpMessage {
+  type: "warm-up";
+  controlChannel: string;
+  resultChannel: string;
+}
+
+/** Worker thread → main thread: the reply to a WarmUpMessage. */
+export interface WarmUpReply {
+  type: "warm";
+  threadId: number;
+}
+
+/** What the Piscina entry is called with. */
+export type ThreadTask = RunBatchMessage | WarmUpMessage;
 
 /** Worker thread → main thread: the outcome of one attempt. */
 export type StepResultMessage =
@@ -51,11 +73,25 @@ export interface RunBatchReply {
   results: (StepResultMessage | null)[];
 }
 
-/** Worker thread → main thread, over the result BroadcastChannel: an attempt of a batch settled late. */
+/** Worker thread → main thread, over the result BroadcastChannel: which thread runs a batch (so it can be ended if it stops responding). */
+export interface BatchStartedMessage {
+  type: "batch-started";
+  batchId: number;
+  threadId: number;
+}
+
+/** Worker thread → main thread, over the result BroadcastChannel: a script agent's process group started or is gone. */
+export interface ProcessGroupMessage {
+  type: "process-group";
+  threadId: number;
+  pid: number;
+  running: boolean;
+}
+
+/** Worker thread → main thread, over the result BroadcastChannel: attempts of a batch that settled after its first turn. */
 export interface LateResultMessage {
-  type: "step-result";
-  key: string;
-  result: StepResultMessage;
+  type: "step-results";
+  results: { key: string; result: StepResultMessage }[];
 }
 
 /** What an agent asks of the store during an attempt; `null` valueJson deletes. */

@@ -251,6 +251,8 @@ export interface PurgeQuery {
   deadBeforeMs: number;
   /** Idempotency keys of tasks created before this are forgotten (the tasks stay). */
   idempotencyBeforeMs: number;
+  /** Only tasks whose name starts with this (e.g. `bench:` for benchmark tasks run in place); all tasks when absent. */
+  namePrefix?: string;
 }
 
 export interface PurgeResult {

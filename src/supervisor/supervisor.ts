@@ -3,7 +3,7 @@ import { ErrorCode, LeaseLostError, RelayMeshError, errorFromWire, errorToWire, 
 import type { EngineEventMap } from "../events.js";
 import type { Settings } from "../model/settings.js";
 import type { AgentRegistry } from "../agents/registry.js";
-import type { AgentPool } from "../pool/pool.js";
+import { isWorkerLost, type AgentPool } from "../pool/pool.js";
 import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
 import type { ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask, StepCompletion, StepFailure, StepProgress } from "../store/types.js";
@@ -14,6 +14,7 @@ import { claimLimit, machineLoad } from "../mesh/claim-policy.js";
 import { PersistentScriptHost } from "../agents/script-host.js";
 import type { ScriptAgentConfig } from "../agents/scripts.js";
 import { backoffMs } from "./retry.js";
+import { MAX_TIMER_MS } from "../model/duration.js";
 
 export interface SupervisorOptions {
   store: Store;
@@ -442,7 +443,7 @@ export class Supervisor {
       this.#retryTimer = null;
       this.#retryTimerAt = Infinity;
       this.#schedule();
-    }, Math.max(0, atMs - this.#now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, atMs - this.#now())));
     this.#retryTimer.unref();
   }
 
@@ -569,7 +570,8 @@ export class Supervisor {
       this.#pump();
     }
     const durationMs = performance.now() - f.startedAt;
-    if (f.disposition === "release") this.#releases.push(step);
+    // An attempt whose thread was ended for another's sake runs again, uncounted.
+    if (f.disposition === "release" || (f.disposition === "commit" && isWorkerLost(result))) this.#releases.push(step);
     else if (f.disposition === "commit") {
       this.stats.executed++;
       this.#ran.set(step.stepKey, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs, traceId: step.traceId, spanId: f.spanId });

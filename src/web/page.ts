@@ -78,25 +78,31 @@ async function loadStats() {
 }
 function drawDag(steps, edges) {
   const svg = $("dag"), NS = "http://www.w3.org/2000/svg";
-  const layer = {}, deps = {};
-  for (const s of steps) deps[s.stepId] = [];
-  for (const [from, to] of edges) (deps[to] = deps[to] || []).push(from);
-  const depth = (id, seen) => layer[id] !== undefined ? layer[id] : (layer[id] = seen.has(id) ? 0 : 1 + Math.max(-1, ...deps[id].map((d) => depth(d, new Set(seen).add(id)))));
-  steps.forEach((s) => depth(s.stepId, new Set()));
+  // Maps, not objects: step ids are user input (__proto__ is a valid id). Layers by Kahn's order, no recursion.
+  const layer = new Map(steps.map((s) => [s.stepId, 0])), out = new Map(steps.map((s) => [s.stepId, []])), waiting = new Map(steps.map((s) => [s.stepId, 0]));
+  for (const [from, to] of edges) if (out.has(from) && out.has(to)) { out.get(from).push(to); waiting.set(to, waiting.get(to) + 1); }
+  const ready = steps.filter((s) => waiting.get(s.stepId) === 0).map((s) => s.stepId);
+  for (let i = 0; i < ready.length; i++) {
+    for (const to of out.get(ready[i])) {
+      layer.set(to, Math.max(layer.get(to), layer.get(ready[i]) + 1));
+      waiting.set(to, waiting.get(to) - 1);
+      if (waiting.get(to) === 0) ready.push(to);
+    }
+  }
   const columns = [];
-  for (const s of steps) (columns[layer[s.stepId]] = columns[layer[s.stepId]] || []).push(s);
-  const pos = {}, W = 140, H = 40;
-  columns.forEach((col, x) => col.forEach((s, y) => { pos[s.stepId] = { x: 10 + x * (W + 40), y: 10 + y * (H + 16) }; }));
-  const rows = Math.max(1, ...columns.map((c) => c.length));
+  for (const s of steps) (columns[layer.get(s.stepId)] = columns[layer.get(s.stepId)] || []).push(s);
+  const pos = new Map(), W = 140, H = 40;
+  columns.forEach((col, x) => col.forEach((s, y) => { pos.set(s.stepId, { x: 10 + x * (W + 40), y: 10 + y * (H + 16) }); }));
+  const rows = columns.reduce((m, c) => Math.max(m, c.length), 1);
   svg.setAttribute("height", String(20 + rows * (H + 16)));
   const node = (tag, attrs) => { const e = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v)); return e; };
   const parts = [];
   for (const [from, to] of edges) {
-    const a = pos[from], b = pos[to];
+    const a = pos.get(from), b = pos.get(to);
     if (a && b) parts.push(node("line", { x1: a.x + W, y1: a.y + H / 2, x2: b.x, y2: b.y + H / 2, stroke: "#999" }));
   }
   for (const s of steps) {
-    const p = pos[s.stepId], g = node("g", { class: "s-" + s.status, "data-step-id": s.stepId });
+    const p = pos.get(s.stepId), g = node("g", { class: "s-" + s.status, "data-step-id": s.stepId });
     g.append(node("rect", { x: p.x, y: p.y, width: W, height: H, rx: 5, fill: "#f9fafb", stroke: "currentColor" }));
     const label = node("text", { x: p.x + 6, y: p.y + 16, fill: "#111" }); label.textContent = s.stepId;
     const status = node("text", { x: p.x + 6, y: p.y + 32, fill: "currentColor" }); status.textContent = s.status;

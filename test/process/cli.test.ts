@@ -30,7 +30,7 @@ test("run: each example workflow runs to its expected end", async (t) => {
 test("cli: global options stand before or after the command, --json prints one document", async (t) => {
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
-  const before = await cli(["--root", root, "--json", "submit", "--agent", "echo", "--input", "hello"]);
+  const before = await cli(["--root", root, "--json", "submit", "--agent", "echo", "--input", "\"hello\""]);
   assert.equal(before.code, 0, before.stderr);
   const { taskId, created } = before.json<{ taskId: string; created: boolean }>();
   assert.equal(created, true);

@@ -736,6 +736,38 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.deepEqual(dead, { finishedTasks: 0, deadLetters: 2, idempotencyKeys: 0 });
     });
 
+    test("purge: namePrefix limits it to tasks whose name starts with the prefix (benchmark tasks run in place)", async (t) => {
+      const store = await open(t);
+      const finish = async (name: string | null, fail: boolean) => {
+        const tk = newTask([{ id: "s", maxAttempts: 1 }], { name, idempotencyKey: `k-${randomUUID()}` });
+        await store.commit(batch(T0, { submissions: [tk] }));
+        const c = await claimOne(store, T0);
+        await store.commit(batch(T0, fail
+          ? { failures: [{ ...ref(c), attempt: 1, error: ERROR, next: { kind: "dead" } }] }
+          : { completions: [{ ...ref(c), outputJson: "1" }] }));
+        return tk.taskId;
+      };
+      const benchDone = await finish("bench:run1", false);
+      const benchDead = await finish("bench:run1", true);
+      const otherRun = await finish("bench:run2", false);
+      const real = await finish("nightly", false);
+      const unnamed = await finish(null, false);
+      const open1 = newTask([{ id: "s" }], { name: "bench:run1", idempotencyKey: "k-open" });
+      await store.commit(batch(T0, { submissions: [open1] }));
+      const everything = { finishedBeforeMs: T0 + 1, deadBeforeMs: T0 + 1, idempotencyBeforeMs: T0 + 1 };
+
+      assert.deepEqual(await store.purge({ ...everything, namePrefix: "bench:run1" }), { finishedTasks: 1, deadLetters: 1, idempotencyKeys: 1 });
+      assert.equal(await store.getTask(benchDone), null);
+      assert.equal(await store.getTask(benchDead), null);
+      assert.ok(await store.getTask(open1.taskId), "unfinished tasks are never purged");
+      for (const id of [otherRun, real, unnamed]) assert.ok(await store.getTask(id), "tasks of other names stay");
+      assert.deepEqual(await store.purge({ ...everything, namePrefix: "bench:" }), { finishedTasks: 1, deadLetters: 0, idempotencyKeys: 0 });
+      assert.equal(await store.getTask(otherRun), null);
+      assert.ok(await store.getTask(real));
+      assert.ok((await store.getTask(real))!.idempotencyKey !== null, "keys of other names are kept");
+      assert.ok(await store.getTask(unnamed));
+    });
+
     test("cancelTask: hard cancels running steps (a late result is refused); soft lets them finish", async (t) => {
       const store = await open(t);
       const hard = newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }]);

@@ -9,10 +9,11 @@ export default async function leaseReport(globals: GlobalOptions, flags: { hours
     const toMs = Date.now();
     const fromMs = toMs - hours * 3_600_000;
     const events = await mesh.ownershipEvents({ sinceMs: fromMs, limit: 1_000_000 });
+    // Node ids and operations are user input: counted in a Map, returned as own properties.
     const count = (key: (e: (typeof events)[number]) => string | null) => {
-      const out: Record<string, number> = {};
-      for (const e of events) { const k = key(e); if (k !== null) out[k] = (out[k] ?? 0) + 1; }
-      return out;
+      const out = new Map<string, number>();
+      for (const e of events) { const k = key(e); if (k !== null) out.set(k, (out.get(k) ?? 0) + 1); }
+      return Object.fromEntries(out);
     };
     const conflicts = events.filter((e) => e.kind === "lease-conflict");
     const byTask = new Map<string, number>();

@@ -2,7 +2,7 @@ import { ErrorCode, isRelayMeshError } from "../../errors.js";
 import { taskView } from "../../model/views.js";
 import type { TaskWithSteps } from "../../store/types.js";
 import { ExitCode } from "../errors.js";
-import { intOption, openMesh, type CommandResult, type GlobalOptions } from "../context.js";
+import { durationOption, intOption, openMesh, type CommandResult, type GlobalOptions } from "../context.js";
 import { preflightWorkflow, readWorkflowFile } from "../preflight.js";
 import { showTaskProgress } from "../progress.js";
 import { handleShutdownSignals } from "../signals.js";
@@ -16,7 +16,7 @@ export interface RunFlags {
 /** Submits a workflow file and works until that task ends. */
 export default async function run(globals: GlobalOptions, file: string, flags: RunFlags): Promise<CommandResult> {
   const concurrency = intOption("concurrency", flags.concurrency, { min: 1, max: 10_000 });
-  const timeoutMs = intOption("timeout-ms", flags.timeoutMs, { min: 1 });
+  const timeoutMs = durationOption("timeout-ms", flags.timeoutMs, 1);
   const raw = readWorkflowFile(file);
   preflightWorkflow(globals, raw, file, {});
   const startedAt = Date.now();

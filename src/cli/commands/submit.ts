@@ -1,5 +1,5 @@
 import { PRIORITIES } from "../../model/workflow.js";
-import { choiceOption, jsonOrString, withMesh, type CommandResult, type GlobalOptions } from "../context.js";
+import { choiceOption, jsonOption, withMesh, type CommandResult, type GlobalOptions } from "../context.js";
 
 export interface SubmitFlags {
   agent: string;
@@ -13,7 +13,7 @@ export default async function submit(globals: GlobalOptions, flags: SubmitFlags)
   const priority = choiceOption("priority", flags.priority, PRIORITIES);
   const spec = {
     agent: flags.agent,
-    ...(flags.input !== undefined ? { input: jsonOrString(flags.input) } : {}),
+    ...(flags.input !== undefined ? { input: jsonOption("input", flags.input) } : {}),
     ...(priority !== undefined ? { priority } : {}),
   };
   return withMesh(globals, { work: false }, async (mesh) => {

@@ -1,4 +1,4 @@
-import { intOption, openMesh, type CommandResult, type GlobalOptions } from "../context.js";
+import { durationOption, intOption, openMesh, type CommandResult, type GlobalOptions } from "../context.js";
 import { handleShutdownSignals } from "../signals.js";
 
 export interface WorkerFlags {
@@ -18,9 +18,9 @@ export interface WorkerFlags {
  */
 export default async function worker(globals: GlobalOptions, flags: WorkerFlags): Promise<CommandResult> {
   const concurrency = intOption("concurrency", flags.concurrency, { min: 1, max: 10_000 });
-  const shutdownTimeoutMs = intOption("shutdown-timeout-ms", flags.shutdownTimeoutMs) ?? 30_000;
-  const settingsReloadMs = intOption("settings-reload-ms", flags.settingsReloadMs, { min: 50 });
-  const inboxPollMs = intOption("inbox-poll-ms", flags.inboxPollMs, { min: 50 }) ?? 1_000;
+  const shutdownTimeoutMs = durationOption("shutdown-timeout-ms", flags.shutdownTimeoutMs) ?? 30_000;
+  const settingsReloadMs = durationOption("settings-reload-ms", flags.settingsReloadMs, 50);
+  const inboxPollMs = durationOption("inbox-poll-ms", flags.inboxPollMs, 50) ?? 1_000;
   const nodeId = flags.nodeId !== undefined && flags.workerId !== undefined ? `${flags.nodeId}:${flags.workerId}`
     : flags.nodeId ?? (flags.workerId !== undefined ? `worker-${flags.workerId}` : undefined);
   const mesh = await openMesh(globals, {

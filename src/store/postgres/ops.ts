@@ -49,7 +49,8 @@ const SQL = {
       steps_open = (SELECT COUNT(*) FROM steps WHERE task_id = $1 AND status IN ${OPEN}), finished_at_ms = NULL, updated_at_ms = $2
     WHERE task_id = $1 RETURNING replays`,
 
-  purgeTasks: `WITH t AS (SELECT task_id FROM tasks WHERE status = ANY($1::text[]) AND finished_at_ms < $2),
+  purgeTasks: `WITH t AS (SELECT task_id FROM tasks WHERE status = ANY($1::text[]) AND finished_at_ms < $2
+      AND ($3::text IS NULL OR left(name, char_length($3::text)) = $3::text)),
     s AS (SELECT id FROM steps WHERE task_id IN (SELECT task_id FROM t)),
     d1 AS (DELETE FROM edges WHERE task_id IN (SELECT task_id FROM t)),
     d2 AS (DELETE FROM kv WHERE namespace IN (SELECT task_id FROM t)),
@@ -57,7 +58,8 @@ const SQL = {
     d4 AS (DELETE FROM step_outputs WHERE step_row_id IN (SELECT id FROM s)),
     d5 AS (DELETE FROM steps WHERE id IN (SELECT id FROM s))
     DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM t) RETURNING 1`,
-  forgetKeys: `UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < $1 RETURNING 1`,
+  forgetKeys: `UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < $1
+    AND ($2::text IS NULL OR left(name, char_length($2::text)) = $2::text) RETURNING 1`,
 
   taskCounts: `SELECT status, COUNT(*)::bigint AS n FROM tasks GROUP BY status`,
   stepCounts: `SELECT status, COUNT(*)::bigint AS n FROM steps GROUP BY status`,
@@ -177,10 +179,11 @@ export async function replayTask(db: Queryable, taskId: string, now: number): Pr
 
 /** In a transaction. */
 export async function purge(db: Queryable, query: PurgeQuery): Promise<PurgeResult> {
+  const prefix = query.namePrefix ?? null;
   return {
-    finishedTasks: (await q(db, "purgeTasks", [["SUCCESS", "CANCELLED"], query.finishedBeforeMs])).length,
-    deadLetters: (await q(db, "purgeTasks", [["DEAD_LETTER"], query.deadBeforeMs])).length,
-    idempotencyKeys: (await q(db, "forgetKeys", [query.idempotencyBeforeMs])).length,
+    finishedTasks: (await q(db, "purgeTasks", [["SUCCESS", "CANCELLED"], query.finishedBeforeMs, prefix])).length,
+    deadLetters: (await q(db, "purgeTasks", [["DEAD_LETTER"], query.deadBeforeMs, prefix])).length,
+    idempotencyKeys: (await q(db, "forgetKeys", [query.idempotencyBeforeMs, prefix])).length,
   };
 }
 

@@ -59,18 +59,18 @@ export function prepareOps(db: Database.Database): SqliteOps {
         steps_open = (SELECT COUNT(*) FROM steps WHERE task_id = @taskId AND status IN ${OPEN}),
         finished_at_ms = NULL, updated_at_ms = @now
       WHERE task_id = @taskId RETURNING replays`),
-    purgeEdges: db.prepare(`DELETE FROM edges WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
-    purgeSteps: db.prepare(`DELETE FROM steps WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+    purgeEdges: db.prepare(`DELETE FROM edges WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix))`),
+    purgeSteps: db.prepare(`DELETE FROM steps WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix))`),
     purgeInputs: db.prepare(`DELETE FROM step_inputs WHERE step_row_id IN (SELECT s.id FROM steps s JOIN tasks t ON t.task_id = s.task_id
-      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before)`),
+      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before AND (@prefix IS NULL OR substr(t.name, 1, length(@prefix)) = @prefix))`),
     purgeOutputs: db.prepare(`DELETE FROM step_outputs WHERE step_row_id IN (SELECT s.id FROM steps s JOIN tasks t ON t.task_id = s.task_id
-      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before)`),
-    purgeKv: db.prepare(`DELETE FROM kv WHERE namespace IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before)`),
+      WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before AND (@prefix IS NULL OR substr(t.name, 1, length(@prefix)) = @prefix))`),
+    purgeKv: db.prepare(`DELETE FROM kv WHERE namespace IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix))`),
     kvGet: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND key = ? AND deleted = 0`),
     kvList: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND deleted = 0 AND key >= ? AND key < ? ORDER BY key LIMIT ?`),
     kvChanges: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND version > ? ORDER BY version, key LIMIT ?`),
-    purgeTasks: db.prepare(`DELETE FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before`),
-    forgetKeys: db.prepare(`UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < ?`),
+    purgeTasks: db.prepare(`DELETE FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix)`),
+    forgetKeys: db.prepare(`UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix)`),
     taskCounts: db.prepare(`SELECT status, COUNT(*) AS n FROM tasks GROUP BY status`),
     stepCounts: db.prepare(`SELECT status, COUNT(*) AS n FROM steps GROUP BY status`),
     oldestReady: db.prepare(`SELECT MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY'`),
@@ -155,8 +155,9 @@ export function prepareOps(db: Database.Database): SqliteOps {
     }),
 
     purge: write((query: PurgeQuery): PurgeResult => {
+      const prefix = query.namePrefix ?? null;
       const remove = (statuses: TaskStatus[], before: number) => {
-        const args = { statuses: JSON.stringify(statuses), before };
+        const args = { statuses: JSON.stringify(statuses), before, prefix };
         q.purgeEdges.run(args);
         q.purgeKv.run(args);
         q.purgeInputs.run(args);
@@ -167,7 +168,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       return {
         finishedTasks: remove(["SUCCESS", "CANCELLED"], query.finishedBeforeMs),
         deadLetters: remove(["DEAD_LETTER"], query.deadBeforeMs),
-        idempotencyKeys: q.forgetKeys.run(query.idempotencyBeforeMs).changes,
+        idempotencyKeys: q.forgetKeys.run({ before: query.idempotencyBeforeMs, prefix }).changes,
       };
     }),
 

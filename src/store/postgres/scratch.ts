@@ -1,0 +1,60 @@
+import pg from "pg";
+
+/** `postgres://` or `postgresql://`. */
+export const POSTGRES_URL = /^postgres(ql)?:\/\//;
+
+/** The schema a PostgreSQL store URL names (`?schema=`), default `relaymesh`. */
+export function schemaOf(url: string): string {
+  return new URL(url).searchParams.get("schema") || "relaymesh";
+}
+
+/** The URL with its `schema` parameter set to `schema`. */
+export function withSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set("schema", schema);
+  return u.toString();
+}
+
+/** `<schema>_bench_<suffix>`, shortened to PostgreSQL's 63-byte identifier limit. */
+export function scratchSchemaName(url: string, suffix: string): string {
+  const tail = `_bench_${suffix}`;
+  return `${schemaOf(url).slice(0, 63 - tail.length)}${tail}`;
+}
+
+/** Connection settings of a store URL, with the store's defaults (user PGUSER, else postgres; password PGPASSWORD). */
+function clientConfig(url: string): pg.ClientConfig {
+  const u = new URL(url);
+  return {
+    host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: u.port ? Number(u.port) : 5432,
+    database: decodeURIComponent(u.pathname.replace(/^\//, "")),
+    user: decodeURIComponent(u.username) || process.env.PGUSER || "postgres",
+    ...(u.password ? { password: decodeURIComponent(u.password) } : process.env.PGPASSWORD ? { password: process.env.PGPASSWORD } : {}),
+  };
+}
+
+/** Drops `schema` and everything in it, when it exists. */
+export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client(clientConfig(url));
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Whether `schema` exists in the database of `url`. */
+export async function postgresSchemaExists(url: string, schema: string): Promise<boolean> {
+  const client = new pg.Client(clientConfig(url));
+  await client.connect();
+  try {
+    const r = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
+    return r.rowCount === 1;
+  } finally {
+    await client.end();
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
