@@ -6,7 +6,7 @@ import {
   InvalidOptionsError, InvalidStateError, NotFoundError, RelayMeshError, ErrorCode, ShutdownTimeoutError,
 } from "./errors.js";
 import { TypedEmitter, type EngineEventMap } from "./events.js";
-import { buildSingleTask, buildWorkflowTask, type SubmitOptions } from "./model/build-task.js";
+import { buildSingleTask, buildWorkflowTask, namedAgents, type BuildContext, type SubmitOptions } from "./model/build-task.js";
 import type { Settings } from "./model/settings.js";
 import { CloseOptionsSchema, EngineOptionsSchema, IntervalMsSchema, WaitOptionsSchema, parseArgument, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
 import type { AgentPool } from "./pool/pool.js";
@@ -23,6 +23,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
 import type { MaintenanceResult } from "./mesh/maintenance.js";
+import { machineUsage } from "./mesh/claim-policy.js";
+import { agentDirectory, unservableAgents, type UnservableAgent } from "./mesh/agents.js";
 import { renderMetrics, slaFigures } from "./observe/metrics.js";
 import type { InboxPassResult } from "./inbox/inbox.js";
 import type { HealthCheck, KvChange, NewTask, NodeRecord, SettingsChange } from "./store/types.js";
@@ -165,7 +167,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Submits a one-step task. Resolves once committed. */
   async submit(spec: SingleTaskSpec, options: SubmitOptions = {}): Promise<{ taskId: string; created: boolean }> {
     this.#assertOpen("submit");
-    const task = buildSingleTask(spec, this.#buildContext("submit"), options);
+    const task = buildSingleTask(spec, await this.#submitContext("submit", spec), options);
     const { taskId, created } = await this.#supervisor.submit(task);
     if (created) this.#auditSubmit(task);
     return { taskId, created };
@@ -174,7 +176,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Validates and submits a workflow (the JSON of CONTRACT.md). Resolves once committed. */
   async submitWorkflow(spec: unknown, options: SubmitOptions & { source?: string } = {}): Promise<{ taskId: string; created: boolean; steps: number }> {
     this.#assertOpen("submitWorkflow");
-    const task = buildWorkflowTask(spec, this.#buildContext(options.source ?? "workflow"), options);
+    const task = buildWorkflowTask(spec, await this.#submitContext(options.source ?? "workflow", spec), options);
     const result = await this.#supervisor.submit(task);
     if (result.created) this.#auditSubmit(task);
     return result;
@@ -305,8 +307,25 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Counts per status and the SLA figures. */
   async stats() {
-    const snapshot = await this.store.opsSnapshot(Date.now());
-    return { tasks: snapshot.tasks, steps: snapshot.steps, ...slaFigures(snapshot) };
+    const snapshot = await this.store.opsSnapshot(this.store.now());
+    const unservable = unservableAgents(snapshot, await this.store.listNodes());
+    return { tasks: snapshot.tasks, steps: snapshot.steps, ...slaFigures(snapshot), unservable };
+  }
+
+  /**
+   * Every agent this node or another node of the store serves, with the live nodes (running and
+   * ALIVE) that serve it. `kind` is this node's kind of it, or "remote" when only others have it.
+   */
+  async agentDirectory(): Promise<{ id: string; kind: string; nodes: string[] }[]> {
+    const directory = agentDirectory(await this.store.listNodes());
+    const local = new Map(this.agents.list().map((a) => [a.id, a.kind as string]));
+    const ids = [...new Set([...local.keys(), ...directory.keys()])].sort();
+    return ids.map((id) => ({ id, kind: local.get(id) ?? "remote", nodes: directory.get(id) ?? [] }));
+  }
+
+  /** READY steps that no live node can run (no live node serves their agent), per agent. */
+  async unservable(): Promise<UnservableAgent[]> {
+    return unservableAgents(await this.store.opsSnapshot(this.store.now()), await this.store.listNodes());
   }
 
   /** Prometheus text, with every figure read from the store. */
@@ -672,7 +691,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (this.#beating) return;
     this.#beating = true;
     (async () => {
-      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+      await this.store.heartbeatNode({
+        nodeId: this.nodeId, hostname: hostname(), pid: process.pid, agents: [...this.agents.ids()].sort(),
+        load: { ...machineUsage(), running: this.#supervisor.inFlight, capacity: this.#supervisor.capacity },
+      }, Date.now());
       if (this.#state !== "running") return;
       const now = Date.now();
       const prune = now - this.#lastPruneMs >= this.#settings.meshPruneIntervalMs;
@@ -698,8 +720,17 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return result;
   }
 
-  #buildContext(source: string) {
+  #buildContext(source: string): BuildContext {
     return { agents: this.agents, settings: this.#settings, retryPolicies: this.#retryPolicies, source };
+  }
+
+  /** The build context of a submission; one naming an agent this node lacks also accepts the agents other nodes serve. */
+  async #submitContext(source: string, raw: unknown): Promise<BuildContext> {
+    const ctx = this.#buildContext(source);
+    if (namedAgents(raw).every((a) => this.agents.has(a))) return ctx;
+    const meshAgents = new Set<string>();
+    for (const n of await this.store.listNodes()) for (const a of n.agents ?? []) meshAgents.add(a);
+    return { ...ctx, meshAgents };
   }
 
   #assertOpen(method: string): void {

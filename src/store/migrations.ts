@@ -340,4 +340,19 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX settings_history_at ON settings_history (at_ms);
     `,
   },
+  {
+    id: 19,
+    name: "nodes advertise the agents they serve and report their load (CPU, memory, running steps, capacity)",
+    sqlite: `
+      ALTER TABLE nodes ADD COLUMN agents_json TEXT;
+      ALTER TABLE nodes ADD COLUMN cpu_load REAL;
+      ALTER TABLE nodes ADD COLUMN mem_load REAL;
+      ALTER TABLE nodes ADD COLUMN running INTEGER;
+      ALTER TABLE nodes ADD COLUMN capacity INTEGER;
+    `,
+    pg: `
+      ALTER TABLE nodes ADD COLUMN agents_json TEXT, ADD COLUMN cpu_load DOUBLE PRECISION, ADD COLUMN mem_load DOUBLE PRECISION,
+        ADD COLUMN running INTEGER, ADD COLUMN capacity INTEGER;
+    `,
+  },
 ];

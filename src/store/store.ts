@@ -1,6 +1,6 @@
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent, SettingsChange,
+  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent, SettingsChange, NodeHeartbeat,
 } from "./types.js";
 import type { ImportOptions, ImportResult, RowPage } from "./tables.js";
 
@@ -99,8 +99,8 @@ export interface Store {
   /** Counts, queue lag and step durations for stats and metrics, in one consistent read. */
   opsSnapshot(nowMs: number): Promise<OpsSnapshot>;
 
-  /** Records that a worker node is alive (creating its row on first call). */
-  heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void>;
+  /** Records that a worker node is alive (creating its row on first call), with the agents it serves and its load. */
+  heartbeatNode(node: NodeHeartbeat, nowMs: number): Promise<void>;
 
   /** Marks a node stopped after a graceful exit (only the row of that process). */
   stopNode(node: { nodeId: string; pid: number }, nowMs: number): Promise<void>;

@@ -1,4 +1,4 @@
-import type { SettingsChange } from "./types.js";
+import type { NodeHeartbeat, NodeRecord, SettingsChange } from "./types.js";
 
 /**
  * The tables a logical export carries, in load order, with the columns that are booleans
@@ -56,5 +56,29 @@ export function toSettingsChange(r: SettingsRow): SettingsChange {
   return {
     entryId: r.entry_id, atMs: r.at_ms, nodeId: r.node_id, actor: r.actor, result: r.result,
     changedFields: JSON.parse(r.changed_fields_json) as string[], error: r.error,
+  };
+}
+
+/** A nodes row (both dialects). */
+export interface NodeRow {
+  node_id: string; hostname: string; pid: number; state: "running" | "stopped"; started_at_ms: number; last_heartbeat_ms: number;
+  stopped_at_ms: number | null; membership: NodeRecord["status"]; membership_since_ms: number; agents_json: string | null;
+  cpu_load: number | null; mem_load: number | null; running: number | null; capacity: number | null;
+}
+
+export function toNodeRecord(r: NodeRow): NodeRecord {
+  return {
+    nodeId: r.node_id, hostname: r.hostname, pid: r.pid, state: r.state, startedAtMs: r.started_at_ms,
+    lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms, status: r.membership, statusSinceMs: r.membership_since_ms,
+    agents: r.agents_json === null ? null : JSON.parse(r.agents_json) as string[],
+    load: r.cpu_load === null ? null : { cpu: r.cpu_load, memory: r.mem_load ?? 0, running: r.running ?? 0, capacity: r.capacity ?? 0 },
+  };
+}
+
+/** The optional columns of a heartbeat (null: keep the row's value). */
+export function heartbeatColumns(h: NodeHeartbeat) {
+  return {
+    agentsJson: h.agents ? JSON.stringify(h.agents) : null,
+    cpu: h.load?.cpu ?? null, memory: h.load?.memory ?? null, running: h.load?.running ?? null, capacity: h.load?.capacity ?? null,
   };
 }

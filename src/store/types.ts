@@ -82,6 +82,8 @@ export interface StepFailure extends LeaseRef {
  */
 export interface ClaimRequest {
   limit: number;
+  /** Only steps of these agents (the ones this node can run); undefined: any agent. */
+  agents?: readonly string[];
   quotas?: readonly [low: number, normal: number, high: number];
 }
 
@@ -220,6 +222,8 @@ export interface OpsSnapshot {
   /** Tasks that reached DEAD_LETTER in the last hour. */
   deadLetteredLastHour: number;
   counters: Record<string, number>;
+  /** READY steps per agent, with the time the oldest of them became READY. */
+  readyByAgent: { agent: string; count: number; oldestReadyAtMs: number }[];
 }
 
 /** Upper bounds of the step duration histogram, in ms. */
@@ -261,6 +265,28 @@ export interface PurgeResult {
   idempotencyKeys: number;
 }
 
+/** What a working node reports about its machine and itself on each heartbeat. */
+export interface NodeLoad {
+  /** CPU load per core (1-minute average), 0–1 and above when overloaded. */
+  cpu: number;
+  /** Share of the machine's memory in use, 0–1. */
+  memory: number;
+  /** Step attempts running or leased here. */
+  running: number;
+  /** Step attempts this node runs at once at most (concurrency + prefetch). */
+  capacity: number;
+}
+
+/** A node's heartbeat. Fields left out keep the values of its last heartbeat. */
+export interface NodeHeartbeat {
+  nodeId: string;
+  hostname: string;
+  pid: number;
+  /** The agents this node can run (sorted). */
+  agents?: readonly string[];
+  load?: NodeLoad;
+}
+
 export interface NodeRecord {
   nodeId: string;
   hostname: string;
@@ -273,6 +299,10 @@ export interface NodeRecord {
   /** Standing by heartbeat age (see src/mesh/membership.ts), as last evaluated by a maintenance tick. */
   status: "ALIVE" | "SUSPECT" | "DEAD";
   statusSinceMs: number;
+  /** The agents it advertised, or null when it never did (a node of an older version: any agent). */
+  agents: string[] | null;
+  /** Its last reported load, or null. */
+  load: NodeLoad | null;
 }
 
 /** One entry of the ownership timeline: a reclaim or a refused write. */

@@ -4,7 +4,7 @@ import { PostgresStore } from "../../src/store/postgres/store.js";
 import { parsePgUrl } from "../../src/store/postgres/url.js";
 import type { Store } from "../../src/store/store.js";
 import { storeConformance, type StoreFactory } from "./conformance.js";
-import { migrateConformance } from "./migrate-conformance.js";
+import { meshConformance } from "./mesh-conformance.js";
 import { PG_URL, pgSchemaUrl, skipPg } from "./pg.js";
 
 if (PG_URL) {
@@ -21,7 +21,7 @@ if (PG_URL) {
     return { store, another: open, async cleanup() { for (const s of opened) await s.close(); await drop(); } };
   };
   storeConformance("postgres", pgFactory);
-  migrateConformance("postgres", pgFactory);
+  meshConformance("postgres", pgFactory);
 }
 
 describe("PostgresStore (PostgreSQL only)", { skip: skipPg }, () => {

@@ -10,7 +10,7 @@ import { MIGRATIONS } from "../../src/store/migrations.js";
 import { ErrorCode } from "../../src/errors.js";
 import type { CommitBatch, NewTask } from "../../src/store/types.js";
 import { storeConformance, type StoreFactory } from "./conformance.js";
-import { migrateConformance } from "./migrate-conformance.js";
+import { meshConformance } from "./mesh-conformance.js";
 import { REPO, tempRoot, withDeadline } from "../helpers.js";
 
 const sqliteFactory: StoreFactory = async () => {
@@ -27,7 +27,7 @@ const sqliteFactory: StoreFactory = async () => {
   return { store, another: open, async cleanup() { for (const s of opened) await s.close(); cleanup(); } };
 };
 storeConformance("sqlite", sqliteFactory);
-migrateConformance("sqlite", sqliteFactory);
+meshConformance("sqlite", sqliteFactory);
 
 function oneStepTask(): NewTask {
   return {

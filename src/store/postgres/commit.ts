@@ -113,14 +113,16 @@ const SQL = {
     WHERE tasks.task_id = d.task_id AND tasks.status IN ('PENDING', 'RUNNING')
     RETURNING tasks.task_id, tasks.status, tasks.steps_open`,
   /** The claim: one statement, the index steps_claim matches its ORDER BY. */
-  claim: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+  claim: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND ($5::text[] IS NULL OR agent = ANY($5::text[]))
+      ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET status = 'RUNNING', lease_owner = $2, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $3,
       attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
     FROM picked WHERE s.id = picked.id
     RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
       s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms`,
   /** A quota claim of one priority class (same index, equality on its first column). */
-  claimClass: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND priority = $5 ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+  claimClass: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND priority = $5 AND ($6::text[] IS NULL OR agent = ANY($6::text[]))
+      ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET status = 'RUNNING', lease_owner = $2, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $3,
       attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
     FROM picked WHERE s.id = picked.id
@@ -138,10 +140,10 @@ const SQL = {
     UNION ALL
     SELECT 'k', NULL, namespace, key, value_json FROM kv WHERE namespace = ANY($3::text[]) AND NOT deleted`,
   tail: `SELECT (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0) AS c0,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1) AS c1,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2) AS c2`,
-  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY') AS ready,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c0,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c1,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c2`,
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS ready,
     (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
     (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
   expireOwnedBy: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_owner = ANY($1::text[]) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -168,7 +170,7 @@ export function isReadOnlyBatch(batch: CommitBatch): boolean {
 
 /** A read outside any transaction: whether a write-free batch has anything to do, and the next retry time. */
 export async function probe(db: Queryable, batch: CommitBatch): Promise<{ busy: boolean; retryAtMs: number | null }> {
-  const [p] = await q<{ ready: boolean; retry_at: number | null; expires_at: number | null }>(db, "workProbe");
+  const [p] = await q<{ ready: boolean; retry_at: number | null; expires_at: number | null }>(db, "workProbe", [batch.claim?.agents ?? null]);
   const busy = (batch.claim !== null && batch.claim.limit > 0 && p!.ready) ||
     (batch.releaseRetriesLimit > 0 && p!.retry_at !== null && p!.retry_at <= batch.nowMs) ||
     (batch.reclaimExpiredLimit > 0 && p!.expires_at !== null && p!.expires_at < batch.nowMs);
@@ -211,7 +213,7 @@ export class PgBatch {
     if (batch.reclaimExpiredLimit > 0) await this.reclaimExpired(batch.reclaimExpiredLimit);
     await this.closeTasks();
     if (batch.claim && batch.claim.limit > 0) await this.claim(batch);
-    const [tail] = await q<{ retry_at: number | null; c0: boolean; c1: boolean; c2: boolean }>(this.db, "tail");
+    const [tail] = await q<{ retry_at: number | null; c0: boolean; c1: boolean; c2: boolean }>(this.db, "tail", [batch.claim?.agents ?? null]);
     this.result.nextRetryAtMs = tail!.retry_at;
     if (batch.claim && this.result.claimed.length >= batch.claim.limit) this.result.claimBacklog = [tail!.c0, tail!.c1, tail!.c2];
     const forced = countForced(this.#quotaTaken, this.#highestRest, this.result.claimBacklog);
@@ -428,18 +430,19 @@ export class PgBatch {
 
   async claim(batch: CommitBatch): Promise<void> {
     const { limit, quotas = [0, 0, 0] } = batch.claim!;
+    const agents = batch.claim!.agents ?? null;
     const expiresAtMs = this.nowMs + batch.leaseTimeoutMs;
     const quotaRows: ClaimRow[] = [];
     const taken = [0, 0, 0];
     for (let c = 0; c < 2; c++) {
       const n = Math.min(quotas[c]!, limit - quotaRows.length);
       if (n <= 0) continue;
-      const rows = await q<ClaimRow>(this.db, "claimClass", [n, this.nodeId, expiresAtMs, this.nowMs, c]);
+      const rows = await q<ClaimRow>(this.db, "claimClass", [n, this.nodeId, expiresAtMs, this.nowMs, c, agents]);
       taken[c] = rows.length;
       quotaRows.push(...rows.sort(claimOrder));
     }
     const rest = limit > quotaRows.length
-      ? (await q<ClaimRow>(this.db, "claim", [limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs])).sort(claimOrder)
+      ? (await q<ClaimRow>(this.db, "claim", [limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs, agents])).sort(claimOrder)
       : [];
     const rows = [...quotaRows, ...rest];
     if (rows.length === 0) return;

@@ -4,7 +4,7 @@ import { MIGRATIONS } from "../migrations.js";
 import type { MembershipUpdate, Store } from "../store.js";
 import { EXPORT_TABLES, toSettingsChange, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
 import type {
-  CancelResult, CommitBatch, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
+  CancelResult, CommitBatch, NodeHeartbeat, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
 } from "../types.js";
 import { PgBatch, emptyResult, isReadOnlyBatch, probe } from "./commit.js";
@@ -192,7 +192,7 @@ export class PostgresStore implements Store {
     return this.#tx("opsSnapshot", (c) => ops.snapshot(c, nowMs), { readOnly: true });
   }
 
-  async heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void> {
+  async heartbeatNode(node: NodeHeartbeat, nowMs: number): Promise<void> {
     await this.#read("heartbeatNode", (c) => ops.heartbeatNode(c, node, nowMs));
   }
 

@@ -5,6 +5,11 @@ import type {
 import type { Statements } from "./statements.js";
 import { countForced } from "../claim.js";
 
+/** The claim's agent filter as a statement parameter: a JSON array, or null for any agent. */
+export function agentsParam(agents: readonly string[] | undefined): string | null {
+  return agents ? JSON.stringify(agents) : null;
+}
+
 interface ClaimRow {
   id: number; task_id: string; step_id: string; agent: string; depends_on_json: string;
   lease_epoch: number; attempt: number; max_attempts: number; base_backoff_ms: number; max_backoff_ms: number;
@@ -193,22 +198,23 @@ export function insertTask(s: Statements, task: NewTask, now: number): SubmitOut
 
 function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
   const { limit, quotas = [0, 0, 0] } = batch.claim!;
+  const agents = agentsParam(batch.claim!.agents);
   const ids: number[] = [];
   const taken = [0, 0, 0];
   for (let c = 0; c < 3 && ids.length < limit; c++) {
     if (quotas[c]! <= 0) continue;
     const before = ids.length;
-    for (const r of s.readyOfClass.all({ priority: c, limit: Math.min(quotas[c]!, limit - ids.length), offset: 0 }) as { id: number }[]) ids.push(r.id);
+    for (const r of s.readyOfClass.all({ priority: c, limit: Math.min(quotas[c]!, limit - ids.length), offset: 0, agents }) as { id: number }[]) ids.push(r.id);
     taken[c] = ids.length - before;
   }
   let highest = -1;
   for (let c = 2; c >= 0 && ids.length < limit; c--) {
     const before = ids.length;
-    for (const r of s.readyOfClass.all({ priority: c, limit: limit - ids.length, offset: taken[c] }) as { id: number }[]) ids.push(r.id);
+    for (const r of s.readyOfClass.all({ priority: c, limit: limit - ids.length, offset: taken[c], agents }) as { id: number }[]) ids.push(r.id);
     if (ids.length > before) highest = Math.max(highest, c);
   }
   if (ids.length === limit) {
-    const left = s.readyClasses.get() as { c0: number; c1: number; c2: number };
+    const left = s.readyClasses.get({ agents }) as { c0: number; c1: number; c2: number };
     result.claimBacklog = [left.c0 === 1, left.c1 === 1, left.c2 === 1];
   }
   const forced = countForced(taken, highest, result.claimBacklog);

@@ -2,9 +2,9 @@ import type Database from "better-sqlite3";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type LeaseRef, type NodeRecord, type OpsSnapshot,
   type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus, type KvEntry, type KvChange, type OwnershipEvent,
-  type SettingsChange,
+  type SettingsChange, type NodeHeartbeat,
 } from "../types.js";
-import { toSettingsChange, type SettingsRow } from "../tables.js";
+import { heartbeatColumns, toNodeRecord, toSettingsChange, type NodeRow, type SettingsRow } from "../tables.js";
 
 interface KvRow { namespace: string; key: string; value_json: string | null; deleted: number; version: number; updated_at_ms: number; writer: string }
 
@@ -16,7 +16,7 @@ export interface SqliteOps {
   replayTask(taskId: string, now: number): ReplayResult | null;
   purge(query: PurgeQuery): PurgeResult;
   snapshot(now: number): OpsSnapshot;
-  heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, now: number): void;
+  heartbeatNode(node: NodeHeartbeat, now: number): void;
   stopNode(node: { nodeId: string; pid: number }, now: number): void;
   nodes(): NodeRecord[];
   kvGet(namespace: string, key: string): KvEntry | null;
@@ -82,13 +82,18 @@ export function prepareOps(db: Database.Database): SqliteOps {
           (SELECT COUNT(*) FROM json_each(@bounds) b WHERE b.value < finished_at_ms - started_at_ms) AS bucket
         FROM steps WHERE status IN ('SUCCESS', 'DEAD_LETTER') AND started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL)
       GROUP BY bucket`),
+    readyByAgent: db.prepare(`SELECT agent, COUNT(*) AS n, MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY' GROUP BY agent ORDER BY agent`),
     deadLastHour: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= ?`),
     counters: db.prepare(`SELECT name, value FROM counters`),
-    upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms)
-        VALUES (@nodeId, @hostname, @pid, 'running', @now, @now, @now)
+    upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms,
+        agents_json, cpu_load, mem_load, running, capacity)
+        VALUES (@nodeId, @hostname, @pid, 'running', @now, @now, @now, @agentsJson, @cpu, @memory, @running, @capacity)
       ON CONFLICT (node_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid, state = 'running',
         started_at_ms = CASE WHEN nodes.state = 'running' AND nodes.pid = excluded.pid THEN nodes.started_at_ms ELSE excluded.started_at_ms END,
-        last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL`),
+        last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL,
+        agents_json = COALESCE(excluded.agents_json, nodes.agents_json), cpu_load = COALESCE(excluded.cpu_load, nodes.cpu_load),
+        mem_load = COALESCE(excluded.mem_load, nodes.mem_load), running = COALESCE(excluded.running, nodes.running),
+        capacity = COALESCE(excluded.capacity, nodes.capacity)`),
     stopNode: db.prepare(`UPDATE nodes SET state = 'stopped', stopped_at_ms = @now, last_heartbeat_ms = @now WHERE node_id = @nodeId AND pid = @pid`),
     nodes: db.prepare(`SELECT * FROM nodes ORDER BY node_id`),
     setMembership: db.prepare(`UPDATE nodes SET membership = @status, membership_since_ms = @sinceMs
@@ -191,6 +196,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
         recentStepDurationsMs: durations, stepDurationBuckets: buckets, stepDurationSumMs: sum,
         deadLetteredLastHour: (q.deadLastHour.get(now - 3_600_000) as { n: number }).n,
         counters: Object.fromEntries((q.counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value])),
+        readyByAgent: (q.readyByAgent.all() as { agent: string; n: number; at: number }[]).map((r) => ({ agent: r.agent, count: r.n, oldestReadyAtMs: r.at })),
       };
     }),
 
@@ -240,19 +246,13 @@ export function prepareOps(db: Database.Database): SqliteOps {
       q.addSettingsChange.run({ ...c, changedFieldsJson: JSON.stringify(c.changedFields) });
     },
     settingsHistory: (limit) => (q.settingsHistory.all(limit) as SettingsRow[]).map(toSettingsChange),
-    heartbeatNode: (node: { nodeId: string; hostname: string; pid: number }, now: number) => {
-      q.upsertNode.run({ ...node, now });
+    heartbeatNode: (node: NodeHeartbeat, now: number) => {
+      q.upsertNode.run({ nodeId: node.nodeId, hostname: node.hostname, pid: node.pid, now, ...heartbeatColumns(node) });
     },
     stopNode: (node: { nodeId: string; pid: number }, now: number) => {
       q.stopNode.run({ ...node, now });
     },
-    nodes: (): NodeRecord[] => (q.nodes.all() as {
-      node_id: string; hostname: string; pid: number; state: "running" | "stopped"; started_at_ms: number; last_heartbeat_ms: number; stopped_at_ms: number | null;
-      membership: NodeRecord["status"]; membership_since_ms: number;
-    }[]).map((r) => ({
-      nodeId: r.node_id, hostname: r.hostname, pid: r.pid, state: r.state, startedAtMs: r.started_at_ms,
-      lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms, status: r.membership, statusSinceMs: r.membership_since_ms,
-    })),
+    nodes: (): NodeRecord[] => (q.nodes.all() as NodeRow[]).map(toNodeRecord),
   };
 }
 

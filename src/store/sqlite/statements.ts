@@ -77,14 +77,15 @@ const SQL = {
       lease_epoch = lease_epoch + 1, lease_expires_at_ms = NULL
     WHERE id = @id AND status = 'RUNNING' AND lease_epoch = @leaseEpoch`,
 
-  /** Params: @priority, @limit, @offset. READY steps of one priority class, oldest first. */
-  readyOfClass: `SELECT id FROM steps WHERE status = 'READY' AND priority = @priority ORDER BY ready_at_ms, id LIMIT @limit OFFSET @offset`,
-  /** Which priority classes have READY steps. */
-  readyClasses: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0) AS c0,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1) AS c1,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2) AS c2`,
-  /** Read-only probe: is there anything a claim-only batch could do (READY steps, retries due, leases expired)? */
-  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY') AS ready,
+  /** Params: @priority, @limit, @offset, @agents (JSON array or null: any). READY steps of one priority class, oldest first. */
+  readyOfClass: `SELECT id FROM steps WHERE status = 'READY' AND priority = @priority AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))
+    ORDER BY ready_at_ms, id LIMIT @limit OFFSET @offset`,
+  /** Params: @agents. Which priority classes have READY steps (of these agents). */
+  readyClasses: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c0,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c1,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c2`,
+  /** Params: @agents. Read-only probe: is there anything a claim-only batch could do (READY steps it may claim, retries due, leases expired)? */
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS ready,
     (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
     (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
   /** Params: @ids JSON array of step row ids, @nodeId, @expiresAtMs, @now. Rows come back in no particular order. */

@@ -5,9 +5,9 @@ import { MIGRATIONS } from "../migrations.js";
 import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, SettingsChange, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  NodeHeartbeat, ReplayResult, SettingsChange, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
 } from "../types.js";
-import { applyBatch, insertTask, type InsertTask } from "./commit.js";
+import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
 import { EXPORT_TABLES, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
@@ -138,7 +138,7 @@ export class SqliteStore implements Store {
   #idleResult(batch: CommitBatch): CommitResult | null {
     if (batch.submissions.length + batch.renewals.length + batch.completions.length + batch.failures.length + batch.releases.length +
       (batch.kvWrites?.length ?? 0) + (batch.progress?.length ?? 0) > 0) return null;
-    const p = this.#s().workProbe.get() as { ready: number; retry_at: number | null; expires_at: number | null };
+    const p = this.#s().workProbe.get({ agents: agentsParam(batch.claim?.agents) }) as { ready: number; retry_at: number | null; expires_at: number | null };
     if (batch.claim && batch.claim.limit > 0 && p.ready === 1) return null;
     if (batch.releaseRetriesLimit > 0 && p.retry_at !== null && p.retry_at <= batch.nowMs) return null;
     if (batch.reclaimExpiredLimit > 0 && p.expires_at !== null && p.expires_at < batch.nowMs) return null;
@@ -218,7 +218,7 @@ export class SqliteStore implements Store {
     return this.#guard(() => this.#o().snapshot(nowMs), "opsSnapshot");
   }
 
-  async heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void> {
+  async heartbeatNode(node: NodeHeartbeat, nowMs: number): Promise<void> {
     this.#guard(() => this.#o().heartbeatNode(node, nowMs), "heartbeatNode");
   }
 

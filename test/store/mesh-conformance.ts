@@ -1,5 +1,6 @@
-// Store-level behaviour of moving a store's contents into another (migrate) and the store
-// metadata it relies on, run against every store like the conformance suite.
+// Store-level behaviour of many nodes on one store (agents advertised and claimed, load reports)
+// and of moving a store's contents into another (migrate), run against every store like the
+// conformance suite.
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -36,12 +37,43 @@ async function populate(store: Store) {
   return { pending, running, live, retrying, dead, cancelled, done };
 }
 
-export function migrateConformance(name: string, factory: StoreFactory): void {
+export function meshConformance(name: string, factory: StoreFactory): void {
   async function open(t: TestContext): Promise<Store> {
     const { store, cleanup } = await factory();
     t.after(cleanup);
     return store;
   }
+
+  describe(`Store mesh: ${name}`, () => {
+    test("heartbeatNode: agents and load land on the node row; a heartbeat without them keeps the last ones", async (t) => {
+      const store = await open(t);
+      await store.heartbeatNode({ nodeId: NODE, hostname: "h", pid: 1 }, T0);
+      assert.deepEqual((await store.listNodes()).map((n) => [n.agents, n.load]), [[null, null]]);
+      const load = { cpu: 0.5, memory: 0.25, running: 3, capacity: 32 };
+      await store.heartbeatNode({ nodeId: NODE, hostname: "h", pid: 1, agents: ["a", "echo"], load }, T0 + 1);
+      await store.heartbeatNode({ nodeId: NODE, hostname: "h", pid: 1 }, T0 + 2);
+      const [n] = await store.listNodes();
+      assert.deepEqual([n!.agents, n!.load, n!.lastHeartbeatMs], [["a", "echo"], load, T0 + 2]);
+    });
+
+    test("commit: a claim limited to some agents takes only their steps; an idle probe for them writes nothing", async (t) => {
+      const a = await open(t);
+      const tk = newTask([{ id: "x", agent: "resize" }, { id: "y", agent: "echo" }, { id: "z", agent: "resize", priority: 2 }]);
+      await submit(a, tk);
+      const echoOnly = await a.commit(batch(T0 + 1, { claim: { limit: 10, agents: ["echo", "fail"] } }));
+      assert.deepEqual(echoOnly.claimed.map((c) => c.stepId), ["y"]);
+      const before = await a.exportRows(() => undefined);
+      const none = await a.commit(batch(T0 + 2, { claim: { limit: 10, agents: ["echo"] } }));
+      assert.deepEqual(none.claimed, []);
+      assert.deepEqual(await a.exportRows(() => undefined), before, "nothing it may claim: nothing written");
+      const snap = await a.opsSnapshot(T0 + 10);
+      assert.deepEqual(snap.readyByAgent, [{ agent: "resize", count: 2, oldestReadyAtMs: T0 }]);
+      const quota = await a.commit(batch(T0 + 3, { claim: { limit: 1, quotas: [0, 1, 0], agents: ["resize"] } }));
+      assert.deepEqual(quota.claimed.map((c) => c.stepId), ["x"], "a quota pick honours the agents too");
+      const rest = await a.commit(batch(T0 + 4, { claim: { limit: 10 } }));
+      assert.deepEqual(rest.claimed.map((c) => c.stepId), ["z"]);
+    });
+  });
 
   describe(`Store migration: ${name}`, () => {
     test("meta: every store has an origin of its own; setMeta stores and replaces values", async (t) => {
