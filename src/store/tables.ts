@@ -82,3 +82,10 @@ export function heartbeatColumns(h: NodeHeartbeat) {
     cpu: h.load?.cpu ?? null, memory: h.load?.memory ?? null, running: h.load?.running ?? null, capacity: h.load?.capacity ?? null,
   };
 }
+
+/** `{status, n}` rows as counts by status, with every standing present (0 when none). */
+export function countsOf(rows: readonly { status: string; n: number }[]): Record<string, number> {
+  const out: Record<string, number> = { ALIVE: 0, SUSPECT: 0, DEAD: 0, STOPPED: 0 };
+  for (const r of rows) out[r.status] = Number(r.n);
+  return out;
+}

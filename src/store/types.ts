@@ -224,6 +224,10 @@ export interface OpsSnapshot {
   counters: Record<string, number>;
   /** READY steps per agent, with the time the oldest of them became READY. */
   readyByAgent: { agent: string; count: number; oldestReadyAtMs: number }[];
+  /** Node rows by standing ("ALIVE", "SUSPECT", "DEAD"; "STOPPED" after a graceful exit). */
+  nodesByStatus: Record<string, number>;
+  /** RUNNING steps by the standing of their owner (as nodesByStatus; "UNKNOWN" when the owner has no row). */
+  runningByOwnerStatus: Record<string, number>;
 }
 
 /** Upper bounds of the step duration histogram, in ms. */

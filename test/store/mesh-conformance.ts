@@ -75,6 +75,40 @@ export function meshConformance(name: string, factory: StoreFactory): void {
     });
   });
 
+  describe(`Store ownership timeline: ${name}`, () => {
+    test("ownershipEvents: an expired-lease reclaim and a dead owner's reclaim are recorded with the old owner and both epochs; refused writes too", async (t) => {
+      const store = await open(t);
+      const tk = newTask([{ id: "x" }, { id: "y" }]);
+      await submit(store, tk);
+      const [x, y] = (await store.commit(batch(T0 + 1, { nodeId: "zombie", claim: { limit: 2 } }))).claimed;
+      await store.heartbeatNode({ nodeId: "zombie", hostname: "h", pid: 1 }, T0);
+      await store.heartbeatNode({ nodeId: "other", hostname: "h", pid: 2 }, T0);
+      let snap = await store.opsSnapshot(T0 + 2);
+      assert.deepEqual([snap.nodesByStatus.ALIVE, snap.runningByOwnerStatus.ALIVE], [2, 2]);
+      // x's lease expires (lease 1000 ms); y is taken from its owner when it is declared DEAD.
+      await store.commit(batch(T0 + 900, { nodeId: "zombie", renewals: [ref(y!)] }));
+      const r = await store.commit(batch(T0 + 1_500, { nodeId: "other", reclaimExpiredLimit: 10 }));
+      assert.equal(r.reclaimed, 1);
+      const [zombie] = (await store.listNodes()).filter((n) => n.nodeId === "zombie");
+      await store.setMemberships([{ nodeId: "zombie", from: { status: "ALIVE", sinceMs: zombie!.statusSinceMs }, status: "DEAD", sinceMs: T0 + 1_600 }]);
+      snap = await store.opsSnapshot(T0 + 1_600);
+      assert.deepEqual([snap.nodesByStatus.DEAD, snap.runningByOwnerStatus.DEAD], [1, 1]);
+      assert.equal(await store.reclaimStepsOfNodes(["zombie"], 10, T0 + 1_700, "other"), 1);
+      await store.commit(batch(T0 + 1_800, { nodeId: "zombie", completions: [{ ...ref(x!), outputJson: "1" }] }));
+      const events = await store.ownershipEvents(0, 10);
+      assert.deepEqual(events.map((e) => [e.kind, e.stepId, e.nodeId, e.fromNode]), [
+        ["lease-conflict", "x", "zombie", null],
+        ["dead-owner-reclaim", "y", "other", "zombie"],
+        ["expired-lease-reclaim", "x", "other", "zombie"],
+      ]);
+      assert.deepEqual(events[2]!.details, { fromLeaseEpoch: x!.leaseEpoch, toLeaseEpoch: x!.leaseEpoch + 1, toStatus: "READY", leaseExpiredAtMs: T0 + 1_001 });
+      assert.deepEqual(events[1]!.details, { fromLeaseEpoch: y!.leaseEpoch, toLeaseEpoch: y!.leaseEpoch + 1, toStatus: "READY" });
+      assert.deepEqual(events[0]!.details, { operation: "complete", expectedLeaseEpoch: x!.leaseEpoch, actualLeaseEpoch: x!.leaseEpoch + 1 });
+      const counters = await store.counters();
+      assert.deepEqual([counters.lease_expired_reclaimed_total, counters.dead_owner_reclaimed_total], [1, 1]);
+    });
+  });
+
   describe(`Store migration: ${name}`, () => {
     test("meta: every store has an origin of its own; setMeta stores and replaces values", async (t) => {
       const [a, b] = [await open(t), await open(t)];

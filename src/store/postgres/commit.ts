@@ -1,5 +1,5 @@
 import { ErrorCode, StoreError, errorToWire } from "../../errors.js";
-import { countForced } from "../claim.js";
+import { countForced, reclaimEvent, type ReclaimedLease } from "../claim.js";
 import type {
   ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, SubmitOutcome, TaskStatus,
 } from "../types.js";
@@ -91,8 +91,8 @@ const SQL = {
   releaseRetries: `WITH due AS (SELECT id FROM steps WHERE status = 'RETRY_WAIT' AND ready_at_ms <= $1 ORDER BY ready_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
     UPDATE steps SET status = 'READY' FROM due WHERE steps.id = due.id RETURNING 1`,
   /** Expired leases: READY again, or DEAD_LETTER when no attempt is left; the epoch moves on either way. */
-  reclaimExpired: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_expires_at_ms < $1
-        ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
+  reclaimExpired: `WITH x AS (SELECT id, lease_owner AS from_node, lease_epoch AS from_epoch, lease_expires_at_ms AS expired_at FROM steps
+        WHERE status = 'RUNNING' AND lease_expires_at_ms < $1 ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET
       status = CASE WHEN s.attempt < s.max_attempts THEN 'READY' ELSE 'DEAD_LETTER' END,
       ready_at_ms = CASE WHEN s.attempt < s.max_attempts THEN $1 ELSE s.ready_at_ms END,
@@ -102,7 +102,8 @@ const SQL = {
         'message', format('lease of node "%s" expired on attempt %s of %s; no attempts left', s.lease_owner, s.attempt, s.max_attempts))::text END,
       lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = NULL
     FROM x WHERE s.id = x.id
-    RETURNING s.id, s.task_id, s.step_id, s.status, (SELECT fail_fast FROM tasks t WHERE t.task_id = s.task_id) AS fail_fast`,
+    RETURNING s.id, s.task_id, s.step_id, s.status, (SELECT fail_fast FROM tasks t WHERE t.task_id = s.task_id) AS fail_fast,
+      x.from_node, x.from_epoch, x.expired_at, s.lease_epoch AS to_epoch`,
   bumpCounter: `INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
   closeTasks: `UPDATE tasks SET steps_open = tasks.steps_open - d.closed, dead_count = tasks.dead_count + d.dead,
       cancelled_count = tasks.cancelled_count + d.cancelled, updated_at_ms = $5,
@@ -149,7 +150,8 @@ const SQL = {
   expireOwnedBy: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_owner = ANY($1::text[]) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET lease_expires_at_ms = 0 FROM x WHERE s.id = x.id RETURNING s.task_id, s.step_id, s.lease_epoch, s.lease_owner`,
   ownershipEvents: `INSERT INTO ownership_events (at_ms, kind, task_id, step_id, node_id, from_node, lease_epoch, details_json)
-    SELECT $1, 'dead-owner-reclaim', u.task_id, u.step_id, $2, u.owner, u.ep, '{}' FROM unnest($3::text[], $4::text[], $5::text[], $6::int[]) AS u(task_id, step_id, owner, ep)`,
+    SELECT $1, u.kind, u.task_id, u.step_id, $2, u.owner, u.ep, u.details
+    FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[]) AS u(task_id, step_id, owner, ep, kind, details)`,
 } as const;
 
 const q = statements("c", SQL);
@@ -388,23 +390,28 @@ export class PgBatch {
   }
 
   async reclaimExpired(limit: number): Promise<number> {
-    const rows = await q<{ id: number; task_id: string; step_id: string; status: string; fail_fast: boolean }>(this.db, "reclaimExpired",
+    const rows = await q<{ id: number; task_id: string; step_id: string; status: string; fail_fast: boolean } & ReclaimedLease>(this.db, "reclaimExpired",
       [this.nowMs, limit, ErrorCode.LEASE_LOST]);
+    if (rows.length > 0) {
+      const events = rows.map((r) => reclaimEvent(r, r.status));
+      await q(this.db, "ownershipEvents", [this.nowMs, this.nodeId, rows.map((r) => r.task_id), rows.map((r) => r.step_id), rows.map((r) => r.from_node),
+        rows.map((r) => r.from_epoch), events.map((e) => e.kind), events.map((e) => e.detailsJson)]);
+    }
     for (const r of rows) {
       if (r.status === "DEAD_LETTER") await this.afterDead(r.task_id, r.step_id, r.fail_fast);
       else this.madeReady++;
     }
-    if (rows.length > 0) await q(this.db, "bumpCounter", ["lease_expired_reclaimed_total", rows.length]);
+    // Steps taken from DEAD nodes are counted as such (dead_owner_reclaimed_total), not as expired.
+    const expired = rows.filter((r) => r.expired_at !== 0).length;
+    if (expired > 0) await q(this.db, "bumpCounter", ["lease_expired_reclaimed_total", expired]);
     this.result.reclaimed += rows.length;
     return rows.length;
   }
 
-  /** Ends the leases of up to `limit` steps of these nodes and reclaims them (recorded as ownership events). */
+  /** Ends the leases of up to `limit` steps of these nodes and reclaims them (recorded as ownership events by reclaimExpired). */
   async reclaimFromNodes(nodeIds: string[], limit: number): Promise<number> {
     const rows = await q<{ task_id: string; step_id: string; lease_epoch: number; lease_owner: string }>(this.db, "expireOwnedBy", [nodeIds, limit]);
     if (rows.length === 0) return 0;
-    await q(this.db, "ownershipEvents", [this.nowMs, this.nodeId, rows.map((r) => r.task_id), rows.map((r) => r.step_id), rows.map((r) => r.lease_owner),
-      rows.map((r) => r.lease_epoch)]);
     await q(this.db, "bumpCounter", ["dead_owner_reclaimed_total", rows.length]);
     // Their leases now end first in expiry order (0), so this reclaim takes exactly them.
     await this.reclaimExpired(rows.length);

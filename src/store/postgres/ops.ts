@@ -5,7 +5,7 @@ import {
   type NodeHeartbeat, type SettingsChange, type StepStatus, type TaskRecord, type TaskStatus, type TaskWithSteps,
 } from "../types.js";
 import type { MembershipUpdate } from "../store.js";
-import { heartbeatColumns, toNodeRecord, type NodeRow, type SettingsRow } from "../tables.js";
+import { countsOf, heartbeatColumns, toNodeRecord, type NodeRow, type SettingsRow } from "../tables.js";
 import { statements, type Queryable } from "./db.js";
 
 const OPEN = `('WAITING', 'READY', 'RETRY_WAIT', 'RUNNING')`;
@@ -72,6 +72,8 @@ const SQL = {
         (SELECT COUNT(*) FROM unnest($1::bigint[]) b WHERE b < finished_at_ms - started_at_ms)::int AS bucket
       FROM steps WHERE status IN ('SUCCESS', 'DEAD_LETTER') AND started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL) x
     GROUP BY bucket`,
+  nodesByStatus: `SELECT CASE WHEN state = 'stopped' THEN 'STOPPED' ELSE membership END AS status, COUNT(*) AS n FROM nodes GROUP BY 1`,
+  runningByOwner: `SELECT COALESCE(CASE WHEN n.state = 'stopped' THEN 'STOPPED' ELSE n.membership END, 'UNKNOWN') AS status, COUNT(*) AS n FROM steps s LEFT JOIN nodes n ON n.node_id = s.lease_owner WHERE s.status = 'RUNNING' GROUP BY 1`,
   readyByAgent: `SELECT agent, COUNT(*)::bigint AS n, MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY' GROUP BY agent ORDER BY agent COLLATE "C"`,
   deadLastHour: `SELECT COUNT(*)::bigint AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= $1`,
 
@@ -213,6 +215,8 @@ export async function snapshot(db: Queryable, now: number): Promise<OpsSnapshot>
     deadLetteredLastHour: (await q<{ n: number }>(db, "deadLastHour", [now - 3_600_000]))[0]!.n,
     counters: await counters(db),
     readyByAgent: (await q<{ agent: string; n: number; at: number }>(db, "readyByAgent")).map((r) => ({ agent: r.agent, count: r.n, oldestReadyAtMs: r.at })),
+    nodesByStatus: countsOf(await q<{ status: string; n: number }>(db, "nodesByStatus")),
+    runningByOwnerStatus: countsOf(await q<{ status: string; n: number }>(db, "runningByOwner")),
   };
 }
 

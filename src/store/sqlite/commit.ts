@@ -3,7 +3,7 @@ import type {
   ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, SubmitOutcome, TaskStatus,
 } from "../types.js";
 import type { Statements } from "./statements.js";
-import { countForced } from "../claim.js";
+import { countForced, reclaimEvent } from "../claim.js";
 
 /** The claim's agent filter as a statement parameter: a JSON array, or null for any agent. */
 export function agentsParam(agents: readonly string[] | undefined): string | null {
@@ -15,7 +15,9 @@ interface ClaimRow {
   lease_epoch: number; attempt: number; max_attempts: number; base_backoff_ms: number; max_backoff_ms: number;
   timeout_ms: number | null; priority: number; trace_id: string;
 }
-interface ExpiredRow { id: number; task_id: string; step_id: string; lease_epoch: number; attempt: number; max_attempts: number; lease_owner: string | null }
+interface ExpiredRow {
+  id: number; task_id: string; step_id: string; lease_epoch: number; attempt: number; max_attempts: number; lease_owner: string | null; lease_expires_at_ms: number;
+}
 
 /** Inserts one task inside a savepoint (a nested better-sqlite3 transaction), so a failure leaves the batch whole. */
 export type InsertTask = (s: Statements, task: NewTask, now: number) => SubmitOutcome;
@@ -135,10 +137,19 @@ export function applyBatch(s: Statements, batch: CommitBatch, insertOne: InsertT
   }
 
   if (batch.reclaimExpiredLimit > 0) {
+    let expiredCount = 0;
+    const record = (row: ExpiredRow, status: string) => {
+      if (row.lease_expires_at_ms !== 0) expiredCount++;
+      const e = reclaimEvent({ from_node: row.lease_owner, from_epoch: row.lease_epoch, expired_at: row.lease_expires_at_ms, to_epoch: row.lease_epoch + 1 }, status);
+      s.ownershipEvent.run({
+        atMs: now, kind: e.kind, taskId: row.task_id, stepId: row.step_id, nodeId: batch.nodeId, fromNode: row.lease_owner,
+        leaseEpoch: row.lease_epoch, detailsJson: e.detailsJson,
+      });
+    };
     for (const row of s.expiredLeases.all(now, batch.reclaimExpiredLimit) as ExpiredRow[]) {
       const ref = { id: row.id, leaseEpoch: row.lease_epoch, now };
       if (row.attempt < row.max_attempts) {
-        if (s.reclaimStep.run(ref).changes > 0) result.reclaimed++;
+        if (s.reclaimStep.run(ref).changes > 0) { result.reclaimed++; record(row, "READY"); }
         continue;
       }
       const errorJson = JSON.stringify({
@@ -147,10 +158,12 @@ export function applyBatch(s: Statements, batch: CommitBatch, insertOne: InsertT
       });
       if (s.reclaimDeadStep.run({ ...ref, errorJson }).changes === 0) continue;
       result.reclaimed++;
+      record(row, "DEAD_LETTER");
       const failFast = (s.getTask.get(row.task_id) as { fail_fast: number }).fail_fast === 1;
       afterDead(row.task_id, row.step_id, failFast);
     }
-    if (result.reclaimed > 0) s.bumpCounter.run("lease_expired_reclaimed_total", result.reclaimed);
+    // Steps taken from DEAD nodes are counted as such (dead_owner_reclaimed_total), not as expired.
+    if (expiredCount > 0) s.bumpCounter.run("lease_expired_reclaimed_total", expiredCount);
   }
 
   if (closing.size > 0) closeTasks(s, closing, now, result);

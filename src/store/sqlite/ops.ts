@@ -4,7 +4,7 @@ import {
   type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus, type KvEntry, type KvChange, type OwnershipEvent,
   type SettingsChange, type NodeHeartbeat,
 } from "../types.js";
-import { heartbeatColumns, toNodeRecord, toSettingsChange, type NodeRow, type SettingsRow } from "../tables.js";
+import { countsOf, heartbeatColumns, toNodeRecord, toSettingsChange, type NodeRow, type SettingsRow } from "../tables.js";
 
 interface KvRow { namespace: string; key: string; value_json: string | null; deleted: number; version: number; updated_at_ms: number; writer: string }
 
@@ -23,7 +23,7 @@ export interface SqliteOps {
   kvList(namespace: string, prefix: string, limit: number): KvEntry[];
   kvChanges(namespace: string, afterVersion: number, limit: number): KvChange[];
   setMemberships(updates: { nodeId: string; from: { status: string; sinceMs: number }; status: string; sinceMs: number }[]): number;
-  expireLeasesOf(nodeIds: string[], limit: number, now: number, byNode: string): number;
+  expireLeasesOf(nodeIds: string[], limit: number): number;
   pruneNodes(olderThanMs: number, limit: number): number;
   ownershipEvents(sinceMs: number, limit: number): OwnershipEvent[];
   clusterEpoch(): number;
@@ -82,6 +82,8 @@ export function prepareOps(db: Database.Database): SqliteOps {
           (SELECT COUNT(*) FROM json_each(@bounds) b WHERE b.value < finished_at_ms - started_at_ms) AS bucket
         FROM steps WHERE status IN ('SUCCESS', 'DEAD_LETTER') AND started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL)
       GROUP BY bucket`),
+    nodesByStatus: db.prepare(`SELECT CASE WHEN state = 'stopped' THEN 'STOPPED' ELSE membership END AS status, COUNT(*) AS n FROM nodes GROUP BY 1`),
+    runningByOwner: db.prepare(`SELECT COALESCE(CASE WHEN n.state = 'stopped' THEN 'STOPPED' ELSE n.membership END, 'UNKNOWN') AS status, COUNT(*) AS n FROM steps s LEFT JOIN nodes n ON n.node_id = s.lease_owner WHERE s.status = 'RUNNING' GROUP BY 1`),
     readyByAgent: db.prepare(`SELECT agent, COUNT(*) AS n, MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY' GROUP BY agent ORDER BY agent`),
     deadLastHour: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= ?`),
     counters: db.prepare(`SELECT name, value FROM counters`),
@@ -101,8 +103,6 @@ export function prepareOps(db: Database.Database): SqliteOps {
     ownedBy: db.prepare(`SELECT id, task_id, step_id, lease_epoch, lease_owner FROM steps
       WHERE status = 'RUNNING' AND lease_owner IN (SELECT value FROM json_each(?)) LIMIT ?`),
     expireLease: db.prepare(`UPDATE steps SET lease_expires_at_ms = 0 WHERE id = ? AND status = 'RUNNING'`),
-    ownershipEvent: db.prepare(`INSERT INTO ownership_events (at_ms, kind, task_id, step_id, node_id, from_node, lease_epoch, details_json)
-      VALUES (@atMs, @kind, @taskId, @stepId, @nodeId, @fromNode, @leaseEpoch, @detailsJson)`),
     bumpCounter: db.prepare(`INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`),
     pruneNodes: db.prepare(`DELETE FROM nodes WHERE node_id IN (
       SELECT node_id FROM nodes WHERE membership = 'DEAD' AND last_heartbeat_ms < ? ORDER BY last_heartbeat_ms LIMIT ?)`),
@@ -197,6 +197,8 @@ export function prepareOps(db: Database.Database): SqliteOps {
         deadLetteredLastHour: (q.deadLastHour.get(now - 3_600_000) as { n: number }).n,
         counters: Object.fromEntries((q.counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value])),
         readyByAgent: (q.readyByAgent.all() as { agent: string; n: number; at: number }[]).map((r) => ({ agent: r.agent, count: r.n, oldestReadyAtMs: r.at })),
+        nodesByStatus: countsOf(q.nodesByStatus.all() as { status: string; n: number }[]),
+        runningByOwnerStatus: countsOf(q.runningByOwner.all() as { status: string; n: number }[]),
       };
     }),
 
@@ -215,15 +217,10 @@ export function prepareOps(db: Database.Database): SqliteOps {
       }
       return applied;
     }),
-    expireLeasesOf: write((nodeIds: string[], limit: number, now: number, byNode: string) => {
+    expireLeasesOf: write((nodeIds: string[], limit: number) => {
       const rows = q.ownedBy.all(JSON.stringify(nodeIds), limit) as { id: number; task_id: string; step_id: string; lease_epoch: number; lease_owner: string }[];
-      for (const r of rows) {
-        q.expireLease.run(r.id);
-        q.ownershipEvent.run({
-          atMs: now, kind: "dead-owner-reclaim", taskId: r.task_id, stepId: r.step_id, nodeId: byNode, fromNode: r.lease_owner,
-          leaseEpoch: r.lease_epoch, detailsJson: "{}",
-        });
-      }
+      // The reclaim that follows records each one as an ownership event.
+      for (const r of rows) q.expireLease.run(r.id);
       if (rows.length > 0) q.bumpCounter.run("dead_owner_reclaimed_total", rows.length);
       return rows.length;
     }),

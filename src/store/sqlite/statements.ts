@@ -68,7 +68,7 @@ const SQL = {
   releaseRetries: `UPDATE steps SET status = 'READY'
     WHERE id IN (SELECT id FROM steps WHERE status = 'RETRY_WAIT' AND ready_at_ms <= ? ORDER BY ready_at_ms LIMIT ?)`,
   nextRetryAt: `SELECT MIN(ready_at_ms) AS at FROM steps WHERE status = 'RETRY_WAIT'`,
-  expiredLeases: `SELECT id, task_id, step_id, lease_epoch, attempt, max_attempts, lease_owner FROM steps
+  expiredLeases: `SELECT id, task_id, step_id, lease_epoch, attempt, max_attempts, lease_owner, lease_expires_at_ms FROM steps
     WHERE status = 'RUNNING' AND lease_expires_at_ms < ? ORDER BY lease_expires_at_ms LIMIT ?`,
   reclaimStep: `UPDATE steps SET status = 'READY', ready_at_ms = @now, lease_owner = NULL, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = NULL
@@ -113,6 +113,8 @@ const SQL = {
   progressStep: `UPDATE steps SET progress_pct = @pct, progress_message = @message
     WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   kvOfTasks: `SELECT namespace, key, value_json FROM kv WHERE namespace IN (SELECT value FROM json_each(?)) AND deleted = 0`,
+  ownershipEvent: `INSERT INTO ownership_events (at_ms, kind, task_id, step_id, node_id, from_node, lease_epoch, details_json)
+    VALUES (@atMs, @kind, @taskId, @stepId, @nodeId, @fromNode, @leaseEpoch, @detailsJson)`,
   bumpCounter: `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
 
   getTask: `SELECT * FROM tasks WHERE task_id = ?`,

@@ -113,7 +113,7 @@ export class SqliteStore implements Store {
     const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, batch, insertOne));
     this.#commitTx = (batch) => tx.immediate(batch);
     const reclaim = db.transaction((nodeIds: string[], limit: number, now: number, byNode: string) => {
-      const n = ops.expireLeasesOf(nodeIds, limit, now, byNode);
+      const n = ops.expireLeasesOf(nodeIds, limit);
       // Their leases now end first in expiry order, so this reclaim takes exactly them.
       if (n > 0) applyBatch(statements, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, insertOne);
       return n;
