@@ -24,6 +24,7 @@ import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
 import type { MaintenanceResult } from "./mesh/maintenance.js";
 import { machineUsage } from "./mesh/claim-policy.js";
+import { CLUSTER_FIELDS, disagreements, publishClusterSettings, readClusterSettings, underCluster } from "./mesh/cluster-settings.js";
 import { agentDirectory, unservableAgents, type UnservableAgent } from "./mesh/agents.js";
 import { renderMetrics, slaFigures } from "./observe/metrics.js";
 import type { InboxPassResult } from "./inbox/inbox.js";
@@ -52,6 +53,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Who this engine's actions are attributed to in the audit log. */
   readonly actor: string;
   #settings: Settings;
+  /** This root's own settings (file and options), before the cluster's are laid over them. */
+  #fileSettings: Settings;
+  /** The version of the cluster settings applied here (0: none yet). */
+  #clusterVersion = 0;
   #nodeTimer: NodeJS.Timeout | null = null;
   #beating = false;
   #lastPruneMs = 0;
@@ -74,6 +79,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.root = paths.dir;
     this.store = store;
     this.#settings = settings;
+    this.#fileSettings = settings;
     this.agents = agents;
     this.#retryPolicies = retryPolicies;
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
@@ -102,7 +108,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     // The settings a root starts with are the baseline `reload-settings` reports changes against.
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
     const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency });
-    const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
+    // On a shared store the cluster's copy of the settings that must agree wins over the file's.
+    const cluster = store.shared ? await readClusterSettings(store).catch(async (error: unknown) => { await store.close(); throw error; }) : null;
+    const mesh = new RelayMesh(o, paths, store, cluster ? underCluster(config.settings, cluster) : config.settings, agents, retryPolicies);
+    mesh.#fileSettings = config.settings;
+    mesh.#clusterVersion = cluster?.version ?? 0;
     store.onError?.((error) => mesh.safeEmit("engine:error", { error }));
     if (o.work) {
       await mesh.#start().catch(async (error: unknown) => {
@@ -156,6 +166,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       });
     }
     this.#supervisor.startWorking();
+    // The first node to work on a shared store gives it its settings.
+    if (this.store.shared && this.#clusterVersion === 0) {
+      this.#clusterVersion = (await publishClusterSettings(this.store, this.#fileSettings, `node:${this.nodeId}`, this.store.now())).version;
+    }
     this.#beatNode();
     if (!this.#nodeTimer) {
       this.#nodeTimer = setInterval(() => this.#beatNode(), Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3)));
@@ -367,21 +381,42 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     } catch (error) {
       checks.push({ name: "node-heartbeats", ok: false, detail: (error as Error).message });
     }
+    if (this.store.shared) {
+      try {
+        const differs = await this.settingsDisagreement();
+        checks.push({
+          name: "cluster-settings", ok: differs.length === 0,
+          detail: differs.length === 0 ? "this root's settings agree with the cluster's"
+            : `${this.paths.settings} disagrees with the cluster's settings on ${differs.join(", ")}; this node uses the cluster's values ` +
+              `(run reload-settings on this root to make its file the cluster's, or change the file to match)`,
+        });
+      } catch (error) {
+        checks.push({ name: "cluster-settings", ok: false, detail: (error as Error).message });
+      }
+    }
     return { ok: checks.every((c) => c.ok), checks };
   }
 
   /**
    * Reads the settings file again and applies it to new leases, retries and claims. An invalid
-   * file throws and changes nothing. Returns the names (never the values) of changed fields.
+   * file throws and changes nothing. Returns the names (never the values) of changed fields. On a
+   * shared store, changed cluster fields are published to every node (recorded once, here).
    */
-  reloadSettings(): { changedFields: string[] } {
+  async reloadSettings(): Promise<{ changedFields: string[] }> {
     const actor = `node:${this.nodeId}`;
-    const next = this.#readSettings(actor);
-    const changed = changedFields(fingerprint(this.#settings), fingerprint(next));
+    let next: Settings;
+    try {
+      next = this.#readSettings(actor);
+    } finally {
+      await this.#settingsWrites();
+    }
+    const changed = changedFields(fingerprint(this.#fileSettings), fingerprint(next));
     if (changed.length > 0) {
-      this.#settings = next;
-      this.#supervisor.updateSettings(next);
+      this.#fileSettings = next;
+      if (this.store.shared) this.#clusterVersion = (await publishClusterSettings(this.store, next, actor, this.store.now())).version;
+      this.#applySettings(next);
       this.#settingsChanged(actor, changed, null);
+      await this.#settingsWrites();
     }
     return { changedFields: changed };
   }
@@ -389,7 +424,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /**
    * Validates the settings file and records it as the root's current settings: returns the
    * fields changed since the last recorded settings (names only) and adds them to the history.
-   * An invalid file throws (and is recorded as a failed reload); nothing else changes.
+   * On a shared store the file's cluster fields become the cluster's: every running node applies
+   * them within one maintenance tick. An invalid file throws (and is recorded as a failed
+   * reload); nothing else changes.
    */
   async recordSettings(): Promise<{ changedFields: string[] }> {
     let next: Settings;
@@ -401,11 +438,46 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const path = settingsFingerprintPath(this.paths);
     const previous = existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) as SettingsFingerprint : {};
     const current = fingerprint(next);
-    const changed = changedFields(previous, current);
+    let changed = changedFields(previous, current);
+    if (this.store.shared) {
+      const cluster = await readClusterSettings(this.store);
+      const differs: string[] = cluster ? disagreements(next, cluster) : [...CLUSTER_FIELDS];
+      if (differs.length > 0) await publishClusterSettings(this.store, next, this.actor, this.store.now());
+      // Cluster fields count as changed when they differ from the cluster's copy, the others against this root's last record.
+      const local = changed.filter((f) => !(CLUSTER_FIELDS as readonly string[]).includes(f));
+      changed = [...new Set([...local, ...(cluster ? differs : changed)])].sort();
+    }
     writeJsonFile(path, current);
     this.#settingsChanged(this.actor, changed, null);
     await this.#settingsWrites();
     return { changedFields: changed };
+  }
+
+  /** Cluster fields on which this root's settings file differs from the shared store's copy ([] on SQLite or when none is kept yet). */
+  async settingsDisagreement(): Promise<string[]> {
+    if (!this.store.shared) return [];
+    const cluster = await readClusterSettings(this.store);
+    return cluster ? disagreements(this.#fileSettings, cluster) : [];
+  }
+
+  /** Applies the cluster settings when another node published a new version (each maintenance tick). */
+  async #followClusterSettings(): Promise<void> {
+    if (!this.store.shared) return;
+    const cluster = await readClusterSettings(this.store);
+    if (!cluster || cluster.version <= this.#clusterVersion) return;
+    const before = fingerprint(this.#settings);
+    this.#clusterVersion = cluster.version;
+    this.#applySettings(underCluster(this.#fileSettings, cluster));
+    const changed = changedFields(before, fingerprint(this.#settings));
+    if (changed.length > 0) {
+      this.#trail.record({ action: "settings.apply", actor: `node:${this.nodeId}`, resource: "settings", details: { changedFields: changed, clusterVersion: cluster.version, by: cluster.by } });
+    }
+  }
+
+  /** Makes `settings` (under the cluster's, on a shared store) this node's: new leases, retries and claims use them. */
+  #applySettings(settings: Settings): void {
+    this.#settings = settings;
+    this.#supervisor.updateSettings(settings);
   }
 
   /** Settings changes (field names only), newest first: the store's history and, for older roots, the audit log's. */
@@ -448,11 +520,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     parseArgument(IntervalMsSchema, intervalMs, "watchSettings");
     if (this.#reloadTimer) clearInterval(this.#reloadTimer);
     this.#reloadTimer = setInterval(() => {
-      try {
-        this.reloadSettings();
-      } catch (error) {
-        this.safeEmit("engine:error", { error: error as Error });
-      }
+      this.reloadSettings().catch((error: Error) => this.safeEmit("engine:error", { error }));
     }, intervalMs);
     this.#reloadTimer.unref();
   }
@@ -696,6 +764,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         load: { ...machineUsage(), running: this.#supervisor.inFlight, capacity: this.#supervisor.capacity },
       }, Date.now());
       if (this.#state !== "running") return;
+      await this.#followClusterSettings();
       const now = Date.now();
       const prune = now - this.#lastPruneMs >= this.#settings.meshPruneIntervalMs;
       await this.#maintenance({ recoverLimit: MESH_RECOVER_PER_TICK, prune, nowMs: now });

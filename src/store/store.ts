@@ -28,6 +28,12 @@ export interface Store {
   readonly location: string;
 
   /**
+   * True when nodes of other machines may share this store (PostgreSQL): settings that must
+   * agree are then kept in it (`meta("cluster-settings")`), and audit records are written to it.
+   */
+  readonly shared: boolean;
+
+  /**
    * The store's clock in epoch ms: lease expiry, heartbeat ages and every `nowMs` the engine
    * passes come from it, so clock skew between machines cannot expire a healthy lease (SQLite:
    * the local clock; PostgreSQL: the server's clock, tracked as an offset from the local one).

@@ -51,6 +51,7 @@ const DEAD_TUPLES_LIMIT = 5_000_000;
  */
 export class PostgresStore implements Store {
   readonly location: string;
+  readonly shared = true;
   readonly #target: PgTarget;
   readonly #pool: pg.Pool;
   readonly #wake: WakeChannel;

@@ -25,6 +25,7 @@ export interface SqliteStoreOptions {
 /** The embedded store: one SQLite file in WAL mode, shared by the processes of one root. */
 export class SqliteStore implements Store {
   readonly location: string;
+  readonly shared = false;
   readonly #db: Database.Database;
   #statements: Statements | null = null;
   #ops: SqliteOps | null = null;
