@@ -309,7 +309,7 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    id: 18,
+    id: 8,
     name: "store identity (origin) for migrations between stores, settings history in the store",
     sqlite: `
       CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -341,7 +341,7 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    id: 19,
+    id: 9,
     name: "nodes advertise the agents they serve and report their load (CPU, memory, running steps, capacity)",
     sqlite: `
       ALTER TABLE nodes ADD COLUMN agents_json TEXT;

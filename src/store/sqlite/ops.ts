@@ -32,6 +32,8 @@ export interface SqliteOps {
   setMeta(name: string, value: string): void;
   addSettingsChange(change: SettingsChange): void;
   settingsHistory(limit: number): SettingsChange[];
+  /** Adds `by` to a counter (creating it). The caller brings the transaction. */
+  bumpCounter(name: string, by: number): void;
 }
 
 export function prepareOps(db: Database.Database): SqliteOps {
@@ -237,6 +239,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       const fencedSteps = (q.fenceRunning.all({ now }) as { task_id: string; step_id: string }[]).map((r) => ({ taskId: r.task_id, stepId: r.step_id }));
       return { clusterEpoch, fencedSteps };
     }),
+    bumpCounter: (name: string, by: number) => { q.bumpCounter.run(name, by); },
     meta: (name) => (q.meta.get(name) as { value: string } | undefined)?.value ?? null,
     setMeta: (name, value) => { q.setMeta.run(name, value); },
     addSettingsChange: (c) => {
