@@ -33,6 +33,10 @@ import type { MigrateResult } from "./ops/migrate.js";
 import { legacySettingsHistory, mergeSettingsHistory } from "./observe/settings-history.js";
 import { randomUUID } from "node:crypto";
 import { KvNamespace, type KvTransport } from "./agents/kv.js";
+import { parseSchedule, scheduleView, type ScheduleInput } from "./schedule/definition.js";
+import { nextFrom, slotKey } from "./schedule/plan.js";
+import { scheduleTick } from "./schedule/scheduler.js";
+import type { ScheduleRecord } from "./store/types.js";
 
 /**
  * Lifecycle: `open` → `running` (claiming and running steps) or `idle` (opened with
@@ -62,6 +66,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   #lastPruneMs = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
   readonly #pendingSettings = new Set<Promise<void>>();
+  #flowTimer: NodeJS.Timeout | null = null;
+  #flowTicking: Promise<void> | null = null;
   readonly #options: ResolvedEngineOptions;
   readonly #supervisor: Supervisor;
   #pool: AgentPool | null = null;
@@ -171,6 +177,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       this.#clusterVersion = (await publishClusterSettings(this.store, this.#fileSettings, `node:${this.nodeId}`, this.store.now())).version;
     }
     this.#beatNode();
+    if (!this.#flowTimer) {
+      this.#flowTimer = setInterval(() => void this.#flowTick(), Math.min(1_000, Math.max(100, this.#options.pollIntervalMs)));
+      this.#flowTimer.unref();
+    }
     if (!this.#nodeTimer) {
       this.#nodeTimer = setInterval(() => this.#beatNode(), Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3)));
       this.#nodeTimer.unref();
@@ -674,9 +684,118 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return inbox.pass({ submitWorkflow: (spec, o) => this.submitWorkflow(spec, o) });
   }
 
+  /**
+   * Adds a cron schedule, or replaces the definition of the one with that name. Validates the
+   * cron expression, time zone and workflow (exit-2 problems: nothing is written). Every node
+   * sharing the store fires it; each slot fires once.
+   */
+  async addSchedule(input: ScheduleInput): Promise<{ schedule: ReturnType<typeof scheduleView>; replaced: boolean }> {
+    this.#assertOpen("addSchedule");
+    const s = parseSchedule(input, "schedule");
+    buildWorkflowTask(s.workflow, this.#buildContext("schedule: workflow"));
+    const def = {
+      name: s.name, cron: s.cron, timezone: s.timezone ?? null, spec: s.workflow, overlap: s.overlap, catchUp: s.catchUp,
+      catchUpWindowMs: s.catchUpWindowMs ?? null, jitterMs: s.jitterMs, paused: s.paused,
+    };
+    const now = this.store.now();
+    const { schedule, replaced } = await this.store.putSchedule({ ...def, ...nextFrom(def, now) }, now);
+    this.#trail.record({ action: replaced ? "schedule.replace" : "schedule.add", actor: this.actor, resource: `schedule/${s.name}`, details: { cron: s.cron, timezone: def.timezone } });
+    return { schedule: scheduleView(schedule), replaced };
+  }
+
+  /** Every schedule, by name, with its next fire time and last task. */
+  async listSchedules(): Promise<ReturnType<typeof scheduleView>[]> {
+    return (await this.store.listSchedules()).map(scheduleView);
+  }
+
+  /** One schedule; throws NotFoundError. */
+  async getSchedule(name: string): Promise<ReturnType<typeof scheduleView>> {
+    return scheduleView(await this.#schedule(name));
+  }
+
+  /** Pauses a schedule: no slot fires until it is resumed (slots in between are not caught up). */
+  async pauseSchedule(name: string): Promise<ReturnType<typeof scheduleView>> {
+    return this.#setPaused(name, true);
+  }
+
+  /** Resumes a paused schedule from the next slot after now. */
+  async resumeSchedule(name: string): Promise<ReturnType<typeof scheduleView>> {
+    return this.#setPaused(name, false);
+  }
+
+  /** Deletes a schedule (the tasks it fired stay) and returns it as it was; throws NotFoundError. */
+  async removeSchedule(name: string): Promise<{ schedule: ReturnType<typeof scheduleView>; removed: true }> {
+    this.#assertOpen("removeSchedule");
+    const schedule = scheduleView(await this.#schedule(name));
+    if (!(await this.store.removeSchedule(name))) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
+    this.#trail.record({ action: "schedule.remove", actor: this.actor, resource: `schedule/${name}`, details: {} });
+    return { schedule, removed: true };
+  }
+
+  /** Fires a schedule now, outside its slots (paused or not); returns the new task. */
+  async triggerSchedule(name: string): Promise<{ schedule: ReturnType<typeof scheduleView>; taskId: string }> {
+    this.#assertOpen("triggerSchedule");
+    const s = await this.#schedule(name);
+    const now = this.store.now();
+    const task = this.#scheduledTask(s, now);
+    const result = await this.store.fireSchedule({
+      name, fires: [{ slotKey: `manual:${task.taskId}`, slotMs: now, task, outcome: "fired" }], missed: 0, nodeId: this.nodeId, nowMs: now,
+    });
+    if (result.created.length === 0) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
+    this.#trail.record({ action: "schedule.trigger", actor: this.actor, resource: `schedule/${name}`, task_id: task.taskId, details: {} });
+    return { schedule: scheduleView(await this.#schedule(name)), taskId: result.created[0]!.taskId };
+  }
+
+  async #schedule(name: string): Promise<ScheduleRecord> {
+    const s = await this.store.getSchedule(name);
+    if (!s) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
+    return s;
+  }
+
+  async #setPaused(name: string, paused: boolean): Promise<ReturnType<typeof scheduleView>> {
+    this.#assertOpen(paused ? "pauseSchedule" : "resumeSchedule");
+    const s = await this.#schedule(name);
+    const next = paused ? { nextSlotMs: s.nextSlotMs, nextAtMs: s.nextAtMs } : nextFrom(s, this.store.now());
+    const updated = await this.store.setSchedulePaused(name, paused, next, this.store.now());
+    if (!updated) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
+    this.#trail.record({ action: paused ? "schedule.pause" : "schedule.resume", actor: this.actor, resource: `schedule/${name}`, details: {} });
+    return scheduleView(updated);
+  }
+
+  #scheduledTask(s: ScheduleRecord, slotMs: number): NewTask {
+    const task = buildWorkflowTask(s.spec, { ...this.#buildContext(`schedule "${s.name}"`), nowMs: this.store.now() });
+    return { ...task, idempotencyKey: null, dedupe: null, schedule: { name: s.name, slotKey: slotKey(slotMs) } };
+  }
+
+  /**
+   * The time-driven work of a working node, every poll interval: cancels tasks past their
+   * deadline and fires due schedules (one indexed read each when nothing is due).
+   */
+  #flowTick(): Promise<void> {
+    if (this.#flowTicking) return this.#flowTicking;
+    this.#flowTicking = (async () => {
+      const now = this.store.now();
+      for (const taskId of await this.store.dueDeadlines(now, 100)) {
+        await this.cancel(taskId, { mode: "hard", reason: "deadline" });
+      }
+      const fired = await scheduleTick({
+        store: this.store, nodeId: this.nodeId, nowMs: now,
+        build: (s, slotMs) => this.#scheduledTask(s, slotMs),
+        cancelPrevious: async (taskId, s) => { await this.cancel(taskId, { mode: "hard", reason: `schedule "${s.name}" overlap` }); },
+        onError: (error, s) => this.safeEmit("engine:error", { error: new RelayMeshError(ErrorCode.INVALID_STATE, `schedule "${s.name}": ${error.message}`, { cause: error }) }),
+      });
+      for (const f of fired) {
+        this.#trail.record({ action: "schedule.fire", actor: `node:${this.nodeId}`, resource: `schedule/${f.name}`, task_id: f.taskId, details: { slot: f.slotKey } });
+        this.safeEmit("task:submitted", { taskId: f.taskId, created: true });
+      }
+    })().catch((error: Error) => this.safeEmit("engine:error", { error })).finally(() => { this.#flowTicking = null; });
+    return this.#flowTicking;
+  }
+
   /** Runs everything runnable now (after one maintenance pass), then stops working. For `worker --once`. */
   async runUntilIdle(): Promise<void> {
     this.#assertOpen("runUntilIdle");
+    await this.#flowTick();
     await this.#start();
     await this.#supervisor.idle();
     this.#supervisor.stopClaiming();
@@ -705,6 +824,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#closing = (async () => {
       const errors: unknown[] = [];
       const attempt = async (fn: () => unknown) => { try { await fn(); } catch (e) { errors.push(e); } };
+      if (this.#flowTimer) clearInterval(this.#flowTimer);
+      await attempt(() => this.#flowTicking);
       await attempt(() => this.#supervisor.stopClaiming());
       if (!force) await attempt(() => withTimeout(this.#supervisor.idle(), timeoutMs));
       await attempt(() => this.#supervisor.abortAll("release", new RelayMeshError(ErrorCode.ABORTED, "engine is closing")));
@@ -791,7 +912,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   #buildContext(source: string): BuildContext {
-    return { agents: this.agents, settings: this.#settings, retryPolicies: this.#retryPolicies, source };
+    return { agents: this.agents, settings: this.#settings, retryPolicies: this.#retryPolicies, source, nowMs: this.store.now() };
   }
 
   /** The build context of a submission; one naming an agent this node lacks also accepts the agents other nodes serve. */

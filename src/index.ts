@@ -15,4 +15,6 @@ export type {
   TaskStatus, StepStatus, TaskRecord, TaskWithSteps, StepRecord, LeaseConflict, KvChange, KvEntry, NodeRecord, HealthCheck,
 } from "./store/types.js";
 export type { SubmitOptions } from "./model/build-task.js";
+export { ScheduleInputSchema, type ScheduleInput } from "./schedule/definition.js";
+export type { ConcurrencySpec, DedupeSpec, RateLimitRef, RateLimitSetting } from "./model/flow.js";
 export { AGENT_WORKER_FILE } from "./pool/pool.js";

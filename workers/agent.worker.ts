@@ -157,7 +157,7 @@ async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage
   }
   try {
     controller.signal.throwIfAborted();
-    const payload = JSON.parse(msg.payloadJson) as { input: unknown; deps: Record<string, unknown>; kv: Record<string, unknown> };
+    const payload = JSON.parse(msg.payloadJson) as { input: unknown; deps: Record<string, unknown>; kv: Record<string, unknown>; deadlineMs?: number };
     const link = supervisorLink(channel, msg.key);
     if (msg.timeoutMs !== null) {
       const ms = msg.timeoutMs;
@@ -166,7 +166,7 @@ async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage
     if (msg.agent.kind === "script") {
       return await runOneShot(msg.agent.config, {
         taskId: msg.taskId, stepId: msg.stepId, attempt: msg.attempt, input: payload.input, deps: payload.deps,
-        traceparent: msg.traceparent, kv: payload.kv,
+        traceparent: msg.traceparent, kv: payload.kv, deadlineMs: payload.deadlineMs,
       }, {
         signal: controller.signal,
         heartbeat: link.heartbeat,
@@ -181,7 +181,7 @@ async function runStep(msg: StepRun, channel: string): Promise<StepResultMessage
     const fn = await load(msg.agent);
     let output = fn({
       input: payload.input, deps: payload.deps, signal: controller.signal, attempt: msg.attempt,
-      taskId: msg.taskId, stepId: msg.stepId, traceparent: msg.traceparent,
+      taskId: msg.taskId, stepId: msg.stepId, traceparent: msg.traceparent, deadlineMs: payload.deadlineMs ?? null,
       kv: new KvNamespace(msg.taskId, link.transport, { maxValueBytes: msg.maxPayloadBytes }),
       heartbeat: link.heartbeat,
       progress: (pct, message) => link.progress(pct, message ?? null),

@@ -14,6 +14,8 @@ export interface ScriptRequest {
   traceparent: string;
   /** The task's checkpoint values, so a retried step can resume. */
   kv: Record<string, unknown>;
+  /** The task's deadline (epoch ms), when it has one. */
+  deadlineMs?: number | undefined;
 }
 
 /** How a running script reaches the engine. */
@@ -83,6 +85,7 @@ function oneShot(
       RELAYMESH_ATTEMPT: String(request.attempt),
       RELAYMESH_CONTROL_FD: "3",
       TRACEPARENT: request.traceparent,
+      ...(request.deadlineMs !== undefined ? { RELAYMESH_DEADLINE_MS: String(request.deadlineMs) } : {}),
     });
   } catch (error) {
     done(failure(new RelayMeshError(ErrorCode.AGENT_FAILED, `${label} could not start ${config.command[0]}: ${(error as Error).message}`, { cause: error })));
@@ -121,6 +124,7 @@ function oneShot(
   child.stdin?.end(JSON.stringify({
     taskId: request.taskId, stepId: request.stepId, attempt: request.attempt, input: request.input,
     deps: request.deps, traceparent: request.traceparent, kv: request.kv,
+    ...(request.deadlineMs !== undefined ? { deadlineMs: request.deadlineMs } : {}),
   }) + "\n");
 
   child.stdout?.on("data", (chunk: Buffer) => {

@@ -14,6 +14,8 @@ export interface AgentContext<I = unknown> {
   stepId: string;
   /** W3C traceparent of this attempt's span. */
   traceparent: string;
+  /** The task's deadline (epoch ms): past it the task is cancelled and `signal` fires. Null when it has none. */
+  deadlineMs: number | null;
   /** The task's durable checkpoints (writes fenced by this attempt's lease); `ctx.kv.namespace(name)` for shared ones. */
   kv: KvNamespace;
   /** Renews this attempt's lease now (long steps need not: the engine heartbeats for them). */

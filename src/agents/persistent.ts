@@ -216,7 +216,7 @@ export class PersistentScriptAgent {
     const r = p.request;
     best.child.stdin?.write(JSON.stringify({
       type: "run", id: p.id, taskId: r.taskId, stepId: r.stepId, attempt: r.attempt, input: r.input, deps: r.deps,
-      traceparent: r.traceparent, kv: r.kv,
+      traceparent: r.traceparent, kv: r.kv, ...(r.deadlineMs !== undefined ? { deadlineMs: r.deadlineMs } : {}),
     }) + "\n");
   }
 

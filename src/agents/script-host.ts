@@ -36,10 +36,10 @@ export class PersistentScriptHost {
     const timer = run.timeoutMs === null ? null
       : setTimeout(() => controller.abort(new StepTimeoutError(`step "${run.stepId}" timed out after ${run.timeoutMs} ms`)), run.timeoutMs);
     try {
-      const payload = JSON.parse(run.payloadJson) as { input: unknown; deps: Record<string, unknown>; kv: Record<string, unknown> };
+      const payload = JSON.parse(run.payloadJson) as { input: unknown; deps: Record<string, unknown>; kv: Record<string, unknown>; deadlineMs?: number };
       return await agent.run({
         taskId: run.taskId, stepId: run.stepId, attempt: run.attempt, input: payload.input, deps: payload.deps,
-        traceparent: run.traceparent, kv: payload.kv,
+        traceparent: run.traceparent, kv: payload.kv, deadlineMs: payload.deadlineMs,
       }, {
         signal: controller.signal,
         heartbeat: link.heartbeat,

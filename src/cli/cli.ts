@@ -7,7 +7,7 @@ function packageVersion(): string {
 }
 
 /** Flags that are booleans: `--name=true|false` is rewritten to `--name` / nothing before parsing. */
-export const BOOLEAN_FLAGS = new Set(["json", "once", "allow-get-writes", "in-place", "merge"]);
+export const BOOLEAN_FLAGS = new Set(["json", "once", "allow-get-writes", "in-place", "paused", "merge"]);
 
 type Runner = (globals: GlobalOptions, ...args: never[]) => Promise<CommandResult>;
 
@@ -46,6 +46,8 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
     .addOption(new Option("--priority <priority>", "high | normal | low"))
     .option("--idempotency-key <key>", "same key, same task")
     .option("--traceparent <tp>", "W3C traceparent to continue")
+    .option("--delay <duration>", "start no earlier than this long from now (30s, 5m, 1h…)")
+    .option("--not-before <time>", "start no earlier than this time (ISO-8601 or epoch ms)")
     .action(action(() => import("./commands/submit.js")));
 
   program.command("submit-workflow").description("submit a workflow (DAG) file")
@@ -177,7 +179,7 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
   program.command("kv").description("the checkpoint store: kv get|put|list|delete [--namespace NS] KEY [VALUE]")
     .argument("<action>", "get | put | list | delete")
     .argument("[key]", "key")
-    .argument("[value]", "value (put): JSON, or a plain string")
+    .argument("[value]", "value (put): JSON, or a plain string (text starting with { [ or \" must be valid JSON)")
     .option("--namespace <ns>", "namespace; a task's checkpoints live in the one named by its task id (default: default)")
     .option("--prefix <p>", "list: keys starting with this")
     .option("--limit <n>", "list: at most this many (default: 1000)")
@@ -210,6 +212,20 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
   bench.command("purge").description("delete the finished tasks of bench --in-place runs (named bench:<run id>) from the store")
     .argument("[run-id]", "only this run's (default: every run's)")
     .action(action(() => import("./commands/bench-purge.js")));
+
+  program.command("schedule").description("cron schedules: schedule add|list|show|pause|resume|remove|trigger [NAME]")
+    .argument("<action>", "add | list | show | pause | resume | remove | trigger")
+    .argument("[name]", "schedule name (show, pause, resume, remove, trigger)")
+    .option("--name <name>", "add: the schedule's name (adding an existing name replaces it)")
+    .option("--cron <expr>", "add: cron expression, 5 fields or 6 with seconds first")
+    .option("--file <file>", "add: the workflow JSON file each slot submits")
+    .option("--timezone <tz>", "add: IANA time zone the expression is read in (default: UTC)")
+    .option("--overlap <policy>", "add: skip | allow | cancel-previous, when the previous slot's task is still open (default: skip)")
+    .option("--catch-up <policy>", "add: none | latest | all, for slots missed while no node ran (default: none)")
+    .option("--catch-up-window <duration>", "add: missed slots older than this are not caught up (default: 7d)")
+    .option("--jitter <duration>", "add: each slot fires up to this much later (default: 0)")
+    .option("--paused", "add: add it paused")
+    .action(action(() => import("./commands/schedule.js")));
 
   program.command("members").alias("mesh-summary").description("nodes and their standing (ALIVE, SUSPECT, DEAD by heartbeat age)")
     .action(action(() => import("./commands/members.js")));

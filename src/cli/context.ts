@@ -3,6 +3,7 @@ import { RelayMesh } from "../engine.js";
 import type { EngineOptions } from "../options.js";
 import { ExitCode, ExitError } from "./errors.js";
 import { MAX_TIMER_MS } from "../model/duration.js";
+import { parseDurationMs, parseTimeMs } from "../model/flow.js";
 
 /** Options every command accepts (CONTRACT.md "Invocation"). */
 export interface GlobalOptions {
@@ -59,9 +60,14 @@ export function intOption(name: string, value: string | undefined, limits: { min
   return n;
 }
 
-/** Parses a duration option in ms (an integer up to 2^31-1, what a timer honours), or ends with status 2. */
+/** Parses a duration option: milliseconds, or `500ms`, `30s`, `5m`, `1h30m`, `2d`, up to 2^31-1 ms (what a timer honours); else ends with status 2. */
 export function durationOption(name: string, value: string | undefined, min = 0): number | undefined {
-  return intOption(name, value, { min, max: MAX_TIMER_MS });
+  if (value === undefined || /^\s*-?\d+\s*$/.test(value)) return intOption(name, value, { min, max: MAX_TIMER_MS });
+  const ms = parseDurationMs(value);
+  if (ms === null || ms < min || ms > MAX_TIMER_MS) {
+    throw new ExitError(ExitCode.USAGE, `--${name}: expected milliseconds or a duration such as 500ms, 30s, 5m, 1h or 2d, from ${min} to ${MAX_TIMER_MS} ms, got "${value}"`);
+  }
+  return ms;
 }
 
 /** Parses a number option (fractions allowed) from `min` to `max`, or ends with status 2 naming the option. */
@@ -83,6 +89,14 @@ export function choiceOption<T extends string>(name: string, value: string | und
   return value as T;
 }
 
+/** Parses a time option (ISO-8601 or epoch ms), or ends with status 2 naming the option. */
+export function timeOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseTimeMs(value);
+  if (ms === null) throw new ExitError(ExitCode.USAGE, `--${name}: expected an ISO-8601 time (2030-01-01T09:00:00Z) or epoch milliseconds, got "${value}"`);
+  return ms;
+}
+
 /** A JSON value given as option `name`, or ends with status 2 naming the option. */
 export function jsonOption(name: string, value: string | undefined): unknown {
   if (value === undefined) return undefined;
@@ -93,11 +107,15 @@ export function jsonOption(name: string, value: string | undefined): unknown {
   }
 }
 
-/** A value given on the command line: JSON when it parses as JSON, else the plain string. */
-export function jsonOrString(value: string): unknown {
+/**
+ * A value given on the command line as `name`: JSON when it parses as JSON, else the plain
+ * string — unless it starts like a JSON object, array or string, which must then be valid (status 2).
+ */
+export function jsonOrString(name: string, value: string): unknown {
   try {
     return JSON.parse(value);
-  } catch {
+  } catch (error) {
+    if (/^\s*[[{"]/.test(value)) throw new ExitError(ExitCode.USAGE, `${name}: invalid JSON (${(error as Error).message})`);
     return value;
   }
 }

@@ -6,6 +6,7 @@ import type { NewTask } from "../store/types.js";
 import type { Settings } from "./settings.js";
 import { SingleTaskSpecSchema, TraceparentSchema, priorityToInt, type RetryOverride, type WorkflowSpec } from "./workflow.js";
 import { zodProblems } from "./problems.js";
+import { resolveFlow } from "./resolve-flow.js";
 
 export interface BuildContext {
   agents: AgentRegistry;
@@ -14,6 +15,8 @@ export interface BuildContext {
   retryPolicies?: ReadonlyMap<string, RetryOverride>;
   /** Names the input in error messages (a file path, "submit"). */
   source: string;
+  /** The submission time that `delayMs` and `deadlineMs` count from (default: now). */
+  nowMs?: number;
   /** Agents other nodes of the store serve: a step may name one this node does not have. */
   meshAgents?: ReadonlySet<string>;
 }
@@ -31,6 +34,10 @@ export interface SubmitOptions {
   idempotencyKey?: string | undefined;
   /** A W3C traceparent to continue: its trace id reaches every step. */
   traceparent?: string | undefined;
+  /** Start no earlier than this long after submission (overrides the spec's `delayMs`/`notBefore`). */
+  delayMs?: number | undefined;
+  /** Start no earlier than this time, ISO-8601 or epoch ms (overrides the spec's `delayMs`/`notBefore`). */
+  notBefore?: string | number | undefined;
 }
 
 /** Step id of the one step of a task made by `submit`. */
@@ -55,6 +62,7 @@ export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: Subm
     if (error instanceof InvalidInputError) throw new InvalidInputError([...problems, ...error.problems]);
     throw error;
   }
+  const flow = resolveFlow(spec, { ...ctx, nowMs: ctx.nowMs ?? Date.now() }, options, problems);
   if (problems.length > 0) throw new InvalidInputError(problems);
   const taskPriority = spec.priority ?? "normal";
   const s = ctx.settings;
@@ -66,7 +74,9 @@ export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: Subm
     failFast: spec.failFast ?? false,
     traceId: trace.traceId,
     parentSpanId: trace.parentSpanId,
-    steps: spec.steps.map((step) => {
+    deadlineAtMs: flow.deadlineAtMs,
+    dedupe: flow.dedupe,
+    steps: spec.steps.map((step, i) => {
       // Precedence, field by field: the step's retry, then the agent's policy, then the settings.
       const policy = ctx.retryPolicies?.get(step.agent);
       const base = step.retry?.baseBackoffMs ?? policy?.baseBackoffMs ?? s.baseBackoffMs;
@@ -80,6 +90,7 @@ export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: Subm
         baseBackoffMs: base,
         maxBackoffMs: Math.max(step.retry?.maxBackoffMs ?? policy?.maxBackoffMs ?? s.maxBackoffMs, base),
         timeoutMs: step.timeoutMs ?? null,
+        ...flow.steps[i]!,
       };
     }),
   };
@@ -89,8 +100,9 @@ export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: Subm
 export function buildSingleTask(raw: unknown, ctx: BuildContext, options: SubmitOptions = {}): NewTask {
   const parsed = SingleTaskSpecSchema.safeParse(raw);
   if (!parsed.success) throw new InvalidInputError(zodProblems(parsed.error, ctx.source, raw));
-  const { agent, input, priority, idempotencyKey, retry, timeoutMs, name } = parsed.data;
+  const { agent, input, priority, idempotencyKey, retry, timeoutMs, name, ...flowFields } = parsed.data;
   const workflow = {
+    ...flowFields,
     ...(name !== undefined ? { name } : {}),
     ...(priority !== undefined ? { priority } : {}),
     ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),

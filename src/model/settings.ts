@@ -1,5 +1,9 @@
 import { z } from "zod";
 import { durationMs } from "./duration.js";
+import { RateLimitSettingSchema } from "./flow.js";
+
+/** A rate limit's name: also a key of `rateLimits`, so it never starts with "_" (no "__proto__"). */
+const RateLimitNameSchema = z.string().max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "a rate limit name starts with a letter or digit and uses only letters, digits and _ . : -");
 
 /**
  * `<root>/relaymesh-settings.json`: every field optional, unknown fields rejected.
@@ -40,6 +44,8 @@ export const SettingsSchema = z.strictObject({
   claimPolicy: z.enum(["capacity", "resource_usage"]).default("capacity"),
   /** SQLite `synchronous`: "full" survives power loss, "normal" only process crashes (default: "full"). */
   durability: z.enum(["full", "normal"]).default("full"),
+  /** Named rate limits (token buckets shared by every node of a store), referenced by steps' `rateLimit` (default: none). */
+  rateLimits: z.record(RateLimitNameSchema, RateLimitSettingSchema).default({}),
 }).superRefine((s, ctx) => {
   if (s.maxBackoffMs < s.baseBackoffMs) {
     ctx.addIssue({ code: "custom", path: ["maxBackoffMs"], message: `maxBackoffMs (${s.maxBackoffMs}) must be at least baseBackoffMs (${s.baseBackoffMs})` });

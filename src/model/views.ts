@@ -19,6 +19,9 @@ export function taskSummaryView(t: TaskRecord) {
     idempotencyKey: t.idempotencyKey,
     failFast: t.failFast,
     traceId: t.traceId,
+    deadlineAtMs: t.deadlineAtMs,
+    cancelReason: t.cancelReason,
+    scheduleName: t.scheduleName,
   };
 }
 
@@ -42,7 +45,25 @@ export function stepView(s: StepRecord) {
     progressPct: s.progressPct,
     progressMessage: s.progressMessage,
     replays: s.replays,
+    notBeforeMs: s.notBeforeMs,
+    concurrencyKey: s.concurrencyKey,
+    rateLimit: s.rateLimit,
+    ...waitingView(s),
   };
+}
+
+/** Why a step that has not started waits, and until when if that is known. */
+export function waitingView(s: StepRecord): { waitingFor: string | null; waitingUntilMs: number | null } {
+  const at = (ms: number | null) => (ms === null ? "?" : new Date(ms).toISOString());
+  switch (s.status) {
+    case "WAITING": return { waitingFor: `dependencies: ${s.dependsOn.join(", ")}`, waitingUntilMs: null };
+    case "SCHEDULED": return { waitingFor: `scheduled until ${at(s.readyAtMs)}`, waitingUntilMs: s.readyAtMs };
+    case "QUEUED": return { waitingFor: `concurrency key "${s.concurrencyKey}" full (limit ${s.concurrencyLimit})`, waitingUntilMs: null };
+    case "THROTTLED": return { waitingFor: `rate limit "${s.rateLimit}" until ${at(s.readyAtMs)}`, waitingUntilMs: s.readyAtMs };
+    case "RETRY_WAIT": return { waitingFor: `retry backoff until ${at(s.readyAtMs)}`, waitingUntilMs: s.readyAtMs };
+    case "READY": return { waitingFor: "a free worker slot on a node serving agent \"" + s.agent + "\"", waitingUntilMs: null };
+    default: return { waitingFor: null, waitingUntilMs: null };
+  }
 }
 
 /** The DAG of a task (`workflow`). */

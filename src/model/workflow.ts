@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { durationMs } from "./duration.js";
+import { StepFlowFields, WorkflowFlowFields } from "./flow.js";
 
 /** Priorities, highest first. Stored as integers (high = 2, normal = 1, low = 0). */
 export const PRIORITIES = ["high", "normal", "low"] as const;
@@ -29,6 +30,7 @@ export const StepSpecSchema = z.strictObject({
   dependsOn: z.array(z.string()).optional(),
   retry: RetrySchema.optional(),
   timeoutMs: durationMs(1).optional(),
+  ...StepFlowFields,
 });
 export type StepSpec = z.infer<typeof StepSpecSchema>;
 
@@ -39,6 +41,7 @@ export const WorkflowSpecSchema = z.strictObject({
   priority: PrioritySchema.optional(),
   failFast: z.boolean().optional(),
   steps: z.array(StepSpecSchema).min(1, "a workflow needs at least one step"),
+  ...WorkflowFlowFields,
 });
 export type WorkflowSpec = z.infer<typeof WorkflowSpecSchema>;
 
@@ -51,6 +54,7 @@ export const SingleTaskSpecSchema = z.strictObject({
   retry: RetrySchema.optional(),
   timeoutMs: durationMs(1).optional(),
   name: z.string().optional(),
+  ...WorkflowFlowFields,
 });
 export type SingleTaskSpec = z.infer<typeof SingleTaskSpecSchema>;
 

@@ -13,6 +13,19 @@ export function slaFigures(s: OpsSnapshot) {
     stepLatencyP95Ms: percentile(s.recentStepDurationsMs, 95),
     stepLatencyP99Ms: percentile(s.recentStepDurationsMs, 99),
     deadLetterGrowth1h: s.deadLetteredLastHour,
+    ...(s.flow ? { flow: flowFigures(s) } : {}),
+  };
+}
+
+/** What waits on time and flow control, for `stats`. */
+function flowFigures(s: OpsSnapshot) {
+  const rateLimited: Record<string, number> = Object.create(null);
+  for (const [name, value] of Object.entries(s.counters)) if (name.startsWith("rate_limited_total:")) rateLimited[name.slice(19)] = value;
+  return {
+    scheduledSteps: s.steps.SCHEDULED ?? 0, queuedSteps: s.steps.QUEUED ?? 0, throttledSteps: s.steps.THROTTLED ?? 0,
+    schedules: s.flow!.schedules, schedulesPaused: s.flow!.schedulesPaused, scheduleFired: s.counters.schedule_fired_total ?? 0,
+    scheduleSkipped: s.counters.schedule_skipped_total ?? 0, openWithDeadline: s.flow!.openWithDeadline,
+    cancelledByReason: s.flow!.cancelledByReason, rateLimited,
   };
 }
 
@@ -52,6 +65,19 @@ export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: stri
   for (const [name, n] of Object.entries(s.counters)) {
     const [prefix, operation, code] = name.split(":");
     if (prefix === "store_errors_total" && operation !== undefined && code !== undefined) storeErrors.inc({ operation, code }, n);
+  }
+  counter("relaymesh_schedule_fired_total", "Tasks fired by cron schedules.", s.counters.schedule_fired_total ?? 0);
+  counter("relaymesh_schedule_skipped_total", "Schedule slots not fired: overlap skip, or missed and not caught up.", s.counters.schedule_skipped_total ?? 0);
+  const limited = new Counter({ name: "relaymesh_rate_limited_total", help: "Times a step found no token of its rate limit and waited (THROTTLED).", labelNames: ["limit"], registers: [registry] });
+  for (const [name, value] of Object.entries(s.counters)) {
+    if (name.startsWith("rate_limited_total:")) limited.inc({ limit: name.slice("rate_limited_total:".length) }, value);
+  }
+  if (s.flow) {
+    gauge("relaymesh_schedules", "Cron schedules in the store.").set(s.flow.schedules);
+    gauge("relaymesh_schedules_paused", "Paused cron schedules.").set(s.flow.schedulesPaused);
+    gauge("relaymesh_tasks_with_deadline_open", "Open tasks that have a deadline.").set(s.flow.openWithDeadline);
+    const byReason = gauge("relaymesh_tasks_cancelled_by_reason", "Cancelled tasks by reason (deadline, concurrency, …) still in the store.", ["reason"]);
+    for (const [reason, n] of Object.entries(s.flow.cancelledByReason)) byReason.set({ reason }, n);
   }
 
   // The histogram is read whole from the store; prom-client's Histogram only observes, so it is written out here.

@@ -355,4 +355,100 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN running INTEGER, ADD COLUMN capacity INTEGER;
     `,
   },
+  {
+    id: 10,
+    name: "time and flow control: delayed starts, concurrency keys, rate-limit buckets, deadlines, dedupe windows, cron schedules",
+    sqlite: `
+      ALTER TABLE steps ADD COLUMN not_before_ms INTEGER;
+      ALTER TABLE steps ADD COLUMN deadline_at_ms INTEGER;
+      ALTER TABLE steps ADD COLUMN concurrency_key TEXT;
+      ALTER TABLE steps ADD COLUMN concurrency_limit INTEGER;
+      ALTER TABLE steps ADD COLUMN concurrency_strategy TEXT;
+      ALTER TABLE steps ADD COLUMN rate_name TEXT;
+      ALTER TABLE steps ADD COLUMN rate_bucket TEXT;
+      ALTER TABLE steps ADD COLUMN rate_per_sec REAL;
+      ALTER TABLE steps ADD COLUMN rate_burst INTEGER;
+      CREATE INDEX steps_timed ON steps (ready_at_ms) WHERE status IN ('SCHEDULED', 'THROTTLED');
+      CREATE INDEX steps_queued ON steps (concurrency_key, ready_at_ms, id) WHERE status = 'QUEUED';
+      CREATE INDEX steps_slots ON steps (concurrency_key, status) WHERE concurrency_key IS NOT NULL;
+      ALTER TABLE tasks ADD COLUMN deadline_at_ms INTEGER;
+      ALTER TABLE tasks ADD COLUMN cancel_reason TEXT;
+      ALTER TABLE tasks ADD COLUMN schedule_name TEXT;
+      CREATE INDEX tasks_deadline ON tasks (deadline_at_ms) WHERE deadline_at_ms IS NOT NULL AND status IN ('PENDING', 'RUNNING');
+      CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, expires_at_ms INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tat_ms REAL NOT NULL) WITHOUT ROWID;
+      CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        cron TEXT NOT NULL,
+        timezone TEXT,
+        spec_json TEXT NOT NULL,
+        overlap TEXT NOT NULL,
+        catch_up TEXT NOT NULL,
+        catch_up_window_ms INTEGER,
+        jitter_ms INTEGER NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0,
+        next_slot_ms INTEGER,
+        next_at_ms INTEGER,
+        last_slot_ms INTEGER,
+        last_task_id TEXT,
+        fired_count INTEGER NOT NULL DEFAULT 0,
+        skipped_count INTEGER NOT NULL DEFAULT 0,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+      );
+      CREATE INDEX schedules_due ON schedules (next_at_ms) WHERE paused = 0;
+      CREATE TABLE schedule_fires (
+        name TEXT NOT NULL,
+        slot_key TEXT NOT NULL,
+        slot_ms INTEGER NOT NULL,
+        task_id TEXT,
+        outcome TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (name, slot_key)
+      ) WITHOUT ROWID;
+    `,
+    pg: `
+      ALTER TABLE steps ADD COLUMN not_before_ms BIGINT, ADD COLUMN deadline_at_ms BIGINT, ADD COLUMN concurrency_key TEXT,
+        ADD COLUMN concurrency_limit INTEGER, ADD COLUMN concurrency_strategy TEXT, ADD COLUMN rate_name TEXT,
+        ADD COLUMN rate_bucket TEXT, ADD COLUMN rate_per_sec DOUBLE PRECISION, ADD COLUMN rate_burst INTEGER;
+      CREATE INDEX steps_timed ON steps (ready_at_ms) WHERE status IN ('SCHEDULED', 'THROTTLED');
+      CREATE INDEX steps_queued ON steps (concurrency_key, ready_at_ms, id) WHERE status = 'QUEUED';
+      CREATE INDEX steps_slots ON steps (concurrency_key, status) WHERE concurrency_key IS NOT NULL;
+      ALTER TABLE tasks ADD COLUMN deadline_at_ms BIGINT, ADD COLUMN cancel_reason TEXT, ADD COLUMN schedule_name TEXT;
+      CREATE INDEX tasks_deadline ON tasks (deadline_at_ms) WHERE deadline_at_ms IS NOT NULL AND status IN ('PENDING', 'RUNNING');
+      CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, expires_at_ms BIGINT NOT NULL);
+      CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tat_ms DOUBLE PRECISION NOT NULL);
+      CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        cron TEXT NOT NULL,
+        timezone TEXT,
+        spec_json TEXT NOT NULL,
+        overlap TEXT NOT NULL,
+        catch_up TEXT NOT NULL,
+        catch_up_window_ms BIGINT,
+        jitter_ms BIGINT NOT NULL,
+        paused BOOLEAN NOT NULL DEFAULT FALSE,
+        next_slot_ms BIGINT,
+        next_at_ms BIGINT,
+        last_slot_ms BIGINT,
+        last_task_id TEXT,
+        fired_count BIGINT NOT NULL DEFAULT 0,
+        skipped_count BIGINT NOT NULL DEFAULT 0,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL
+      );
+      CREATE INDEX schedules_due ON schedules (next_at_ms) WHERE NOT paused;
+      CREATE TABLE schedule_fires (
+        name TEXT NOT NULL,
+        slot_key TEXT NOT NULL,
+        slot_ms BIGINT NOT NULL,
+        task_id TEXT,
+        outcome TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (name, slot_key)
+      );
+    `,
+  },
 ];

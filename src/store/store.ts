@@ -1,6 +1,7 @@
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
   ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent, SettingsChange, NodeHeartbeat,
+  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "./types.js";
 import type { ImportOptions, ImportResult, RowPage } from "./tables.js";
 
@@ -62,7 +63,9 @@ export interface Store {
    * is still RUNNING under the same owner and `leaseEpoch`; otherwise it changes nothing and
    * is recorded as a lease conflict and returned in `refused`. A success resolves the DAG in
    * the same transaction: dependents whose dependencies all succeeded become READY, and may be
-   * claimed by the same batch. Idempotent submissions return the existing task.
+   * claimed by the same batch. Idempotent submissions return the existing task. A batch never
+   * fails for one item (see `CommitBatch`); a batch that writes nothing and finds no work takes
+   * no write lock and writes no row (an idle worker's poll).
    */
   commit(batch: CommitBatch): Promise<CommitResult>;
 
@@ -88,9 +91,9 @@ export interface Store {
    * Cancels a task. "hard": every open step (RUNNING ones included, their epoch bumped so late
    * results are refused) becomes CANCELLED and so does the task. "soft": only steps that have
    * not started; RUNNING ones finish and the task ends CANCELLED after them. A finished task is
-   * left as it is. Null for an unknown id.
+   * left as it is. Null for an unknown id. `reason` is kept on the task (the first one given wins).
    */
-  cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null>;
+  cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null>;
 
   /**
    * Re-runs a DEAD_LETTER task from its dead steps: they become READY with a fresh attempt
@@ -152,6 +155,34 @@ export interface Store {
    * write is refused.
    */
   bumpClusterEpoch(nowMs: number): Promise<{ clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] }>;
+
+  /** Open tasks whose deadline is at or before `nowMs`, earliest first, at most `limit` (one indexed read). */
+  dueDeadlines(nowMs: number, limit: number): Promise<string[]>;
+
+  /** Adds a schedule, or replaces the definition of the one with that name (its history and counts stay). */
+  putSchedule(def: ScheduleDefinition, nowMs: number): Promise<{ schedule: ScheduleRecord; replaced: boolean }>;
+
+  getSchedule(name: string): Promise<ScheduleRecord | null>;
+
+  /** Every schedule, by name. */
+  listSchedules(): Promise<ScheduleRecord[]>;
+
+  /** Pauses or resumes a schedule, with the next slot to wait for; null for an unknown name. */
+  setSchedulePaused(name: string, paused: boolean, next: { nextSlotMs: number | null; nextAtMs: number | null }, nowMs: number): Promise<ScheduleRecord | null>;
+
+  /** Deletes a schedule and its slot records; false for an unknown name. Tasks it fired stay. */
+  removeSchedule(name: string): Promise<boolean>;
+
+  /** Unpaused schedules due at `nowMs` (next_at_ms <= now), earliest first, at most `limit`: one indexed read. */
+  dueSchedules(nowMs: number, limit: number): Promise<ScheduleRecord[]>;
+
+  /**
+   * Applies one tick's decision for a schedule in one transaction: the compare-and-set on its
+   * next slot, one row per (schedule, slot) — a slot already recorded inserts nothing — and the
+   * tasks of new fired slots. Exactly one of several nodes handling the same slot applies it.
+   */
+  fireSchedule(fire: ScheduleFire): Promise<ScheduleFireResult>;
+
 
   /**
    * A logical export of the whole store: every row of every table (EXPORT_TABLES), in pages, from

@@ -27,6 +27,10 @@ export const EXPORT_TABLES: readonly TableSpec[] = [
   { name: "kv", key: ["namespace", "key"], booleans: ["deleted"] },
   { name: "ownership_events", key: ["id"], booleans: [], serial: "id" },
   { name: "settings_history", key: ["entry_id"], booleans: [] },
+  { name: "dedupe_keys", key: ["key"], booleans: [] },
+  { name: "rate_buckets", key: ["bucket"], booleans: [] },
+  { name: "schedules", key: ["name"], booleans: ["paused"] },
+  { name: "schedule_fires", key: ["name", "slot_key"], booleans: [] },
 ];
 
 /** How `importRows` loads a page. */

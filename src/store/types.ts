@@ -2,7 +2,13 @@ import type { WireError } from "../errors.js";
 
 export const TASK_STATUSES = ["PENDING", "RUNNING", "SUCCESS", "DEAD_LETTER", "CANCELLED"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
-export const STEP_STATUSES = ["WAITING", "READY", "RUNNING", "RETRY_WAIT", "SUCCESS", "DEAD_LETTER", "CANCELLED", "SKIPPED"] as const;
+/**
+ * SCHEDULED: waits for its start time (`notBefore`/`delayMs`); QUEUED: waits for a slot of its
+ * concurrency key; THROTTLED: waits for a token of its rate limit. None of them costs an attempt.
+ */
+export const STEP_STATUSES = [
+  "WAITING", "SCHEDULED", "QUEUED", "THROTTLED", "READY", "RUNNING", "RETRY_WAIT", "SUCCESS", "DEAD_LETTER", "CANCELLED", "SKIPPED",
+] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
 export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set(["SUCCESS", "DEAD_LETTER", "CANCELLED"]);
 
@@ -19,7 +25,15 @@ export interface NewStep {
   baseBackoffMs: number;
   maxBackoffMs: number;
   timeoutMs: number | null;
+  /** Starts no earlier than this (epoch ms); null: as soon as its dependencies succeeded. */
+  notBeforeMs?: number | null;
+  /** At most `limit` steps with this key hold a slot (READY, RUNNING or RETRY_WAIT) at once, across every node. */
+  concurrency?: { key: string; limit: number; strategy: ConcurrencyStrategy } | null;
+  /** A token bucket (`bucket`: the limit's name, and its key when keyed) every attempt takes a token from before it runs. */
+  rateLimit?: { name: string; bucket: string; perSecond: number; burst: number } | null;
 }
+
+export type ConcurrencyStrategy = "queue" | "cancel-newest" | "cancel-in-progress";
 
 export interface NewTask {
   taskId: string;
@@ -31,6 +45,15 @@ export interface NewTask {
   traceId: string;
   /** 16 hex: the caller's span, when the submitter passed a traceparent. */
   parentSpanId: string | null;
+  /** Past this (epoch ms) the unfinished rest is cancelled, reason "deadline". */
+  deadlineAtMs?: number | null;
+  /**
+   * A second submission with `key` within `windowMs` of the first returns the first task
+   * ("drop"), or replaces its steps' inputs while none has started ("replace").
+   */
+  dedupe?: { key: string; windowMs: number; mode: "drop" | "replace" } | null;
+  /** The schedule (and slot) that fired this task, if one did. */
+  schedule?: { name: string; slotKey: string } | undefined;
   steps: NewStep[];
 }
 
@@ -58,6 +81,8 @@ export interface ClaimedStep extends LeaseRef {
   priority: number;
   traceId: string;
   leaseExpiresAtMs: number;
+  /** The task's deadline (epoch ms), if it has one. */
+  deadlineAtMs: number | null;
 }
 
 export interface StepCompletion extends LeaseRef {
@@ -85,6 +110,12 @@ export interface ClaimRequest {
   /** Only steps of these agents (the ones this node can run); undefined: any agent. */
   agents?: readonly string[];
   quotas?: readonly [low: number, normal: number, high: number];
+  /**
+   * Of steps with a rate limit, claim at most this many (default: no cap): the node's free
+   * running slots, since a token is taken at claim and a step that then waited for a slot would
+   * start late, in a burst with later ones.
+   */
+  rateLimitedMax?: number;
 }
 
 /**
@@ -123,7 +154,7 @@ export type StepOutcome =
   | { kind: "dead"; ref: LeaseRef; error: WireError };
 
 export interface CommitResult {
-  /** One per submission, in order; `error` when that submission alone could not be inserted. */
+  /** One per submission, in order; `error` when that submission alone could not be inserted, `deduplicated` when a dedupe window returned an earlier task. */
   submitted: SubmitOutcome[];
   /** Commits and renewals refused because the lease moved on (recorded as lease conflicts). */
   refused: LeaseConflict[];
@@ -142,7 +173,7 @@ export interface CommitResult {
    */
   claimBacklog: [low: boolean, normal: boolean, high: boolean];
   finishedTasks: { taskId: string; status: TaskStatus }[];
-  /** Earliest `ready_at` among steps still in RETRY_WAIT, if any. */
+  /** Earliest `ready_at` among steps in RETRY_WAIT, SCHEDULED or THROTTLED (when the next one falls due), if any. */
   nextRetryAtMs: number | null;
 }
 
@@ -152,6 +183,8 @@ export interface SubmitOutcome {
   steps: number;
   /** Set when this submission was not inserted (the rest of its batch was). */
   error?: WireError;
+  /** "dropped": the earlier task of the dedupe key was returned as it is; "replaced": its inputs were replaced. */
+  deduplicated?: "dropped" | "replaced";
 }
 
 export interface LeaseConflict {
@@ -187,6 +220,11 @@ export interface StepRecord {
   progressMessage: string | null;
   /** Replay rounds this step went through. */
   replays: number;
+  /** Flow control: start time, concurrency key and limit, rate limit name (null when not used). */
+  notBeforeMs: number | null;
+  concurrencyKey: string | null;
+  concurrencyLimit: number | null;
+  rateLimit: string | null;
 }
 
 export interface TaskRecord {
@@ -200,6 +238,12 @@ export interface TaskRecord {
   createdAtMs: number;
   updatedAtMs: number;
   finishedAtMs: number | null;
+  /** Past this (epoch ms) the unfinished rest is cancelled. */
+  deadlineAtMs: number | null;
+  /** Why the task was cancelled ("deadline", "concurrency", an operator's reason…), when it was. */
+  cancelReason: string | null;
+  /** The schedule that fired this task, if one did. */
+  scheduleName: string | null;
 }
 
 export interface TaskWithSteps extends TaskRecord {
@@ -228,6 +272,8 @@ export interface OpsSnapshot {
   nodesByStatus: Record<string, number>;
   /** RUNNING steps by the standing of their owner (as nodesByStatus; "UNKNOWN" when the owner has no row). */
   runningByOwnerStatus: Record<string, number>;
+  /** Time and flow control: schedules (paused ones among them), open tasks with a deadline, cancelled tasks by reason ("deadline", "concurrency"…). */
+  flow?: { schedules: number; schedulesPaused: number; openWithDeadline: number; cancelledByReason: Record<string, number> };
 }
 
 /** Upper bounds of the step duration histogram, in ms. */
@@ -367,4 +413,64 @@ export interface SettingsChange {
   result: "ok" | "error";
   changedFields: string[];
   error: string | null;
+}
+
+/** What to do when a slot falls due while the previous slot's task is still open. */
+export type ScheduleOverlap = "skip" | "allow" | "cancel-previous";
+/** Which missed slots run after downtime: none, the latest one, or all (within the catch-up window). */
+export type ScheduleCatchUp = "none" | "latest" | "all";
+
+/** A cron schedule as stored: every node sharing the store sees the same ones. */
+export interface ScheduleRecord {
+  name: string;
+  cron: string;
+  /** IANA zone the cron expression is read in (null: UTC). */
+  timezone: string | null;
+  /** The workflow each slot submits (as given, validated when added). */
+  spec: unknown;
+  overlap: ScheduleOverlap;
+  catchUp: ScheduleCatchUp;
+  /** Missed slots older than this are not caught up (null: no limit beyond the built-in cap). */
+  catchUpWindowMs: number | null;
+  /** Each slot fires up to this much later, by a fixed per-slot amount (the same on every node). */
+  jitterMs: number;
+  paused: boolean;
+  /** The next slot not yet handled, and when it falls due (slot + its jitter); null when the cron has no future slot. */
+  nextSlotMs: number | null;
+  nextAtMs: number | null;
+  lastSlotMs: number | null;
+  lastTaskId: string | null;
+  firedCount: number;
+  skippedCount: number;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/** A schedule definition to store (add or replace). */
+export type ScheduleDefinition = Pick<ScheduleRecord,
+  "name" | "cron" | "timezone" | "spec" | "overlap" | "catchUp" | "catchUpWindowMs" | "jitterMs" | "paused" | "nextSlotMs" | "nextAtMs">;
+
+/** One tick's decision for one schedule, applied in one transaction by `fireSchedule`. */
+export interface ScheduleFire {
+  name: string;
+  /**
+   * Compare-and-set: applies only while the schedule's next slot is still this one, so of the
+   * nodes that saw the same due slot exactly one advances it. Undefined for a manual trigger.
+   */
+  expectNextSlotMs?: number | null;
+  nextSlotMs?: number | null;
+  nextAtMs?: number | null;
+  /** Slots handled: each (schedule, slotKey) is recorded once; a task is inserted only when its slot is new. */
+  fires: { slotKey: string; slotMs: number; task: NewTask | null; outcome: "fired" | "skipped-overlap" }[];
+  /** Slots dropped by the catch-up policy (counted as skipped). */
+  missed: number;
+  nodeId: string;
+  nowMs: number;
+}
+
+export interface ScheduleFireResult {
+  /** False when another node handled this slot first (nothing changed). */
+  applied: boolean;
+  /** Tasks created, one per fired slot that was new. */
+  created: { slotKey: string; taskId: string }[];
 }

@@ -22,11 +22,13 @@ button{cursor:pointer}#msg{color:#b91c1c}code{font-size:12px}svg text{font-size:
 <table><thead><tr><th>Task</th><th>Name</th><th>Status</th><th>Priority</th><th>Updated</th></tr></thead><tbody id="tasks"></tbody></table>
 <h2>Dead letters</h2><button id="replay-batch">Replay all dead letters</button>
 <table><thead><tr><th>Task</th><th>Name</th><th>Failed step</th><th></th></tr></thead><tbody id="dead"></tbody></table>
+<h2>Schedules</h2>
+<table><thead><tr><th>Name</th><th>Cron</th><th>Next</th><th>Last task</th><th>Fired / skipped</th></tr></thead><tbody id="schedules"></tbody></table>
 </section>
 <section id="detail"><h2>Task <code id="detail-id">—</code> <span id="detail-status"></span></h2>
 <div><button id="cancel-btn" disabled>Cancel</button> <button id="replay-btn" disabled>Replay</button></div>
 <svg id="dag" width="100%" height="0"></svg>
-<table><thead><tr><th>Step</th><th>Agent</th><th>Status</th><th>Attempt</th><th>Depends on</th><th>Output / error</th></tr></thead><tbody id="steps"></tbody></table>
+<table><thead><tr><th>Step</th><th>Agent</th><th>Status</th><th>Attempt</th><th>Depends on</th><th>Waiting for</th><th>Output / error</th></tr></thead><tbody id="steps"></tbody></table>
 </section>
 </main>
 <script nonce="${nonce}">
@@ -71,6 +73,13 @@ async function loadDead() {
     return el("tr", { "data-task-id": t.taskId }, el("td", {}, el("code", {}, t.taskId)), el("td", {}, t.name || ""),
       el("td", {}, (failed.stepId || "") + (failed.error ? ": " + failed.error.message : "")), el("td", {}, button));
   }));
+}
+async function loadSchedules() {
+  const { schedules } = await api("/api/schedules");
+  $("schedules").replaceChildren(...schedules.map((s) => el("tr", {}, el("td", {}, s.name), el("td", {}, s.cron + (s.timezone ? " (" + s.timezone + ")" : "")),
+    el("td", {}, s.paused ? "paused" : s.nextAtMs ? new Date(s.nextAtMs).toISOString() : "-"),
+    el("td", {}, s.lastTaskId ? el("code", {}, s.lastTaskId) : "-"), el("td", {}, s.firedCount + " / " + s.skippedCount))));
+  for (const [i, s] of schedules.entries()) if (s.lastTaskId) $("schedules").children[i].addEventListener("click", () => openTask(s.lastTaskId));
 }
 async function loadStats() {
   const s = await api("/api/stats");
@@ -121,7 +130,7 @@ async function openTask(id) {
   $("cancel-btn").disabled = !(task.status === "PENDING" || task.status === "RUNNING");
   $("replay-btn").disabled = task.status !== "DEAD_LETTER";
   $("steps").replaceChildren(...task.steps.map((s) => el("tr", {}, el("td", {}, s.stepId), el("td", {}, s.agent), el("td", { class: "s-" + s.status }, s.status),
-    el("td", {}, s.attempt + "/" + s.maxAttempts), el("td", {}, s.dependsOn.join(", ")),
+    el("td", {}, s.attempt + "/" + s.maxAttempts), el("td", {}, s.dependsOn.join(", ")), el("td", {}, s.waitingFor || ""),
     el("td", {}, s.error && s.status !== "SUCCESS" ? s.error.message : s.output === null ? "" : JSON.stringify(s.output).slice(0, 200)))));
   drawDag(wf.steps, wf.edges);
 }
@@ -134,7 +143,7 @@ async function write(path, params) {
 }
 async function refresh() {
   try {
-    await Promise.all([loadTasks(), loadDead(), loadStats(), current ? openTask(current) : null]);
+    await Promise.all([loadTasks(), loadDead(), loadStats(), loadSchedules(), current ? openTask(current) : null]);
   } catch (e) { say(e.message); }
 }
 let pending = null;

@@ -71,6 +71,8 @@ export function readRoute(path: string): ((mesh: RelayMesh, params: Params, extr
         });
         return { json: { records } };
       };
+    case "/api/schedules":
+      return async (mesh) => ({ json: { schedules: await mesh.listSchedules() } });
     case "/api/stats":
       return async (mesh, _params, extra) => ({ json: { ...(await mesh.stats()), web: extra() } });
     case "/metrics":

@@ -11,6 +11,7 @@ export function prepareRoot(root: string, settings: Record<string, unknown> = {}
     agents: [
       { id: "record", module: join(REPO, "test/fixtures/process/record.mjs"), export: "record" },
       { id: "flaky", module: join(REPO, "test/fixtures/process/flaky.mjs"), export: "flaky" },
+      { id: "timed", module: join(REPO, "test/fixtures/process/timed.mjs"), export: "timed" },
     ],
   }));
 }

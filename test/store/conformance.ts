@@ -9,6 +9,7 @@ import type {
 } from "../../src/store/types.js";
 import type { WireError } from "../../src/errors.js";
 import { PriorityPicker } from "../../src/supervisor/picker.js";
+import { flowConformance } from "./flow-conformance.js";
 
 /**
  * Opens a fresh, migrated store; `another()` opens one more store on the same database (as
@@ -107,6 +108,7 @@ export async function claimOne(store: Store, nowMs: number, nodeId = NODE): Prom
 }
 
 export function storeConformance(name: string, factory: StoreFactory): void {
+  flowConformance(name, factory);
   /** A fresh, migrated store for this test, closed and removed after it. */
   async function open(t: TestContext): Promise<Store> {
     const { store, cleanup } = await factory();

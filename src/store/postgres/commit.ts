@@ -4,6 +4,7 @@ import type {
   ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, SubmitOutcome, TaskStatus,
 } from "../types.js";
 import { statements, type Queryable } from "./db.js";
+import { admitQueued, applyFlow, dedupe, hasStepFlow, setCancelReason, takeTokens, type RateRow } from "./flow.js";
 
 /**
  * The group commit on PostgreSQL: set-based statements (arrays through unnest), one round trip
@@ -60,8 +61,9 @@ const SQL = {
     o AS (INSERT INTO step_outputs (step_row_id, output_json) SELECT done.id, u.out FROM done JOIN u ON u.id = done.id
       ON CONFLICT (step_row_id) DO UPDATE SET output_json = excluded.output_json),
     unl AS (UPDATE steps SET deps_open = steps.deps_open - x.n,
-        status = CASE WHEN steps.deps_open = x.n AND steps.status = 'WAITING' THEN 'READY' ELSE steps.status END,
-        ready_at_ms = CASE WHEN steps.deps_open = x.n AND steps.status = 'WAITING' THEN $4 ELSE steps.ready_at_ms END
+        status = CASE WHEN steps.deps_open <> x.n OR steps.status <> 'WAITING' THEN steps.status WHEN steps.not_before_ms > $4 THEN 'SCHEDULED'
+          WHEN steps.concurrency_key IS NOT NULL THEN 'QUEUED' ELSE 'READY' END,
+        ready_at_ms = CASE WHEN steps.deps_open = x.n AND steps.status = 'WAITING' THEN GREATEST($4, COALESCE(steps.not_before_ms, 0)) ELSE steps.ready_at_ms END
       FROM (SELECT e.task_id, e.to_step, COUNT(*)::int AS n FROM done JOIN edges e ON e.task_id = done.task_id AND e.from_step = done.step_id
         WHERE done.dependents > 0 GROUP BY e.task_id, e.to_step) AS x
       WHERE steps.task_id = x.task_id AND steps.step_id = x.to_step RETURNING 1)
@@ -77,19 +79,25 @@ const SQL = {
   runningOfTask: `SELECT id, task_id, step_id, lease_epoch FROM steps WHERE task_id = $1 AND status = 'RUNNING'`,
   cancelOpen: `UPDATE steps SET status = 'CANCELLED', finished_at_ms = $2, lease_expires_at_ms = NULL,
       lease_epoch = CASE WHEN status = 'RUNNING' THEN lease_epoch + 1 ELSE lease_epoch END
-    WHERE task_id = $1 AND status IN ('WAITING', 'READY', 'RUNNING', 'RETRY_WAIT') RETURNING 1`,
+    WHERE task_id = $1 AND status IN ('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RUNNING', 'RETRY_WAIT') RETURNING 1`,
   skipDependents: `WITH RECURSIVE down(step_id) AS (
         SELECT to_step FROM edges WHERE task_id = $1 AND from_step = $2
         UNION SELECT e.to_step FROM edges e JOIN down d ON e.from_step = d.step_id WHERE e.task_id = $1)
     UPDATE steps SET status = 'SKIPPED', finished_at_ms = $3
-    WHERE task_id = $1 AND step_id IN (SELECT step_id FROM down) AND status IN ('WAITING', 'READY', 'RETRY_WAIT') RETURNING 1`,
+    WHERE task_id = $1 AND step_id IN (SELECT step_id FROM down) AND status IN ('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT') RETURNING 1`,
   release: `UPDATE steps SET status = 'READY', ready_at_ms = $3, lease_owner = NULL, lease_epoch = steps.lease_epoch + 1,
       lease_expires_at_ms = NULL, attempt = steps.attempt - 1
     FROM unnest($1::bigint[], $2::int[]) AS u(id, ep)
     WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $4 AND steps.lease_epoch = u.ep
     RETURNING steps.id`,
-  releaseRetries: `WITH due AS (SELECT id FROM steps WHERE status = 'RETRY_WAIT' AND ready_at_ms <= $1 ORDER BY ready_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
-    UPDATE steps SET status = 'READY' FROM due WHERE steps.id = due.id RETURNING 1`,
+  /** Due retries and timed waits (delayed starts, rate-limit tokens) back to READY (QUEUED with a concurrency key); whether any step waits QUEUED. */
+  releaseRetries: `WITH due AS (SELECT id FROM steps WHERE status = 'RETRY_WAIT' AND ready_at_ms <= $1 ORDER BY ready_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED),
+    timed AS (SELECT id FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED') AND ready_at_ms <= $1 ORDER BY ready_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED),
+    r AS (UPDATE steps SET status = 'READY' FROM due WHERE steps.id = due.id RETURNING 1),
+    t AS (UPDATE steps SET status = CASE WHEN steps.status = 'SCHEDULED' AND steps.concurrency_key IS NOT NULL THEN 'QUEUED' ELSE 'READY' END
+      FROM timed WHERE steps.id = timed.id RETURNING steps.status)
+    SELECT (SELECT COUNT(*) FROM r)::int + (SELECT COUNT(*) FROM t WHERE status = 'READY')::int AS ready,
+      (EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') OR EXISTS (SELECT 1 FROM t WHERE status = 'QUEUED')) AS queued`,
   /** Expired leases: READY again, or DEAD_LETTER when no attempt is left; the epoch moves on either way. */
   reclaimExpired: `WITH x AS (SELECT id, lease_owner AS from_node, lease_epoch AS from_epoch, lease_expires_at_ms AS expired_at FROM steps
         WHERE status = 'RUNNING' AND lease_expires_at_ms < $1 ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -120,7 +128,8 @@ const SQL = {
       attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
     FROM picked WHERE s.id = picked.id
     RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
-      s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms`,
+      s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms,
+      s.deadline_at_ms, s.rate_bucket, s.rate_name, s.rate_per_sec, s.rate_burst`,
   /** A quota claim of one priority class (same index, equality on its first column). */
   claimClass: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND priority = $5 AND ($6::text[] IS NULL OR agent = ANY($6::text[]))
       ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
@@ -128,7 +137,8 @@ const SQL = {
       attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
     FROM picked WHERE s.id = picked.id
     RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
-      s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms`,
+      s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms,
+      s.deadline_at_ms, s.rate_bucket, s.rate_name, s.rate_per_sec, s.rate_burst`,
   /** Inputs, dependency outputs and task checkpoints of claimed steps; starts their tasks. */
   payloads: `WITH st AS (UPDATE tasks SET status = 'RUNNING', updated_at_ms = $4 WHERE task_id = ANY($3::text[]) AND status = 'PENDING')
     SELECT 'i' AS kind, step_row_id AS for_id, NULL::text AS ns, NULL::text AS name, input_json AS value FROM step_inputs WHERE step_row_id = ANY($1::bigint[])
@@ -140,12 +150,14 @@ const SQL = {
     WHERE c.id = ANY($2::bigint[])
     UNION ALL
     SELECT 'k', NULL, namespace, key, value_json FROM kv WHERE namespace = ANY($3::text[]) AND NOT deleted`,
-  tail: `SELECT (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
+  tail: `SELECT LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
+      (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
     EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c0,
     EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c1,
     EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c2`,
-  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS ready,
-    (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) OR EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS ready,
+    LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
+      (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
     (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
   expireOwnedBy: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_owner = ANY($1::text[]) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET lease_expires_at_ms = 0 FROM x WHERE s.id = x.id RETURNING s.task_id, s.step_id, s.lease_epoch, s.lease_owner`,
@@ -156,10 +168,10 @@ const SQL = {
 
 const q = statements("c", SQL);
 
-interface ClaimRow {
+interface ClaimRow extends RateRow {
   id: number; task_id: string; step_id: string; agent: string; depends_on_json: string; lease_epoch: number; attempt: number;
   max_attempts: number; base_backoff_ms: number; max_backoff_ms: number; timeout_ms: number | null; priority: number; trace_id: string;
-  ready_at_ms: number;
+  ready_at_ms: number; deadline_at_ms: number | null;
 }
 
 const rowId = (key: string): number => Number(key);
@@ -211,8 +223,17 @@ export class PgBatch {
     if (batch.completions.length > 0) await this.complete(batch);
     if (batch.failures.length > 0) await this.fail(batch.failures);
     if (batch.releases.length > 0) await this.release(batch.releases);
-    if (batch.releaseRetriesLimit > 0) this.madeReady += (await q(this.db, "releaseRetries", [this.nowMs, batch.releaseRetriesLimit])).length;
+    let queued = false;
+    if (batch.releaseRetriesLimit > 0) {
+      const [r] = await q<{ ready: number; queued: boolean }>(this.db, "releaseRetries", [this.nowMs, batch.releaseRetriesLimit]);
+      this.madeReady += r!.ready;
+      queued = r!.queued;
+    }
     if (batch.reclaimExpiredLimit > 0) await this.reclaimExpired(batch.reclaimExpiredLimit);
+    // Slots free up when steps close or leases are reclaimed; newcomers queue on submission or release.
+    if (queued || batch.submissions.some((t) => t.steps.some((s) => s.concurrency != null))) {
+      this.madeReady += await admitQueued(this.db, this.nowMs, (taskId, reason) => this.cancelTask(taskId, reason));
+    }
     await this.closeTasks();
     if (batch.claim && batch.claim.limit > 0) await this.claim(batch);
     const [tail] = await q<{ retry_at: number | null; c0: boolean; c1: boolean; c2: boolean }>(this.db, "tail", [batch.claim?.agents ?? null]);
@@ -247,7 +268,22 @@ export class PgBatch {
     await this.db.query("RELEASE SAVEPOINT submissions");
   }
 
-  async #insertTasks(tasks: NewTask[]): Promise<SubmitOutcome[]> {
+  async #insertTasks(all: NewTask[]): Promise<SubmitOutcome[]> {
+    // A dedupe key may name a task of the same batch: one at a time, in order.
+    if (all.length > 1 && all.some((t) => t.dedupe)) {
+      const out: SubmitOutcome[] = [];
+      for (const t of all) out.push(...(await this.#insertTasks([t])));
+      return out;
+    }
+    const early = new Map<string, SubmitOutcome>();
+    for (const t of all) {
+      if (!t.dedupe) continue;
+      const [byKey] = t.idempotencyKey === null ? [] : await q<{ task_id: string; steps_total: number }>(this.db, "tasksByKeys", [[t.idempotencyKey]]);
+      if (byKey) { early.set(t.taskId, { taskId: byKey.task_id, created: false, steps: byKey.steps_total }); continue; }
+      const earlier = await dedupe(this.db, t, this.nowMs);
+      if (earlier) early.set(t.taskId, earlier);
+    }
+    const tasks = early.size === 0 ? all : all.filter((t) => !early.has(t.taskId));
     const col = <T>(f: (t: NewTask) => T) => tasks.map(f);
     const inserted = new Set((await q<{ task_id: string }>(this.db, "insertTasks", [
       col((t) => t.taskId), col((t) => t.name), col((t) => t.priority), col((t) => t.idempotencyKey), col((t) => t.failFast),
@@ -258,8 +294,12 @@ export class PgBatch {
     if (keys.length > 0) for (const r of await q<{ idempotency_key: string; task_id: string; steps_total: number }>(this.db, "tasksByKeys", [keys])) existing.set(r.idempotency_key, r);
     const created = tasks.filter((t) => inserted.has(t.taskId));
     if (created.length > 0) await this.#insertSteps(created);
+    const flowing = created.filter(hasStepFlow);
+    if (flowing.length > 0) await applyFlow(this.db, flowing, this.nowMs);
     for (const t of created) if (t.steps.some((s) => s.dependsOn.length === 0)) this.madeReady++;
-    return tasks.map((t): SubmitOutcome => {
+    return all.map((t): SubmitOutcome => {
+      const e = early.get(t.taskId);
+      if (e) return e;
       if (inserted.has(t.taskId)) return { taskId: t.taskId, created: true, steps: t.steps.length };
       const found = t.idempotencyKey === null ? undefined : existing.get(t.idempotencyKey);
       if (!found) throw new StoreError(`task ${t.taskId} exists already`);
@@ -364,13 +404,25 @@ export class PgBatch {
     await this.#flushRefusals();
   }
 
+  /** Cancels every open step of a task (running ones are reported for abort); returns how many. */
+  async #cancelOpen(taskId: string): Promise<number> {
+    for (const r of await q<{ id: number; task_id: string; step_id: string; lease_epoch: number }>(this.db, "runningOfTask", [taskId])) {
+      this.result.cancelledRunning.push({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
+    }
+    return (await q(this.db, "cancelOpen", [taskId, this.nowMs])).length;
+  }
+
+  /** Cancels a whole task from inside the batch (a concurrency strategy), keeping the reason. */
+  async cancelTask(taskId: string, reason: string): Promise<void> {
+    await setCancelReason(this.db, taskId, reason);
+    const n = await this.#cancelOpen(taskId);
+    if (n > 0) this.#close(taskId, n, 0, n);
+  }
+
   /** A step just went DEAD_LETTER: skip its dependents, or cancel the whole task under failFast. */
   async afterDead(taskId: string, stepId: string, failFast: boolean): Promise<void> {
     if (failFast) {
-      for (const r of await q<{ id: number; task_id: string; step_id: string; lease_epoch: number }>(this.db, "runningOfTask", [taskId])) {
-        this.result.cancelledRunning.push({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
-      }
-      const cancelled = (await q(this.db, "cancelOpen", [taskId, this.nowMs])).length;
+      const cancelled = await this.#cancelOpen(taskId);
       this.#close(taskId, 1 + cancelled, 1, cancelled);
     } else {
       const skipped = (await q(this.db, "skipDependents", [taskId, stepId, this.nowMs])).length;
@@ -451,7 +503,12 @@ export class PgBatch {
     const rest = limit > quotaRows.length
       ? (await q<ClaimRow>(this.db, "claim", [limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs, agents])).sort(claimOrder)
       : [];
-    const rows = [...quotaRows, ...rest];
+    let rows = [...quotaRows, ...rest];
+    if (rows.some((r) => r.rate_bucket !== null)) {
+      const taken = await takeTokens(this.db, rows, this.nowMs, batch.claim!.rateLimitedMax ?? Infinity);
+      for (const [name, n] of taken.byLimit) await q(this.db, "bumpCounter", [`rate_limited_total:${name}`, n]);
+      if (taken.dropped.size > 0) rows = rows.filter((r) => !taken.dropped.has(r.id));
+    }
     if (rows.length === 0) return;
     const highestRest = rest.length > 0 ? rest[0]!.priority : -1;
     const ids = rows.map((r) => r.id);
@@ -501,7 +558,8 @@ function append<K>(map: Map<K, string>, key: K, entry: string): void {
 function toClaimed(row: ClaimRow, input: string, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
   return {
     stepKey: String(row.id), taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
-    payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,
+    payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}${row.deadline_at_ms === null ? "" : `,"deadlineMs":${row.deadline_at_ms}`}}`,
+    attempt: row.attempt, maxAttempts: row.max_attempts, deadlineAtMs: row.deadline_at_ms,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
     traceId: row.trace_id, leaseExpiresAtMs,
   };

@@ -8,7 +8,7 @@ import type { MembershipUpdate } from "../store.js";
 import { countsOf, heartbeatColumns, toNodeRecord, type NodeRow, type SettingsRow } from "../tables.js";
 import { statements, type Queryable } from "./db.js";
 
-const OPEN = `('WAITING', 'READY', 'RETRY_WAIT', 'RUNNING')`;
+const OPEN = `('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT', 'RUNNING')`;
 
 /** Reads and operator actions; the caller provides the transaction where one is needed. */
 const SQL = {
@@ -30,12 +30,17 @@ const SQL = {
       lease_epoch = CASE WHEN status = 'RUNNING' THEN lease_epoch + 1 ELSE lease_epoch END
     WHERE task_id = $1 AND status IN ${OPEN} RETURNING step_id`,
   cancelSoft: `UPDATE steps SET status = 'CANCELLED', finished_at_ms = $2, lease_expires_at_ms = NULL
-    WHERE task_id = $1 AND status IN ('WAITING', 'READY', 'RETRY_WAIT') RETURNING step_id`,
+    WHERE task_id = $1 AND status IN ('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT') RETURNING step_id`,
+  setCancelReason: `UPDATE tasks SET cancel_reason = COALESCE(cancel_reason, $2) WHERE task_id = $1`,
+  purgeDedupe: `DELETE FROM dedupe_keys WHERE expires_at_ms < $1 RETURNING 1`,
+  schedules: `SELECT COUNT(*)::bigint AS n, COUNT(*) FILTER (WHERE paused)::bigint AS paused FROM schedules`,
+  openWithDeadline: `SELECT COUNT(*)::bigint AS n FROM tasks WHERE deadline_at_ms IS NOT NULL AND status IN ('PENDING', 'RUNNING')`,
+  cancelledByReason: `SELECT cancel_reason AS reason, COUNT(*)::bigint AS n FROM tasks WHERE status = 'CANCELLED' AND cancel_reason IS NOT NULL GROUP BY cancel_reason`,
   closeCancelled: `UPDATE tasks SET steps_open = steps_open - $2, cancelled_count = cancelled_count + $2, updated_at_ms = $3
     WHERE task_id = $1 RETURNING steps_open`,
   finishCancelled: `UPDATE tasks SET status = 'CANCELLED', finished_at_ms = $2, updated_at_ms = $2
     WHERE task_id = $1 AND status IN ('PENDING', 'RUNNING') RETURNING status`,
-  replayDead: `UPDATE steps SET status = 'READY', attempt = 0, replays = replays + 1, ready_at_ms = $2,
+  replayDead: `UPDATE steps SET status = CASE WHEN concurrency_key IS NULL THEN 'READY' ELSE 'QUEUED' END, attempt = 0, replays = replays + 1, ready_at_ms = $2,
       lease_owner = NULL, lease_epoch = lease_epoch + 1, lease_expires_at_ms = NULL, started_at_ms = NULL, finished_at_ms = NULL
     WHERE task_id = $1 AND status = 'DEAD_LETTER' RETURNING step_id`,
   replayBlocked: `WITH open AS (SELECT e.to_step, COUNT(*) FILTER (WHERE d.status <> 'SUCCESS') AS n FROM edges e
@@ -158,7 +163,7 @@ export async function counters(db: Queryable): Promise<Record<string, number>> {
 }
 
 /** In a transaction. */
-export async function cancelTask(db: Queryable, taskId: string, mode: "hard" | "soft", now: number): Promise<CancelResult | null> {
+export async function cancelTask(db: Queryable, taskId: string, mode: "hard" | "soft", now: number, reason: string | null = null): Promise<CancelResult | null> {
   const [task] = await q<{ status: TaskStatus }>(db, "lockTask", [taskId]);
   if (!task) return null;
   if (task.status === "SUCCESS" || task.status === "DEAD_LETTER" || task.status === "CANCELLED") return { status: task.status, cancelledSteps: [], cancelledRunning: [] };
@@ -167,6 +172,7 @@ export async function cancelTask(db: Queryable, taskId: string, mode: "hard" | "
       .map((r) => ({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch }))
     : [];
   const cancelledSteps = (await q<{ step_id: string }>(db, mode === "hard" ? "cancelHard" : "cancelSoft", [taskId, now])).map((r) => r.step_id);
+  if (reason !== null) await q(db, "setCancelReason", [taskId, reason]);
   const [{ steps_open: open }] = (await q<{ steps_open: number }>(db, "closeCancelled", [taskId, cancelledSteps.length, now])) as [{ steps_open: number }];
   let status: TaskStatus = task.status;
   if (mode === "hard" || open === 0) status = (await q<{ status: TaskStatus }>(db, "finishCancelled", [taskId, now]))[0]?.status ?? status;
@@ -190,7 +196,8 @@ export async function purge(db: Queryable, query: PurgeQuery): Promise<PurgeResu
   return {
     finishedTasks: (await q(db, "purgeTasks", [["SUCCESS", "CANCELLED"], query.finishedBeforeMs, prefix])).length,
     deadLetters: (await q(db, "purgeTasks", [["DEAD_LETTER"], query.deadBeforeMs, prefix])).length,
-    idempotencyKeys: (await q(db, "forgetKeys", [query.idempotencyBeforeMs, prefix])).length,
+    idempotencyKeys: (await q(db, "forgetKeys", [query.idempotencyBeforeMs, prefix])).length +
+      (prefix === null ? (await q(db, "purgeDedupe", [query.idempotencyBeforeMs])).length : 0),
   };
 }
 
@@ -217,7 +224,15 @@ export async function snapshot(db: Queryable, now: number): Promise<OpsSnapshot>
     readyByAgent: (await q<{ agent: string; n: number; at: number }>(db, "readyByAgent")).map((r) => ({ agent: r.agent, count: r.n, oldestReadyAtMs: r.at })),
     nodesByStatus: countsOf(await q<{ status: string; n: number }>(db, "nodesByStatus")),
     runningByOwnerStatus: countsOf(await q<{ status: string; n: number }>(db, "runningByOwner")),
+    flow: await flowFigures(db),
   };
+}
+
+async function flowFigures(db: Queryable): Promise<NonNullable<OpsSnapshot["flow"]>> {
+  const [sch] = await q<{ n: number; paused: number }>(db, "schedules");
+  const cancelledByReason: Record<string, number> = Object.create(null);
+  for (const r of await q<{ reason: string; n: number }>(db, "cancelledByReason")) cancelledByReason[r.reason] = r.n;
+  return { schedules: sch!.n, schedulesPaused: sch!.paused, openWithDeadline: (await q<{ n: number }>(db, "openWithDeadline"))[0]!.n, cancelledByReason };
 }
 
 export async function heartbeatNode(db: Queryable, node: NodeHeartbeat, now: number): Promise<void> {
@@ -297,18 +312,21 @@ function toEntry(r: KvRow): KvEntry {
 interface TaskRow {
   task_id: string; name: string | null; status: TaskStatus; priority: number; idempotency_key: string | null; fail_fast: boolean;
   trace_id: string; created_at_ms: number; updated_at_ms: number; finished_at_ms: number | null;
+  deadline_at_ms: number | null; cancel_reason: string | null; schedule_name: string | null;
 }
 interface StepRow {
   step_id: string; agent: string; status: StepStatus; priority: number; attempt: number; max_attempts: number;
   depends_on_json: string; input_json: string; output_json: string | null; error_json: string | null; lease_owner: string | null;
   lease_epoch: number; lease_expires_at_ms: number | null; ready_at_ms: number | null; started_at_ms: number | null; finished_at_ms: number | null;
   progress_pct: number | null; progress_message: string | null; replays: number;
+  not_before_ms: number | null; concurrency_key: string | null; concurrency_limit: number | null; rate_name: string | null;
 }
 
 function toTaskRecord(r: TaskRow): TaskRecord {
   return {
     taskId: r.task_id, name: r.name, status: r.status, priority: r.priority, idempotencyKey: r.idempotency_key,
     failFast: r.fail_fast, traceId: r.trace_id, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms, finishedAtMs: r.finished_at_ms,
+    deadlineAtMs: r.deadline_at_ms, cancelReason: r.cancel_reason, scheduleName: r.schedule_name,
   };
 }
 
@@ -319,6 +337,7 @@ function toStepRecord(r: StepRow): StepRecord {
     output: r.output_json === null ? null : JSON.parse(r.output_json), error: r.error_json === null ? null : (JSON.parse(r.error_json) as WireError),
     leaseOwner: r.lease_owner, leaseEpoch: r.lease_epoch, leaseExpiresAtMs: r.lease_expires_at_ms, readyAtMs: r.ready_at_ms,
     startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms, progressPct: r.progress_pct, progressMessage: r.progress_message,
-    replays: r.replays,
+    replays: r.replays, notBeforeMs: r.not_before_ms, concurrencyKey: r.concurrency_key, concurrencyLimit: r.concurrency_limit,
+    rateLimit: r.rate_name,
   };
 }

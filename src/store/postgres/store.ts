@@ -6,11 +6,13 @@ import { EXPORT_TABLES, toSettingsChange, type ImportOptions, type ImportResult,
 import type {
   CancelResult, CommitBatch, NodeHeartbeat, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
+  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { PgBatch, emptyResult, isReadOnlyBatch, probe } from "./commit.js";
 import { RETRYABLE_SQLSTATES, isConnectionError, type Queryable } from "./db.js";
 import { WakeChannel } from "./notify.js";
 import * as ops from "./ops.js";
+import * as sch from "./schedules.js";
 import { parsePgUrl, type PgTarget } from "./url.js";
 
 export interface PostgresStoreOptions {
@@ -177,8 +179,8 @@ export class PostgresStore implements Store {
     return this.#read("counters", (c) => ops.counters(c));
   }
 
-  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null> {
-    return this.#tx("cancelTask", (c) => ops.cancelTask(c, taskId, mode, nowMs));
+  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null> {
+    return this.#tx("cancelTask", (c) => ops.cancelTask(c, taskId, mode, nowMs, reason ?? null));
   }
 
   async replayTask(taskId: string, nowMs: number): Promise<ReplayResult | null> {
@@ -247,6 +249,40 @@ export class PostgresStore implements Store {
     const r = await this.#tx("bumpClusterEpoch", (c) => ops.bumpClusterEpoch(c, nowMs));
     if (r.fencedSteps.length > 0) this.#wake.hint();
     return r;
+  }
+
+  async dueDeadlines(nowMs: number, limit: number): Promise<string[]> {
+    return this.#read("dueDeadlines", (c) => sch.dueDeadlines(c, nowMs, limit));
+  }
+
+  async putSchedule(def: ScheduleDefinition, nowMs: number): Promise<{ schedule: ScheduleRecord; replaced: boolean }> {
+    return this.#read("putSchedule", (c) => sch.putSchedule(c, def, nowMs));
+  }
+
+  async getSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.#read("getSchedule", (c) => sch.getSchedule(c, name));
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#read("listSchedules", (c) => sch.listSchedules(c));
+  }
+
+  async setSchedulePaused(name: string, paused: boolean, next: { nextSlotMs: number | null; nextAtMs: number | null }, nowMs: number): Promise<ScheduleRecord | null> {
+    return this.#read("setSchedulePaused", (c) => sch.setSchedulePaused(c, name, paused, next, nowMs));
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.#tx("removeSchedule", (c) => sch.removeSchedule(c, name));
+  }
+
+  async dueSchedules(nowMs: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.#read("dueSchedules", (c) => sch.dueSchedules(c, nowMs, limit));
+  }
+
+  async fireSchedule(fire: ScheduleFire): Promise<ScheduleFireResult> {
+    const result = await this.#tx("fireSchedule", (c) => sch.fireSchedule(c, fire));
+    if (result.created.length > 0) this.#wake.hint();
+    return result;
   }
 
   async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {

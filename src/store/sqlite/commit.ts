@@ -1,8 +1,9 @@
 import { ErrorCode, StoreError, errorToWire } from "../../errors.js";
 import type {
-  ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, SubmitOutcome, TaskStatus,
+  ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewStep, NewTask, StepFailure, SubmitOutcome, TaskStatus,
 } from "../types.js";
 import type { Statements } from "./statements.js";
+import { admitQueued, dedupe, takeTokens, type FlowStatements, type RateRow } from "./flow.js";
 import { countForced, reclaimEvent } from "../claim.js";
 
 /** The claim's agent filter as a statement parameter: a JSON array, or null for any agent. */
@@ -10,23 +11,23 @@ export function agentsParam(agents: readonly string[] | undefined): string | nul
   return agents ? JSON.stringify(agents) : null;
 }
 
-interface ClaimRow {
+interface ClaimRow extends RateRow {
   id: number; task_id: string; step_id: string; agent: string; depends_on_json: string;
   lease_epoch: number; attempt: number; max_attempts: number; base_backoff_ms: number; max_backoff_ms: number;
-  timeout_ms: number | null; priority: number; trace_id: string;
+  timeout_ms: number | null; priority: number; trace_id: string; deadline_at_ms: number | null;
 }
 interface ExpiredRow {
   id: number; task_id: string; step_id: string; lease_epoch: number; attempt: number; max_attempts: number; lease_owner: string | null; lease_expires_at_ms: number;
 }
 
 /** Inserts one task inside a savepoint (a nested better-sqlite3 transaction), so a failure leaves the batch whole. */
-export type InsertTask = (s: Statements, task: NewTask, now: number) => SubmitOutcome;
+export type InsertTask = (s: Statements, f: FlowStatements, task: NewTask, now: number) => SubmitOutcome;
 
 /** The step row id behind an opaque step key. */
 const rowId = (key: string): number => Number(key);
 
 /** Applies one CommitBatch. Synchronous: the caller wraps it in one IMMEDIATE transaction. */
-export function applyBatch(s: Statements, batch: CommitBatch, insertOne: InsertTask): CommitResult {
+export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch, insertOne: InsertTask): CommitResult {
   const now = batch.nowMs;
   const result: CommitResult = {
     submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [],
@@ -52,13 +53,18 @@ export function applyBatch(s: Statements, batch: CommitBatch, insertOne: InsertT
     if (d) { d[0] += closed; d[1] += dead; d[2] += cancelled; } else closing.set(taskId, [closed, dead, cancelled]);
   };
 
+  /** Cancels every open step of a task (running ones are reported for abort); returns how many. */
+  const cancelOpen = (taskId: string): number => {
+    for (const r of s.runningOfTask.all(taskId) as { id: number; task_id: string; step_id: string; lease_epoch: number }[]) {
+      result.cancelledRunning.push({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
+    }
+    return s.cancelOpenSteps.run({ taskId, now }).changes;
+  };
+
   /** A step just went DEAD_LETTER: skip its dependents, or cancel the whole task under failFast. */
   const afterDead = (taskId: string, stepId: string, failFast: boolean) => {
     if (failFast) {
-      for (const r of s.runningOfTask.all(taskId) as { id: number; task_id: string; step_id: string; lease_epoch: number }[]) {
-        result.cancelledRunning.push({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch });
-      }
-      const cancelled = s.cancelOpenSteps.run({ taskId, now }).changes;
+      const cancelled = cancelOpen(taskId);
       closeSteps(taskId, 1 + cancelled, 1, cancelled);
     } else {
       const skipped = s.skipDependents.run({ taskId, stepId, now }).changes;
@@ -68,7 +74,7 @@ export function applyBatch(s: Statements, batch: CommitBatch, insertOne: InsertT
 
   for (const task of batch.submissions) {
     try {
-      result.submitted.push(insertOne(s, task, now));
+      result.submitted.push(insertOne(s, f, task, now));
     } catch (error) {
       const wrapped = new StoreError(`submission of task ${task.taskId} was not stored: ${(error as Error).message}`, { cause: error });
       result.submitted.push({ taskId: task.taskId, created: false, steps: 0, error: errorToWire(wrapped) });
@@ -129,10 +135,12 @@ export function applyBatch(s: Statements, batch: CommitBatch, insertOne: InsertT
     else result.released++;
   }
 
-  // Cheap index probe first: most batches have no retry due, and the release UPDATE is not free.
-  let nextRetryAt = (s.nextRetryAt.get() as { at: number | null }).at;
+  // Cheap index probe first: most batches have nothing due, and the release UPDATEs are not free.
+  const probe = f.probe.get() as { retry_at: number | null; timed_at: number | null; queued: number };
+  let nextRetryAt = minOf(probe.retry_at, probe.timed_at);
   if (batch.releaseRetriesLimit > 0 && nextRetryAt !== null && nextRetryAt <= now) {
-    s.releaseRetries.run(now, batch.releaseRetriesLimit);
+    if (probe.retry_at !== null && probe.retry_at <= now) s.releaseRetries.run(now, batch.releaseRetriesLimit);
+    if (probe.timed_at !== null && probe.timed_at <= now && f.releaseTimed.run(now, batch.releaseRetriesLimit).changes > 0) probe.queued = 1;
     nextRetryAt = null;
   }
 
@@ -166,14 +174,31 @@ export function applyBatch(s: Statements, batch: CommitBatch, insertOne: InsertT
     if (expiredCount > 0) s.bumpCounter.run("lease_expired_reclaimed_total", expiredCount);
   }
 
+  // Slots free up when steps close or leases are reclaimed; newcomers queue on submission or release.
+  if (probe.queued || batch.submissions.some((t) => t.steps.some((st) => st.concurrency != null))) {
+    admitQueued(f, now, (taskId, reason) => {
+      f.setCancelReason.run(reason, taskId);
+      const n = cancelOpen(taskId);
+      if (n > 0) closeSteps(taskId, n, 0, n);
+    });
+  }
+
   if (closing.size > 0) closeTasks(s, closing, now, result);
 
-  if (batch.claim && batch.claim.limit > 0) claim(s, batch, result);
+  const throttled = batch.claim && batch.claim.limit > 0 ? claim(s, f, batch, result) : false;
 
-  // The probe above stands unless this batch released retries or scheduled new ones.
-  const retried = result.outcomes.some((o) => o.kind === "retrying");
-  result.nextRetryAtMs = nextRetryAt === null || retried ? (s.nextRetryAt.get() as { at: number | null }).at : nextRetryAt;
+  // The probe above stands unless this batch released, throttled, delayed or retried steps.
+  if (nextRetryAt === null || throttled || result.outcomes.some((o) => o.kind === "retrying") ||
+    batch.submissions.some((t) => t.steps.some((st) => st.notBeforeMs != null))) {
+    const again = f.probe.get() as { retry_at: number | null; timed_at: number | null };
+    nextRetryAt = minOf(again.retry_at, again.timed_at);
+  }
+  result.nextRetryAtMs = nextRetryAt;
   return result;
+}
+
+function minOf(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
 }
 
 /** Applies the batch's step closures to the task counters; tasks left with no open step finish. */
@@ -185,31 +210,57 @@ function closeTasks(s: Statements, closing: Map<string, [number, number, number]
   }
 }
 
-export function insertTask(s: Statements, task: NewTask, now: number): SubmitOutcome {
+/** Inserts a task (or returns the one its idempotency key or dedupe window names). Used by schedules too. */
+export function insertTask(s: Statements, f: FlowStatements, task: NewTask, now: number): SubmitOutcome {
   if (task.idempotencyKey !== null) {
     const existing = s.taskByKey.get(task.idempotencyKey) as { task_id: string; steps_total: number } | undefined;
     if (existing) return { taskId: existing.task_id, created: false, steps: existing.steps_total };
+  }
+  if (task.dedupe) {
+    const earlier = dedupe(f, task, now);
+    if (earlier) return earlier;
   }
   s.insertTask.run({
     taskId: task.taskId, name: task.name, priority: task.priority, idempotencyKey: task.idempotencyKey,
     failFast: task.failFast ? 1 : 0, traceId: task.traceId, parentSpanId: task.parentSpanId, stepsTotal: task.steps.length, now,
   });
+  const deadlineAtMs = task.deadlineAtMs ?? null;
+  if (deadlineAtMs !== null || task.schedule) s.setTaskFlow.run({ taskId: task.taskId, deadlineAtMs, scheduleName: task.schedule?.name ?? null });
   const dependents = new Map<string, number>();
   for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
   for (const step of task.steps) {
-    const { lastInsertRowid } = s.insertStep.run({
+    const row = {
       taskId: task.taskId, stepId: step.stepId, agent: step.agent, status: step.dependsOn.length === 0 ? "READY" : "WAITING",
       priority: step.priority, traceId: task.traceId, dependsOnJson: JSON.stringify(step.dependsOn),
       depsOpen: step.dependsOn.length, dependents: dependents.get(step.stepId) ?? 0, maxAttempts: step.maxAttempts, baseBackoffMs: step.baseBackoffMs,
       maxBackoffMs: step.maxBackoffMs, timeoutMs: step.timeoutMs, now,
-    });
+    };
+    const { lastInsertRowid } = hasFlow(step) || deadlineAtMs !== null ? s.insertFlowStep.run(flowRow(row, step, deadlineAtMs, now)) : s.insertStep.run(row);
     s.insertInput.run(lastInsertRowid, step.inputJson);
     for (const dep of step.dependsOn) s.insertEdge.run(task.taskId, dep, step.stepId);
   }
   return { taskId: task.taskId, created: true, steps: task.steps.length };
 }
 
-function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
+function hasFlow(step: NewStep): boolean {
+  return step.notBeforeMs != null || step.concurrency != null || step.rateLimit != null;
+}
+
+/** The insert parameters of a step with flow control: where it starts waiting, and its keys. */
+function flowRow(row: { status: string; now: number }, step: NewStep, deadlineAtMs: number | null, now: number) {
+  const notBeforeMs = step.notBeforeMs ?? null;
+  const c = step.concurrency ?? null;
+  const r = step.rateLimit ?? null;
+  const status = row.status !== "READY" ? row.status : notBeforeMs !== null && notBeforeMs > now ? "SCHEDULED" : c ? "QUEUED" : "READY";
+  return {
+    ...row, status, readyAt: Math.max(now, notBeforeMs ?? 0), notBeforeMs, deadlineAtMs,
+    concurrencyKey: c?.key ?? null, concurrencyLimit: c?.limit ?? null, concurrencyStrategy: c?.strategy ?? null,
+    rateName: r?.name ?? null, rateBucket: r?.bucket ?? null, ratePerSec: r?.perSecond ?? null, rateBurst: r?.burst ?? null,
+  };
+}
+
+/** Claims READY steps; returns whether a rate limit sent some back to wait. */
+function claim(s: Statements, f: FlowStatements, batch: CommitBatch, result: CommitResult): boolean {
   const { limit, quotas = [0, 0, 0] } = batch.claim!;
   const agents = agentsParam(batch.claim!.agents);
   const ids: number[] = [];
@@ -232,11 +283,18 @@ function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
   }
   const forced = countForced(taken, highest, result.claimBacklog);
   if (forced > 0) s.bumpCounter.run("low_starvation_count", forced);
-  if (ids.length === 0) return;
+  if (ids.length === 0) return false;
   const expiresAtMs = batch.nowMs + batch.leaseTimeoutMs;
   const idsJson = JSON.stringify(ids);
-  const rows = s.claimSteps.all({ ids: idsJson, nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow[];
-  if (rows.length === 0) return;
+  let rows = s.claimSteps.all({ ids: idsJson, nodeId: batch.nodeId, expiresAtMs, now: batch.nowMs }) as ClaimRow[];
+  let throttled = false;
+  if (rows.some((r) => r.rate_bucket !== null)) {
+    const taken = takeTokens(f, rows, batch.nowMs, batch.claim!.rateLimitedMax ?? Infinity);
+    for (const [name, n] of taken.byLimit) s.bumpCounter.run(`rate_limited_total:${name}`, n);
+    throttled = taken.throttled.size > 0;
+    if (throttled) rows = rows.filter((r) => !taken.throttled.has(r.id));
+  }
+  if (rows.length === 0) return throttled;
   const inputs = new Map<number, string>();
   for (const r of s.inputsOf.all(idsJson) as { id: number; input_json: string }[]) inputs.set(r.id, r.input_json);
   const byId = new Map<number, ClaimRow>();
@@ -267,12 +325,14 @@ function claim(s: Statements, batch: CommitBatch, result: CommitResult): void {
     const row = byId.get(id);
     if (row) result.claimed.push(toClaimed(row, inputs.get(id) ?? "null", deps.get(id) ?? "", kv.get(row.task_id) ?? "", expiresAtMs));
   }
+  return throttled;
 }
 
 function toClaimed(row: ClaimRow, input: string, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
   return {
     stepKey: String(row.id), taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
-    payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}}`, attempt: row.attempt, maxAttempts: row.max_attempts,
+    payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}${row.deadline_at_ms === null ? "" : `,"deadlineMs":${row.deadline_at_ms}`}}`,
+    attempt: row.attempt, maxAttempts: row.max_attempts, deadlineAtMs: row.deadline_at_ms,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
     traceId: row.trace_id, leaseExpiresAtMs,
   };

@@ -8,11 +8,11 @@ import { countsOf, heartbeatColumns, toNodeRecord, toSettingsChange, type NodeRo
 
 interface KvRow { namespace: string; key: string; value_json: string | null; deleted: number; version: number; updated_at_ms: number; writer: string }
 
-const OPEN = `('WAITING', 'READY', 'RETRY_WAIT', 'RUNNING')`;
+const OPEN = `('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT', 'RUNNING')`;
 
 /** Operator actions and read-outs, each one synchronous transaction. */
 export interface SqliteOps {
-  cancelTask(taskId: string, mode: "hard" | "soft", now: number): CancelResult | null;
+  cancelTask(taskId: string, mode: "hard" | "soft", now: number, reason: string | null): CancelResult | null;
   replayTask(taskId: string, now: number): ReplayResult | null;
   purge(query: PurgeQuery): PurgeResult;
   snapshot(now: number): OpsSnapshot;
@@ -47,7 +47,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       WHERE task_id = @taskId RETURNING steps_open`),
     finishCancelled: db.prepare(`UPDATE tasks SET status = 'CANCELLED', finished_at_ms = @now, updated_at_ms = @now
       WHERE task_id = @taskId AND status IN ('PENDING', 'RUNNING')`),
-    replayDead: db.prepare(`UPDATE steps SET status = 'READY', attempt = 0, replays = replays + 1, ready_at_ms = @now,
+    replayDead: db.prepare(`UPDATE steps SET status = CASE WHEN concurrency_key IS NULL THEN 'READY' ELSE 'QUEUED' END, attempt = 0, replays = replays + 1, ready_at_ms = @now,
         lease_owner = NULL, lease_epoch = lease_epoch + 1, lease_expires_at_ms = NULL, started_at_ms = NULL, finished_at_ms = NULL
       WHERE task_id = @taskId AND status = 'DEAD_LETTER' RETURNING step_id`),
     replayBlocked: db.prepare(`UPDATE steps SET replays = replays + 1, attempt = 0, finished_at_ms = NULL, started_at_ms = NULL,
@@ -69,6 +69,8 @@ export function prepareOps(db: Database.Database): SqliteOps {
       WHERE t.status IN (SELECT value FROM json_each(@statuses)) AND t.finished_at_ms < @before AND (@prefix IS NULL OR substr(t.name, 1, length(@prefix)) = @prefix))`),
     purgeKv: db.prepare(`DELETE FROM kv WHERE namespace IN (SELECT task_id FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix))`),
     kvGet: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND key = ? AND deleted = 0`),
+    setCancelReason: db.prepare(`UPDATE tasks SET cancel_reason = COALESCE(cancel_reason, ?) WHERE task_id = ?`),
+    purgeDedupe: db.prepare(`DELETE FROM dedupe_keys WHERE expires_at_ms < ?`),
     kvList: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND deleted = 0 AND key >= ? AND key < ? ORDER BY key LIMIT ?`),
     kvChanges: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND version > ? ORDER BY version, key LIMIT ?`),
     purgeTasks: db.prepare(`DELETE FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix)`),
@@ -89,6 +91,9 @@ export function prepareOps(db: Database.Database): SqliteOps {
     readyByAgent: db.prepare(`SELECT agent, COUNT(*) AS n, MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY' GROUP BY agent ORDER BY agent`),
     deadLastHour: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= ?`),
     counters: db.prepare(`SELECT name, value FROM counters`),
+    schedules: db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(paused), 0) AS paused FROM schedules`),
+    openWithDeadline: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE deadline_at_ms IS NOT NULL AND status IN ('PENDING', 'RUNNING')`),
+    cancelledByReason: db.prepare(`SELECT cancel_reason AS reason, COUNT(*) AS n FROM tasks WHERE status = 'CANCELLED' AND cancel_reason IS NOT NULL GROUP BY cancel_reason`),
     upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms,
         agents_json, cpu_load, mem_load, running, capacity)
         VALUES (@nodeId, @hostname, @pid, 'running', @now, @now, @now, @agentsJson, @cpu, @memory, @running, @capacity)
@@ -131,10 +136,16 @@ export function prepareOps(db: Database.Database): SqliteOps {
     return (...args: A): R => t.immediate(...args);
   };
   const cancelHard = q.cancelSteps(OPEN);
-  const cancelSoft = q.cancelSteps(`('WAITING', 'READY', 'RETRY_WAIT')`);
+  const flowFigures = (): NonNullable<OpsSnapshot["flow"]> => {
+    const sch = q.schedules.get() as { n: number; paused: number };
+    const cancelledByReason: Record<string, number> = Object.create(null);
+    for (const r of q.cancelledByReason.all() as { reason: string; n: number }[]) cancelledByReason[r.reason] = r.n;
+    return { schedules: sch.n, schedulesPaused: sch.paused, openWithDeadline: (q.openWithDeadline.get() as { n: number }).n, cancelledByReason };
+  };
+  const cancelSoft = q.cancelSteps(`('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT')`);
 
   return {
-    cancelTask: write((taskId: string, mode: "hard" | "soft", now: number): CancelResult | null => {
+    cancelTask: write((taskId: string, mode: "hard" | "soft", now: number, reason: string | null): CancelResult | null => {
       const task = q.taskStatus.get(taskId) as { status: TaskStatus } | undefined;
       if (!task) return null;
       if (task.status === "SUCCESS" || task.status === "DEAD_LETTER" || task.status === "CANCELLED") {
@@ -145,6 +156,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
           .map((r) => ({ stepKey: String(r.id), taskId: r.task_id, stepId: r.step_id, leaseEpoch: r.lease_epoch }))
         : [];
       const cancelledSteps = ((mode === "hard" ? cancelHard : cancelSoft).all({ taskId, now }) as { step_id: string }[]).map((r) => r.step_id);
+      if (reason !== null) q.setCancelReason.run(reason, taskId);
       const open = (q.closeCancelled.get({ taskId, n: cancelledSteps.length, now }) as { steps_open: number }).steps_open;
       if (mode === "hard" || open === 0) q.finishCancelled.run({ taskId, now });
       const status = (q.taskStatus.get(taskId) as { status: TaskStatus }).status;
@@ -175,7 +187,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       return {
         finishedTasks: remove(["SUCCESS", "CANCELLED"], query.finishedBeforeMs),
         deadLetters: remove(["DEAD_LETTER"], query.deadBeforeMs),
-        idempotencyKeys: q.forgetKeys.run({ before: query.idempotencyBeforeMs, prefix }).changes,
+        idempotencyKeys: q.forgetKeys.run({ before: query.idempotencyBeforeMs, prefix }).changes + (prefix === null ? q.purgeDedupe.run(query.idempotencyBeforeMs).changes : 0),
       };
     }),
 
@@ -201,6 +213,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
         readyByAgent: (q.readyByAgent.all() as { agent: string; n: number; at: number }[]).map((r) => ({ agent: r.agent, count: r.n, oldestReadyAtMs: r.at })),
         nodesByStatus: countsOf(q.nodesByStatus.all() as { status: string; n: number }[]),
         runningByOwnerStatus: countsOf(q.runningByOwner.all() as { status: string; n: number }[]),
+        flow: flowFigures(),
       };
     }),
 

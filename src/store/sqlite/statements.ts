@@ -10,6 +10,14 @@ const SQL = {
       dependents, max_attempts, base_backoff_ms, max_backoff_ms, timeout_ms, ready_at_ms)
     VALUES (@taskId, @stepId, @agent, @status, @priority, @traceId, @dependsOnJson, @depsOpen,
       @dependents, @maxAttempts, @baseBackoffMs, @maxBackoffMs, @timeoutMs, @now)`,
+  /** A step with flow control (start time, concurrency key, rate limit, deadline): the same row, more columns. */
+  insertFlowStep: `INSERT INTO steps (task_id, step_id, agent, status, priority, trace_id, depends_on_json, deps_open,
+      dependents, max_attempts, base_backoff_ms, max_backoff_ms, timeout_ms, ready_at_ms, not_before_ms, deadline_at_ms,
+      concurrency_key, concurrency_limit, concurrency_strategy, rate_name, rate_bucket, rate_per_sec, rate_burst)
+    VALUES (@taskId, @stepId, @agent, @status, @priority, @traceId, @dependsOnJson, @depsOpen,
+      @dependents, @maxAttempts, @baseBackoffMs, @maxBackoffMs, @timeoutMs, @readyAt, @notBeforeMs, @deadlineAtMs,
+      @concurrencyKey, @concurrencyLimit, @concurrencyStrategy, @rateName, @rateBucket, @ratePerSec, @rateBurst)`,
+  setTaskFlow: `UPDATE tasks SET deadline_at_ms = @deadlineAtMs, schedule_name = @scheduleName WHERE task_id = @taskId`,
   insertInput: `INSERT INTO step_inputs (step_row_id, input_json) VALUES (?, ?)`,
   insertEdge: `INSERT INTO edges (task_id, from_step, to_step) VALUES (?, ?, ?)`,
 
@@ -33,8 +41,9 @@ const SQL = {
 
   /** Params: @ids JSON array of step row ids that just succeeded (and have dependents), @now. */
   unlockDependentsOf: `UPDATE steps SET deps_open = deps_open - x.n,
-      status = CASE WHEN deps_open = x.n AND status = 'WAITING' THEN 'READY' ELSE status END,
-      ready_at_ms = CASE WHEN deps_open = x.n AND status = 'WAITING' THEN @now ELSE ready_at_ms END
+      status = CASE WHEN deps_open <> x.n OR status <> 'WAITING' THEN status WHEN not_before_ms > @now THEN 'SCHEDULED'
+        WHEN concurrency_key IS NOT NULL THEN 'QUEUED' ELSE 'READY' END,
+      ready_at_ms = CASE WHEN deps_open = x.n AND status = 'WAITING' THEN MAX(@now, COALESCE(not_before_ms, 0)) ELSE ready_at_ms END
     FROM (SELECT e.task_id, e.to_step, COUNT(*) AS n FROM json_each(@ids) j
         JOIN steps c ON c.id = j.value
         JOIN edges e ON e.task_id = c.task_id AND e.from_step = c.step_id
@@ -44,11 +53,11 @@ const SQL = {
         SELECT to_step FROM edges WHERE task_id = @taskId AND from_step = @stepId
         UNION SELECT e.to_step FROM edges e JOIN down d ON e.from_step = d.step_id WHERE e.task_id = @taskId)
     UPDATE steps SET status = 'SKIPPED', finished_at_ms = @now
-    WHERE task_id = @taskId AND step_id IN (SELECT step_id FROM down) AND status IN ('WAITING', 'READY', 'RETRY_WAIT')`,
+    WHERE task_id = @taskId AND step_id IN (SELECT step_id FROM down) AND status IN ('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT')`,
   runningOfTask: `SELECT id, task_id, step_id, lease_epoch FROM steps WHERE task_id = ? AND status = 'RUNNING'`,
   cancelOpenSteps: `UPDATE steps SET status = 'CANCELLED', finished_at_ms = @now, lease_expires_at_ms = NULL,
       lease_epoch = CASE WHEN status = 'RUNNING' THEN lease_epoch + 1 ELSE lease_epoch END
-    WHERE task_id = @taskId AND status IN ('WAITING', 'READY', 'RUNNING', 'RETRY_WAIT')`,
+    WHERE task_id = @taskId AND status IN ('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RUNNING', 'RETRY_WAIT')`,
   /**
    * Params: @deltas JSON array of [taskId, closed, dead, cancelled], one per task, @now. Moves the counters of open
    * tasks and finishes those left with no open step, in one row write; returns the rows it touched.
@@ -67,7 +76,6 @@ const SQL = {
 
   releaseRetries: `UPDATE steps SET status = 'READY'
     WHERE id IN (SELECT id FROM steps WHERE status = 'RETRY_WAIT' AND ready_at_ms <= ? ORDER BY ready_at_ms LIMIT ?)`,
-  nextRetryAt: `SELECT MIN(ready_at_ms) AS at FROM steps WHERE status = 'RETRY_WAIT'`,
   expiredLeases: `SELECT id, task_id, step_id, lease_epoch, attempt, max_attempts, lease_owner, lease_expires_at_ms FROM steps
     WHERE status = 'RUNNING' AND lease_expires_at_ms < ? ORDER BY lease_expires_at_ms LIMIT ?`,
   reclaimStep: `UPDATE steps SET status = 'READY', ready_at_ms = @now, lease_owner = NULL, lease_epoch = lease_epoch + 1,
@@ -84,16 +92,17 @@ const SQL = {
   readyClasses: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c0,
     EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c1,
     EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c2`,
-  /** Params: @agents. Read-only probe: is there anything a claim-only batch could do (READY steps it may claim, retries due, leases expired)? */
-  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS ready,
-    (SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT') AS retry_at,
+  /** Params: @agents. Read-only probe: is there anything a claim-only batch could do (READY or QUEUED steps, retries or timed waits due, leases expired)? */
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) OR EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS ready,
+    (SELECT MIN(at) FROM (SELECT MIN(ready_at_ms) AS at FROM steps WHERE status = 'RETRY_WAIT'
+      UNION ALL SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
     (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
   /** Params: @ids JSON array of step row ids, @nodeId, @expiresAtMs, @now. Rows come back in no particular order. */
   claimSteps: `UPDATE steps SET status = 'RUNNING', lease_owner = @nodeId, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = @expiresAtMs, attempt = attempt + 1, started_at_ms = @now, finished_at_ms = NULL
     WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'READY'
     RETURNING id, task_id, step_id, agent, depends_on_json, lease_epoch, attempt, max_attempts,
-      base_backoff_ms, max_backoff_ms, timeout_ms, priority, trace_id`,
+      base_backoff_ms, max_backoff_ms, timeout_ms, priority, trace_id, deadline_at_ms, rate_bucket, rate_name, rate_per_sec, rate_burst`,
   /** Params: JSON array of step row ids. */
   inputsOf: `SELECT step_row_id AS id, input_json FROM step_inputs WHERE step_row_id IN (SELECT value FROM json_each(?))`,
   /** Params: JSON array of step row ids. The outputs of their dependencies, one row per edge. */

@@ -8,12 +8,15 @@ import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
   NodeHeartbeat, ReplayResult, SettingsChange, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
 import { EXPORT_TABLES, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
+import { prepareFlow } from "./flow.js";
+import { prepareSchedules, type SqliteSchedules } from "./schedules.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
@@ -37,6 +40,7 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   #statements: Statements | null = null;
   #ops: SqliteOps | null = null;
+  #schedules: SqliteSchedules | null = null;
   readonly #durability: "full" | "normal";
   #commitTx: ((batch: CommitBatch) => CommitResult) | null = null;
   #reclaimTx: ((nodeIds: string[], limit: number, now: number, byNode: string) => number) | null = null;
@@ -122,13 +126,15 @@ export class SqliteStore implements Store {
     this.#ops = prepareOps(db);
     const statements = this.#statements;
     const ops = this.#ops;
+    const flow = prepareFlow(db);
+    this.#schedules = prepareSchedules(db, statements, flow);
     const insertOne: InsertTask = db.transaction(insertTask);
-    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, batch, insertOne));
+    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, flow, batch, insertOne));
     this.#commitTx = (batch) => tx.immediate(batch);
     const reclaim = db.transaction((nodeIds: string[], limit: number, now: number, byNode: string) => {
       const n = ops.expireLeasesOf(nodeIds, limit);
       // Their leases now end first in expiry order, so this reclaim takes exactly them.
-      if (n > 0) applyBatch(statements, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, insertOne);
+      if (n > 0) applyBatch(statements, flow, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, insertOne);
       return n;
     });
     this.#reclaimTx = (...args) => reclaim.immediate(...args);
@@ -232,8 +238,8 @@ export class SqliteStore implements Store {
     return this.#withUnrecorded(Object.fromEntries(rows.map((r) => [r.name, r.value])));
   }
 
-  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number): Promise<CancelResult | null> {
-    return this.#guard(() => this.#o().cancelTask(taskId, mode, nowMs), "cancelTask");
+  async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null> {
+    return this.#guard(() => this.#o().cancelTask(taskId, mode, nowMs, reason ?? null), "cancelTask");
   }
 
   async replayTask(taskId: string, nowMs: number): Promise<ReplayResult | null> {
@@ -298,6 +304,38 @@ export class SqliteStore implements Store {
 
   async bumpClusterEpoch(nowMs: number): Promise<{ clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] }> {
     return this.#guard(() => this.#o().bumpClusterEpoch(nowMs), "bumpClusterEpoch");
+  }
+
+  async dueDeadlines(nowMs: number, limit: number): Promise<string[]> {
+    return this.#guard(() => this.#sch().dueDeadlines(nowMs, limit), "dueDeadlines");
+  }
+
+  async putSchedule(def: ScheduleDefinition, nowMs: number): Promise<{ schedule: ScheduleRecord; replaced: boolean }> {
+    return this.#guard(() => this.#sch().put(def, nowMs), "putSchedule");
+  }
+
+  async getSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.#guard(() => this.#sch().get(name), "getSchedule");
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#guard(() => this.#sch().list(), "listSchedules");
+  }
+
+  async setSchedulePaused(name: string, paused: boolean, next: { nextSlotMs: number | null; nextAtMs: number | null }, nowMs: number): Promise<ScheduleRecord | null> {
+    return this.#guard(() => this.#sch().setPaused(name, paused, next, nowMs), "setSchedulePaused");
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.#guard(() => this.#sch().remove(name), "removeSchedule");
+  }
+
+  async dueSchedules(nowMs: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.#guard(() => this.#sch().due(nowMs, limit), "dueSchedules");
+  }
+
+  async fireSchedule(fire: ScheduleFire): Promise<ScheduleFireResult> {
+    return this.#guard(() => this.#sch().fire(fire), "fireSchedule");
   }
 
   async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
@@ -427,6 +465,7 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#ops = null;
+    this.#schedules = null;
     this.#commitTx = null;
     this.#reclaimTx = null;
     this.#statements = null;
@@ -446,6 +485,11 @@ export class SqliteStore implements Store {
   #count(operation: string, code: string | undefined): void {
     const name = `${STORE_ERRORS_COUNTER}:${operation}:${code ?? "unknown"}`;
     this.#unrecordedErrors.set(name, (this.#unrecordedErrors.get(name) ?? 0) + 1);
+  }
+
+  #sch(): SqliteSchedules {
+    if (!this.#schedules) throw new StoreError("store is not migrated (call migrate() first) or is closed");
+    return this.#schedules;
   }
 
   #guard<T>(fn: () => T, operation: string): T {
@@ -472,18 +516,21 @@ const IDLE_BATCH: CommitBatch = {
 interface TaskRow {
   task_id: string; name: string | null; status: TaskStatus; priority: number; idempotency_key: string | null; fail_fast: number;
   trace_id: string; created_at_ms: number; updated_at_ms: number; finished_at_ms: number | null;
+  deadline_at_ms: number | null; cancel_reason: string | null; schedule_name: string | null;
 }
 interface StepRow {
   step_id: string; agent: string; status: StepStatus; priority: number; attempt: number; max_attempts: number;
   depends_on_json: string; input_json: string; output_json: string | null; error_json: string | null; lease_owner: string | null;
   lease_epoch: number; lease_expires_at_ms: number | null; ready_at_ms: number | null; started_at_ms: number | null; finished_at_ms: number | null;
   progress_pct: number | null; progress_message: string | null; replays: number;
+  not_before_ms: number | null; concurrency_key: string | null; concurrency_limit: number | null; rate_name: string | null;
 }
 
 function toTaskRecord(r: TaskRow): TaskRecord {
   return {
     taskId: r.task_id, name: r.name, status: r.status, priority: r.priority, idempotencyKey: r.idempotency_key,
     failFast: r.fail_fast === 1, traceId: r.trace_id, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms, finishedAtMs: r.finished_at_ms,
+    deadlineAtMs: r.deadline_at_ms, cancelReason: r.cancel_reason, scheduleName: r.schedule_name,
   };
 }
 
@@ -494,6 +541,7 @@ function toStepRecord(r: StepRow): StepRecord {
     output: r.output_json === null ? null : JSON.parse(r.output_json), error: r.error_json === null ? null : (JSON.parse(r.error_json) as WireError),
     leaseOwner: r.lease_owner, leaseEpoch: r.lease_epoch, leaseExpiresAtMs: r.lease_expires_at_ms, readyAtMs: r.ready_at_ms,
     startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms, progressPct: r.progress_pct, progressMessage: r.progress_message,
-    replays: r.replays,
+    replays: r.replays, notBeforeMs: r.not_before_ms, concurrencyKey: r.concurrency_key, concurrencyLimit: r.concurrency_limit,
+    rateLimit: r.rate_name,
   };
 }
