@@ -6,7 +6,7 @@ import {
   InvalidOptionsError, InvalidStateError, NotFoundError, RelayMeshError, ErrorCode, ShutdownTimeoutError,
 } from "./errors.js";
 import { TypedEmitter, type EngineEventMap } from "./events.js";
-import { buildSingleTask, buildWorkflowTask, type SubmitOptions } from "./model/build-task.js";
+import { buildSingleTask, buildWorkflowTask, namedAgents, type BuildContext, type SubmitOptions } from "./model/build-task.js";
 import type { Settings } from "./model/settings.js";
 import { CloseOptionsSchema, EngineOptionsSchema, IntervalMsSchema, WaitOptionsSchema, parseArgument, type CloseOptions, type EngineOptions, type ResolvedEngineOptions } from "./options.js";
 import type { AgentPool } from "./pool/pool.js";
@@ -23,9 +23,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
 import type { MaintenanceResult } from "./mesh/maintenance.js";
+import { machineUsage } from "./mesh/claim-policy.js";
+import { CLUSTER_FIELDS, disagreements, publishClusterSettings, readClusterSettings, underCluster } from "./mesh/cluster-settings.js";
+import { agentDirectory, unservableAgents, type UnservableAgent } from "./mesh/agents.js";
 import { renderMetrics, slaFigures } from "./observe/metrics.js";
 import type { InboxPassResult } from "./inbox/inbox.js";
-import type { HealthCheck, KvChange, NewTask, NodeRecord } from "./store/types.js";
+import type { HealthCheck, KvChange, NewTask, NodeRecord, SettingsChange } from "./store/types.js";
+import type { MigrateResult } from "./ops/migrate.js";
+import { legacySettingsHistory, mergeSettingsHistory } from "./observe/settings-history.js";
+import { randomUUID } from "node:crypto";
 import { KvNamespace, type KvTransport } from "./agents/kv.js";
 import { parseSchedule, scheduleView, type ScheduleInput } from "./schedule/definition.js";
 import { nextFrom, slotKey } from "./schedule/plan.js";
@@ -51,10 +57,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Who this engine's actions are attributed to in the audit log. */
   readonly actor: string;
   #settings: Settings;
+  /** This root's own settings (file and options), before the cluster's are laid over them. */
+  #fileSettings: Settings;
+  /** The version of the cluster settings applied here (0: none yet). */
+  #clusterVersion = 0;
   #nodeTimer: NodeJS.Timeout | null = null;
   #beating = false;
   #lastPruneMs = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
+  readonly #pendingSettings = new Set<Promise<void>>();
   #flowTimer: NodeJS.Timeout | null = null;
   #flowTicking: Promise<void> | null = null;
   readonly #options: ResolvedEngineOptions;
@@ -74,6 +85,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.root = paths.dir;
     this.store = store;
     this.#settings = settings;
+    this.#fileSettings = settings;
     this.agents = agents;
     this.#retryPolicies = retryPolicies;
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
@@ -102,7 +114,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     // The settings a root starts with are the baseline `reload-settings` reports changes against.
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
     const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency, thread: o.work });
-    const mesh = new RelayMesh(o, paths, store, config.settings, agents, retryPolicies);
+    // On a shared store the cluster's copy of the settings that must agree wins over the file's.
+    const cluster = store.shared ? await readClusterSettings(store).catch(async (error: unknown) => { await store.close(); throw error; }) : null;
+    const mesh = new RelayMesh(o, paths, store, cluster ? underCluster(config.settings, cluster) : config.settings, agents, retryPolicies);
+    mesh.#fileSettings = config.settings;
+    mesh.#clusterVersion = cluster?.version ?? 0;
     store.onError?.((error) => mesh.safeEmit("engine:error", { error }));
     if (o.work) {
       await mesh.#start().catch(async (error: unknown) => {
@@ -156,6 +172,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       });
     }
     this.#supervisor.startWorking();
+    // The first node to work on a shared store gives it its settings.
+    if (this.store.shared && this.#clusterVersion === 0) {
+      this.#clusterVersion = (await publishClusterSettings(this.store, this.#fileSettings, `node:${this.nodeId}`, this.store.now())).version;
+    }
     this.#beatNode();
     if (!this.#flowTimer) {
       this.#flowTimer = setInterval(() => void this.#flowTick(), Math.min(1_000, Math.max(100, this.#options.pollIntervalMs)));
@@ -171,7 +191,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Submits a one-step task. Resolves once committed. */
   async submit(spec: SingleTaskSpec, options: SubmitOptions = {}): Promise<{ taskId: string; created: boolean }> {
     this.#assertOpen("submit");
-    const task = buildSingleTask(spec, this.#buildContext("submit"), options);
+    const task = buildSingleTask(spec, await this.#submitContext("submit", spec), options);
     const { taskId, created } = await this.#supervisor.submit(task);
     if (created) this.#auditSubmit(task);
     return { taskId, created };
@@ -180,7 +200,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Validates and submits a workflow (the JSON of CONTRACT.md). Resolves once committed. */
   async submitWorkflow(spec: unknown, options: SubmitOptions & { source?: string } = {}): Promise<{ taskId: string; created: boolean; steps: number }> {
     this.#assertOpen("submitWorkflow");
-    const task = buildWorkflowTask(spec, this.#buildContext(options.source ?? "workflow"), options);
+    const task = buildWorkflowTask(spec, await this.#submitContext(options.source ?? "workflow", spec), options);
     const result = await this.#supervisor.submit(task);
     if (result.created) this.#auditSubmit(task);
     return result;
@@ -313,7 +333,24 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Counts per status and the SLA figures. */
   async stats() {
     const snapshot = await this.store.opsSnapshot(this.store.now());
-    return { tasks: snapshot.tasks, steps: snapshot.steps, ...slaFigures(snapshot) };
+    const unservable = unservableAgents(snapshot, await this.store.listNodes());
+    return { tasks: snapshot.tasks, steps: snapshot.steps, ...slaFigures(snapshot), unservable };
+  }
+
+  /**
+   * Every agent this node or another node of the store serves, with the live nodes (running and
+   * ALIVE) that serve it. `kind` is this node's kind of it, or "remote" when only others have it.
+   */
+  async agentDirectory(): Promise<{ id: string; kind: string; nodes: string[] }[]> {
+    const directory = agentDirectory(await this.store.listNodes());
+    const local = new Map(this.agents.list().map((a) => [a.id, a.kind as string]));
+    const ids = [...new Set([...local.keys(), ...directory.keys()])].sort();
+    return ids.map((id) => ({ id, kind: local.get(id) ?? "remote", nodes: directory.get(id) ?? [] }));
+  }
+
+  /** READY steps that no live node can run (no live node serves their agent), per agent. */
+  async unservable(): Promise<UnservableAgent[]> {
+    return unservableAgents(await this.store.opsSnapshot(this.store.now()), await this.store.listNodes());
   }
 
   /** Prometheus text, with every figure read from the store. */
@@ -355,22 +392,42 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     } catch (error) {
       checks.push({ name: "node-heartbeats", ok: false, detail: (error as Error).message });
     }
+    if (this.store.shared) {
+      try {
+        const differs = await this.settingsDisagreement();
+        checks.push({
+          name: "cluster-settings", ok: differs.length === 0,
+          detail: differs.length === 0 ? "this root's settings agree with the cluster's"
+            : `${this.paths.settings} disagrees with the cluster's settings on ${differs.join(", ")}; this node uses the cluster's values ` +
+              `(run reload-settings on this root to make its file the cluster's, or change the file to match)`,
+        });
+      } catch (error) {
+        checks.push({ name: "cluster-settings", ok: false, detail: (error as Error).message });
+      }
+    }
     return { ok: checks.every((c) => c.ok), checks };
   }
 
   /**
    * Reads the settings file again and applies it to new leases, retries and claims. An invalid
-   * file throws and changes nothing. Returns the names (never the values) of changed fields.
+   * file throws and changes nothing. Returns the names (never the values) of changed fields. On a
+   * shared store, changed cluster fields are published to every node (recorded once, here).
    */
-  reloadSettings(): { changedFields: string[] } {
+  async reloadSettings(): Promise<{ changedFields: string[] }> {
     const actor = `node:${this.nodeId}`;
-    const next = this.#readSettings(actor);
-    const changed = changedFields(fingerprint(this.#settings), fingerprint(next));
+    let next: Settings;
+    try {
+      next = this.#readSettings(actor);
+    } finally {
+      await this.#settingsWrites();
+    }
+    const changed = changedFields(fingerprint(this.#fileSettings), fingerprint(next));
     if (changed.length > 0) {
-      this.#settings = next;
-      this.#supervisor.updateSettings(next);
-      this.#trail.record({ action: "settings.reload", actor, resource: "settings", details: { changedFields: changed } });
-      this.#trail.flush();
+      this.#fileSettings = next;
+      if (this.store.shared) this.#clusterVersion = (await publishClusterSettings(this.store, next, actor, this.store.now())).version;
+      this.#applySettings(next);
+      this.#settingsChanged(actor, changed, null);
+      await this.#settingsWrites();
     }
     return { changedFields: changed };
   }
@@ -378,29 +435,95 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /**
    * Validates the settings file and records it as the root's current settings: returns the
    * fields changed since the last recorded settings (names only) and adds them to the history.
-   * An invalid file throws (and is recorded as a failed reload); nothing else changes.
+   * On a shared store the file's cluster fields become the cluster's: every running node applies
+   * them within one maintenance tick. An invalid file throws (and is recorded as a failed
+   * reload); nothing else changes.
    */
-  recordSettings(): { changedFields: string[] } {
-    const next = this.#readSettings(this.actor);
+  async recordSettings(): Promise<{ changedFields: string[] }> {
+    let next: Settings;
+    try {
+      next = this.#readSettings(this.actor);
+    } finally {
+      await this.#settingsWrites();
+    }
     const path = settingsFingerprintPath(this.paths);
     const previous = existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) as SettingsFingerprint : {};
     const current = fingerprint(next);
-    const changed = changedFields(previous, current);
+    let changed = changedFields(previous, current);
+    if (this.store.shared) {
+      const cluster = await readClusterSettings(this.store);
+      const differs: string[] = cluster ? disagreements(next, cluster) : [...CLUSTER_FIELDS];
+      if (differs.length > 0) await publishClusterSettings(this.store, next, this.actor, this.store.now());
+      // Cluster fields count as changed when they differ from the cluster's copy, the others against this root's last record.
+      const local = changed.filter((f) => !(CLUSTER_FIELDS as readonly string[]).includes(f));
+      changed = [...new Set([...local, ...(cluster ? differs : changed)])].sort();
+    }
     writeJsonFile(path, current);
-    this.#trail.record({ action: "settings.reload", actor: this.actor, resource: "settings", details: { changedFields: changed } });
-    this.#trail.flush();
+    this.#settingsChanged(this.actor, changed, null);
+    await this.#settingsWrites();
     return { changedFields: changed };
   }
 
-  /** The settings file, validated; a failure is audited as a failed reload by `actor` and thrown. */
+  /** Cluster fields on which this root's settings file differs from the shared store's copy ([] on SQLite or when none is kept yet). */
+  async settingsDisagreement(): Promise<string[]> {
+    if (!this.store.shared) return [];
+    const cluster = await readClusterSettings(this.store);
+    return cluster ? disagreements(this.#fileSettings, cluster) : [];
+  }
+
+  /** Applies the cluster settings when another node published a new version (each maintenance tick). */
+  async #followClusterSettings(): Promise<void> {
+    if (!this.store.shared) return;
+    const cluster = await readClusterSettings(this.store);
+    if (!cluster || cluster.version <= this.#clusterVersion) return;
+    const before = fingerprint(this.#settings);
+    this.#clusterVersion = cluster.version;
+    this.#applySettings(underCluster(this.#fileSettings, cluster));
+    const changed = changedFields(before, fingerprint(this.#settings));
+    if (changed.length > 0) {
+      this.#trail.record({ action: "settings.apply", actor: `node:${this.nodeId}`, resource: "settings", details: { changedFields: changed, clusterVersion: cluster.version, by: cluster.by } });
+    }
+  }
+
+  /** Makes `settings` (under the cluster's, on a shared store) this node's: new leases, retries and claims use them. */
+  #applySettings(settings: Settings): void {
+    this.#settings = settings;
+    this.#supervisor.updateSettings(settings);
+  }
+
+  /** Settings changes (field names only), newest first: the store's history and, for older roots, the audit log's. */
+  async settingsHistory(limit: number): Promise<SettingsChange[]> {
+    this.#trail.flush();
+    return mergeSettingsHistory(await this.store.settingsHistory(limit), await legacySettingsHistory(this.audit), limit);
+  }
+
+  /** The settings file, validated; a failure is recorded as a failed reload by `actor` and thrown. */
   #readSettings(actor: string): Settings {
     try {
       return readRootConfig(this.paths, this.#options.settings).settings;
     } catch (error) {
-      this.#trail.record({ action: "settings.reload", actor, resource: "settings", result: "error", details: { error: (error as Error).message } });
-      this.#trail.flush();
+      this.#settingsChanged(actor, [], (error as Error).message);
       throw error;
     }
+  }
+
+  /** Records a settings change (or a failed reload) in the audit log and the store's history. */
+  #settingsChanged(actor: string, changed: string[], error: string | null): void {
+    const entryId = randomUUID();
+    this.#trail.record({
+      action: "settings.reload", actor, resource: "settings", ...(error !== null ? { result: "error" as const } : {}),
+      details: error !== null ? { error, entryId } : { changedFields: changed, entryId },
+    });
+    this.#trail.flush();
+    const write = this.store.addSettingsChange({ entryId, atMs: Date.now(), nodeId: this.nodeId, actor, result: error !== null ? "error" : "ok", changedFields: changed, error })
+      .catch((e: Error) => this.safeEmit("engine:error", { error: e }))
+      .finally(() => this.#pendingSettings.delete(write));
+    this.#pendingSettings.add(write);
+  }
+
+  /** Settles the settings history writes under way. */
+  async #settingsWrites(): Promise<void> {
+    await Promise.all([...this.#pendingSettings]);
   }
 
   /** Re-reads the settings file every `intervalMs`; errors are reported as `engine:error` and leave the settings as they are. */
@@ -408,11 +531,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     parseArgument(IntervalMsSchema, intervalMs, "watchSettings");
     if (this.#reloadTimer) clearInterval(this.#reloadTimer);
     this.#reloadTimer = setInterval(() => {
-      try {
-        this.reloadSettings();
-      } catch (error) {
-        this.safeEmit("engine:error", { error: error as Error });
-      }
+      this.reloadSettings().catch((error: Error) => this.safeEmit("engine:error", { error }));
     }, intervalMs);
     this.#reloadTimer.unref();
   }
@@ -504,6 +623,25 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const result = await exportSnapshot(this.store, this.paths, outDir);
     this.#trail.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
     return result;
+  }
+
+  /**
+   * Copies this store's tasks (every status, with their steps, outputs, checkpoints, keys, lease
+   * conflicts and ownership events) and the settings history into the store at `url` (see
+   * `migrateStore`). A target holding another store's tasks is refused unless `merge`.
+   */
+  async migrateTo(url: string, options: { merge?: boolean } = {}): Promise<MigrateResult> {
+    this.#assertOpen("migrateTo");
+    this.#trail.flush();
+    const target = await openStore(url, join(this.paths.dir, "relaymesh.db"), this.#settings);
+    try {
+      const { migrateStore } = await import("./ops/migrate.js");
+      const result = await migrateStore(this.store, target, { merge: options.merge ?? false, nowMs: target.now(), legacySettings: await legacySettingsHistory(this.audit) });
+      this.#trail.record({ action: "store.migrate", actor: this.actor, resource: "store", details: { to: result.to, copied: result.copied, rerun: result.rerun } });
+      return result;
+    } finally {
+      await target.close();
+    }
   }
 
   /** Known nodes with their standing: ALIVE, SUSPECT or DEAD by heartbeat age. */
@@ -704,6 +842,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         await attempt(() => this.store.stopNode({ nodeId: this.nodeId, pid: process.pid }, this.store.now()));
       }
       if (this.#reloadTimer) clearInterval(this.#reloadTimer);
+      await attempt(() => this.#settingsWrites());
       await attempt(() => { this.#trail.flush(); this.audit.close(); });
       if (this.#pool) await attempt(() => this.#pool!.close());
       await attempt(() => this.store.close());
@@ -742,8 +881,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (this.#beating) return;
     this.#beating = true;
     (async () => {
-      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, this.store.now());
+      await this.store.heartbeatNode({
+        nodeId: this.nodeId, hostname: hostname(), pid: process.pid, agents: [...this.agents.ids()].sort(),
+        load: { ...machineUsage(), running: this.#supervisor.inFlight, capacity: this.#supervisor.capacity },
+      }, this.store.now());
       if (this.#state !== "running") return;
+      await this.#followClusterSettings();
       const now = this.store.now();
       const prune = now - this.#lastPruneMs >= this.#settings.meshPruneIntervalMs;
       await this.#maintenance({ recoverLimit: MESH_RECOVER_PER_TICK, prune, nowMs: now });
@@ -768,8 +911,17 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     return result;
   }
 
-  #buildContext(source: string) {
+  #buildContext(source: string): BuildContext {
     return { agents: this.agents, settings: this.#settings, retryPolicies: this.#retryPolicies, source, nowMs: this.store.now() };
+  }
+
+  /** The build context of a submission; one naming an agent this node lacks also accepts the agents other nodes serve. */
+  async #submitContext(source: string, raw: unknown): Promise<BuildContext> {
+    const ctx = this.#buildContext(source);
+    if (namedAgents(raw).every((a) => this.agents.has(a))) return ctx;
+    const meshAgents = new Set<string>();
+    for (const n of await this.store.listNodes()) for (const a of n.agents ?? []) meshAgents.add(a);
+    return { ...ctx, meshAgents };
   }
 
   #assertOpen(method: string): void {

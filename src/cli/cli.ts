@@ -7,7 +7,7 @@ function packageVersion(): string {
 }
 
 /** Flags that are booleans: `--name=true|false` is rewritten to `--name` / nothing before parsing. */
-export const BOOLEAN_FLAGS = new Set(["json", "once", "allow-get-writes", "in-place", "paused"]);
+export const BOOLEAN_FLAGS = new Set(["json", "once", "allow-get-writes", "in-place", "paused", "merge"]);
 
 type Runner = (globals: GlobalOptions, ...args: never[]) => Promise<CommandResult>;
 
@@ -268,6 +268,11 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
   program.command("snapshot-import").description("restore a snapshot into a new or empty root")
     .requiredOption("--in <dir>", "a folder written by snapshot-export")
     .action(action(() => import("./commands/snapshot-import.js")));
+
+  program.command("migrate").description("copy this root's store into another store (e.g. SQLite → PostgreSQL); reruns copy nothing twice")
+    .requiredOption("--to <url>", "target store: postgres://… or sqlite:<path>")
+    .option("--merge", "add to a target that already holds another store's tasks")
+    .action(action(() => import("./commands/migrate.js")));
 
   return program;
 }

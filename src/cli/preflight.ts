@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { InvalidInputError } from "../errors.js";
-import { buildWorkflowTask, type SubmitOptions } from "../model/build-task.js";
+import { buildWorkflowTask, namedAgents, type SubmitOptions } from "../model/build-task.js";
 import { defaultRoot, loadAgents, readRootConfig, rootPaths } from "../root.js";
 import type { GlobalOptions } from "./context.js";
 
@@ -22,11 +22,13 @@ export function readWorkflowFile(file: string): unknown {
 
 /**
  * Validates a workflow against the root's agents and settings without creating or writing
- * anything, so bad input is rejected before the root is touched.
+ * anything, so bad input is rejected before the root is touched. With a shared store (`--store`),
+ * agents this root lacks are left to the engine, which checks them against the other nodes'.
  */
 export function preflightWorkflow(globals: GlobalOptions, raw: unknown, source: string, options: SubmitOptions): void {
   const paths = rootPaths(globals.root ?? defaultRoot());
   const config = readRootConfig(paths);
   const { agents, retryPolicies } = loadAgents(paths, config);
-  buildWorkflowTask(raw, { agents, settings: config.settings, retryPolicies, source }, options);
+  const shared = (globals.store ?? process.env.RELAYMESH_STORE) ? new Set(namedAgents(raw)) : undefined;
+  buildWorkflowTask(raw, { agents, settings: config.settings, retryPolicies, source, ...(shared ? { meshAgents: shared } : {}) }, options);
 }

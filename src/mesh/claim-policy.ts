@@ -1,9 +1,13 @@
 import { availableParallelism, freemem, loadavg, totalmem } from "node:os";
 
+/** This machine's CPU load per core (1-minute average) and share of memory in use. */
+export function machineUsage(): { cpu: number; memory: number } {
+  return { cpu: loadavg()[0]! / availableParallelism(), memory: 1 - freemem() / totalmem() };
+}
+
 /** This machine's load in [0, 1]: the busier of CPU (1-minute load per core) and memory in use. */
 export function machineLoad(): number {
-  const cpu = loadavg()[0]! / availableParallelism();
-  const memory = 1 - freemem() / totalmem();
+  const { cpu, memory } = machineUsage();
   return Math.min(1, Math.max(0, cpu, memory));
 }
 

@@ -17,6 +17,16 @@ export interface BuildContext {
   source: string;
   /** The submission time that `delayMs` and `deadlineMs` count from (default: now). */
   nowMs?: number;
+  /** Agents other nodes of the store serve: a step may name one this node does not have. */
+  meshAgents?: ReadonlySet<string>;
+}
+
+/** The agent names a raw submission mentions (any shape; validation comes later). */
+export function namedAgents(raw: unknown): string[] {
+  if (typeof raw !== "object" || raw === null) return [];
+  const r = raw as { agent?: unknown; steps?: unknown };
+  const steps = Array.isArray(r.steps) ? r.steps as unknown[] : [r];
+  return steps.flatMap((s) => (typeof s === "object" && s !== null && typeof (s as { agent?: unknown }).agent === "string" ? [(s as { agent: string }).agent] : []));
 }
 
 export interface SubmitOptions {
@@ -45,7 +55,7 @@ export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: Subm
   let spec: WorkflowSpec;
   try {
     spec = validateWorkflow(raw, {
-      source: ctx.source, knownAgents: ctx.agents.ids(), maxPayloadBytes: ctx.settings.maxPayloadBytes,
+      source: ctx.source, knownAgents: ctx.meshAgents ? new Set([...ctx.agents.ids(), ...ctx.meshAgents]) : ctx.agents.ids(), maxPayloadBytes: ctx.settings.maxPayloadBytes,
       inputSchema: (agent) => ctx.agents.inputSchema(agent),
     });
   } catch (error) {

@@ -52,6 +52,10 @@ export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: stri
   gauge("relaymesh_step_latency_p99_ms", "99th percentile step duration over the last hour, in ms.").set(sla.stepLatencyP99Ms ?? 0);
   gauge("relaymesh_dead_letter_growth_1h", "Tasks dead-lettered in the last hour.").set(sla.deadLetterGrowth1h);
   gauge("relaymesh_cluster_epoch", "Cluster-wide fencing epoch.").set(s.counters.cluster_epoch ?? 0);
+  const nodes = gauge("relaymesh_nodes", "Worker nodes by standing (STOPPED: exited gracefully).", ["status"]);
+  for (const [status, n] of Object.entries(s.nodesByStatus)) nodes.set({ status }, n);
+  const byOwner = gauge("relaymesh_running_steps_by_owner_status", "RUNNING steps by the standing of the node that owns them.", ["owner_status"]);
+  for (const [status, n] of Object.entries(s.runningByOwnerStatus)) byOwner.set({ owner_status: status }, n);
 
   counter("relaymesh_low_starvation_count", "Lower-priority picks forced through by the anti-starvation guard.", s.counters.low_starvation_count ?? 0);
   counter("relaymesh_lease_conflict_total", "Writes refused because the step's lease moved on.", s.counters.lease_conflict_total ?? 0);

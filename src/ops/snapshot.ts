@@ -46,7 +46,7 @@ export async function exportSnapshot(store: Store, paths: RootPaths, outDir: str
 /** Copies every row of `from` into `to` (closed afterwards). */
 async function copyStore(from: Store, to: Store): Promise<void> {
   try {
-    await from.exportRows((page) => to.importRows(page));
+    await from.exportRows(async (page) => { await to.importRows(page); });
   } finally {
     await to.close();
   }
@@ -71,7 +71,7 @@ export async function importSnapshot(paths: RootPaths, inDir: string, settings: 
     }
     const source = await SqliteStore.openMigrated(join(from, DB_FILE));
     try {
-      await source.exportRows((page) => target.importRows(page));
+      await source.exportRows(async (page) => { await target.importRows(page); });
     } finally {
       await source.close();
     }

@@ -404,4 +404,51 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 9,
+    name: "store identity (origin) for migrations between stores, settings history in the store",
+    sqlite: `
+      CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      INSERT INTO store_meta (name, value) VALUES ('origin', lower(hex(randomblob(16))));
+      CREATE TABLE settings_history (
+        entry_id TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        node_id TEXT,
+        actor TEXT NOT NULL,
+        result TEXT NOT NULL,
+        changed_fields_json TEXT NOT NULL,
+        error TEXT
+      ) WITHOUT ROWID;
+      CREATE INDEX settings_history_at ON settings_history (at_ms);
+    `,
+    pg: `
+      CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO store_meta (name, value) VALUES ('origin', md5(random()::text || clock_timestamp()::text));
+      CREATE TABLE settings_history (
+        entry_id TEXT PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        node_id TEXT,
+        actor TEXT NOT NULL,
+        result TEXT NOT NULL,
+        changed_fields_json TEXT NOT NULL,
+        error TEXT
+      );
+      CREATE INDEX settings_history_at ON settings_history (at_ms);
+    `,
+  },
+  {
+    id: 10,
+    name: "nodes advertise the agents they serve and report their load (CPU, memory, running steps, capacity)",
+    sqlite: `
+      ALTER TABLE nodes ADD COLUMN agents_json TEXT;
+      ALTER TABLE nodes ADD COLUMN cpu_load REAL;
+      ALTER TABLE nodes ADD COLUMN mem_load REAL;
+      ALTER TABLE nodes ADD COLUMN running INTEGER;
+      ALTER TABLE nodes ADD COLUMN capacity INTEGER;
+    `,
+    pg: `
+      ALTER TABLE nodes ADD COLUMN agents_json TEXT, ADD COLUMN cpu_load DOUBLE PRECISION, ADD COLUMN mem_load DOUBLE PRECISION,
+        ADD COLUMN running INTEGER, ADD COLUMN capacity INTEGER;
+    `,
+  },
 ];

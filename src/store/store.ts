@@ -1,12 +1,12 @@
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent, SettingsChange, NodeHeartbeat,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "./types.js";
-import type { RowPage } from "./tables.js";
+import type { ImportOptions, ImportResult, RowPage } from "./tables.js";
 
 export * from "./types.js";
-export type { RowPage } from "./tables.js";
+export type { ImportOptions, ImportResult, RowPage } from "./tables.js";
 
 export interface MembershipUpdate {
   nodeId: string;
@@ -27,6 +27,12 @@ export interface MembershipUpdate {
 export interface Store {
   /** Human-readable location ("sqlite:/path/relaymesh.db", "postgres://user@host/db?schema=s"): never a password. */
   readonly location: string;
+
+  /**
+   * True when nodes of other machines may share this store (PostgreSQL): settings that must
+   * agree are then kept in it (`meta("cluster-settings")`), and audit records are written to it.
+   */
+  readonly shared: boolean;
 
   /**
    * The store's clock in epoch ms: lease expiry, heartbeat ages and every `nowMs` the engine
@@ -102,8 +108,8 @@ export interface Store {
   /** Counts, queue lag and step durations for stats and metrics, in one consistent read. */
   opsSnapshot(nowMs: number): Promise<OpsSnapshot>;
 
-  /** Records that a worker node is alive (creating its row on first call). */
-  heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void>;
+  /** Records that a worker node is alive (creating its row on first call), with the agents it serves and its load. */
+  heartbeatNode(node: NodeHeartbeat, nowMs: number): Promise<void>;
 
   /** Marks a node stopped after a graceful exit (only the row of that process). */
   stopNode(node: { nodeId: string; pid: number }, nowMs: number): Promise<void>;
@@ -185,10 +191,25 @@ export interface Store {
   exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>>;
 
   /**
-   * Loads a page of rows written by `exportRows` (of either dialect) as they are, ids included.
-   * For an empty store (the caller checks); rows already present are left as they are.
+   * Loads a page of rows written by `exportRows` (of either dialect) as they are, ids included
+   * unless `freshIds`. Rows already present (any unique key) are left as they are and not counted.
    */
-  importRows(page: RowPage): Promise<void>;
+  importRows(page: RowPage, options?: ImportOptions): Promise<ImportResult>;
+
+  /**
+   * A value of the store's own metadata, or null. `origin` (set when the store is created) is
+   * the store's identity; `migrate` records `imported-from:<origin>` for each store copied in.
+   */
+  meta(name: string): Promise<string | null>;
+
+  /** Sets a metadata value (see `meta`). */
+  setMeta(name: string, value: string): Promise<void>;
+
+  /** Records a settings change (field names only, never values). An entry id already recorded is left as it is. */
+  addSettingsChange(change: SettingsChange): Promise<void>;
+
+  /** Settings changes, newest first. */
+  settingsHistory(limit: number): Promise<SettingsChange[]>;
 
   /** The store's own health checks: reachable, writable, configured as asked. */
   health(): Promise<HealthCheck[]>;

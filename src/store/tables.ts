@@ -1,3 +1,5 @@
+import type { NodeHeartbeat, NodeRecord, SettingsChange } from "./types.js";
+
 /**
  * The tables a logical export carries, in load order, with the columns that are booleans
  * (INTEGER 0/1 on SQLite, BOOLEAN on PostgreSQL: exported as JSON booleans). Rows travel as
@@ -24,14 +26,70 @@ export const EXPORT_TABLES: readonly TableSpec[] = [
   { name: "nodes", key: ["node_id"], booleans: [] },
   { name: "kv", key: ["namespace", "key"], booleans: ["deleted"] },
   { name: "ownership_events", key: ["id"], booleans: [], serial: "id" },
+  { name: "settings_history", key: ["entry_id"], booleans: [] },
   { name: "dedupe_keys", key: ["key"], booleans: [] },
   { name: "rate_buckets", key: ["bucket"], booleans: [] },
   { name: "schedules", key: ["name"], booleans: ["paused"] },
   { name: "schedule_fires", key: ["name", "slot_key"], booleans: [] },
 ];
 
+/** How `importRows` loads a page. */
+export interface ImportOptions {
+  /** Leave out the table's serial column: the store gives the rows new ids (merging into a store in use). */
+  freshIds?: boolean;
+  /** Columns of the inserted rows to hand back (rows skipped as already present are not). */
+  returning?: readonly string[];
+}
+
+/** What `importRows` did: rows inserted (the rest were present already), with the `returning` columns of each. */
+export interface ImportResult {
+  inserted: number;
+  rows: Record<string, unknown>[];
+}
+
 /** One page of exported rows. */
 export interface RowPage {
   table: string;
   rows: Record<string, unknown>[];
+}
+
+/** A settings_history row (both dialects). */
+export interface SettingsRow { entry_id: string; at_ms: number; node_id: string | null; actor: string; result: "ok" | "error"; changed_fields_json: string; error: string | null }
+
+export function toSettingsChange(r: SettingsRow): SettingsChange {
+  return {
+    entryId: r.entry_id, atMs: r.at_ms, nodeId: r.node_id, actor: r.actor, result: r.result,
+    changedFields: JSON.parse(r.changed_fields_json) as string[], error: r.error,
+  };
+}
+
+/** A nodes row (both dialects). */
+export interface NodeRow {
+  node_id: string; hostname: string; pid: number; state: "running" | "stopped"; started_at_ms: number; last_heartbeat_ms: number;
+  stopped_at_ms: number | null; membership: NodeRecord["status"]; membership_since_ms: number; agents_json: string | null;
+  cpu_load: number | null; mem_load: number | null; running: number | null; capacity: number | null;
+}
+
+export function toNodeRecord(r: NodeRow): NodeRecord {
+  return {
+    nodeId: r.node_id, hostname: r.hostname, pid: r.pid, state: r.state, startedAtMs: r.started_at_ms,
+    lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms, status: r.membership, statusSinceMs: r.membership_since_ms,
+    agents: r.agents_json === null ? null : JSON.parse(r.agents_json) as string[],
+    load: r.cpu_load === null ? null : { cpu: r.cpu_load, memory: r.mem_load ?? 0, running: r.running ?? 0, capacity: r.capacity ?? 0 },
+  };
+}
+
+/** The optional columns of a heartbeat (null: keep the row's value). */
+export function heartbeatColumns(h: NodeHeartbeat) {
+  return {
+    agentsJson: h.agents ? JSON.stringify(h.agents) : null,
+    cpu: h.load?.cpu ?? null, memory: h.load?.memory ?? null, running: h.load?.running ?? null, capacity: h.load?.capacity ?? null,
+  };
+}
+
+/** `{status, n}` rows as counts by status, with every standing present (0 when none). */
+export function countsOf(rows: readonly { status: string; n: number }[]): Record<string, number> {
+  const out: Record<string, number> = { ALIVE: 0, SUSPECT: 0, DEAD: 0, STOPPED: 0 };
+  for (const r of rows) out[r.status] = Number(r.n);
+  return out;
 }

@@ -107,6 +107,8 @@ export interface StepFailure extends LeaseRef {
  */
 export interface ClaimRequest {
   limit: number;
+  /** Only steps of these agents (the ones this node can run); undefined: any agent. */
+  agents?: readonly string[];
   quotas?: readonly [low: number, normal: number, high: number];
   /**
    * Of steps with a rate limit, claim at most this many (default: no cap): the node's free
@@ -264,6 +266,12 @@ export interface OpsSnapshot {
   /** Tasks that reached DEAD_LETTER in the last hour. */
   deadLetteredLastHour: number;
   counters: Record<string, number>;
+  /** READY steps per agent, with the time the oldest of them became READY. */
+  readyByAgent: { agent: string; count: number; oldestReadyAtMs: number }[];
+  /** Node rows by standing ("ALIVE", "SUSPECT", "DEAD"; "STOPPED" after a graceful exit). */
+  nodesByStatus: Record<string, number>;
+  /** RUNNING steps by the standing of their owner (as nodesByStatus; "UNKNOWN" when the owner has no row). */
+  runningByOwnerStatus: Record<string, number>;
   /** Time and flow control: schedules (paused ones among them), open tasks with a deadline, cancelled tasks by reason ("deadline", "concurrency"…). */
   flow?: { schedules: number; schedulesPaused: number; openWithDeadline: number; cancelledByReason: Record<string, number> };
 }
@@ -307,6 +315,28 @@ export interface PurgeResult {
   idempotencyKeys: number;
 }
 
+/** What a working node reports about its machine and itself on each heartbeat. */
+export interface NodeLoad {
+  /** CPU load per core (1-minute average), 0–1 and above when overloaded. */
+  cpu: number;
+  /** Share of the machine's memory in use, 0–1. */
+  memory: number;
+  /** Step attempts running or leased here. */
+  running: number;
+  /** Step attempts this node runs at once at most (concurrency + prefetch). */
+  capacity: number;
+}
+
+/** A node's heartbeat. Fields left out keep the values of its last heartbeat. */
+export interface NodeHeartbeat {
+  nodeId: string;
+  hostname: string;
+  pid: number;
+  /** The agents this node can run (sorted). */
+  agents?: readonly string[];
+  load?: NodeLoad;
+}
+
 export interface NodeRecord {
   nodeId: string;
   hostname: string;
@@ -319,6 +349,10 @@ export interface NodeRecord {
   /** Standing by heartbeat age (see src/mesh/membership.ts), as last evaluated by a maintenance tick. */
   status: "ALIVE" | "SUSPECT" | "DEAD";
   statusSinceMs: number;
+  /** The agents it advertised, or null when it never did (a node of an older version: any agent). */
+  agents: string[] | null;
+  /** Its last reported load, or null. */
+  load: NodeLoad | null;
 }
 
 /** One entry of the ownership timeline: a reclaim or a refused write. */
@@ -367,6 +401,18 @@ export interface KvEntry {
 export interface KvChange extends KvEntry {
   namespace: string;
   deleted: boolean;
+}
+
+/** One entry of the settings history: which fields changed (names only), by whom, on which node. */
+export interface SettingsChange {
+  /** Unique per change (a UUID, or a hash of a legacy audit line), so copies between stores never double it. */
+  entryId: string;
+  atMs: number;
+  nodeId: string | null;
+  actor: string;
+  result: "ok" | "error";
+  changedFields: string[];
+  error: string | null;
 }
 
 /** What to do when a slot falls due while the previous slot's task is still open. */

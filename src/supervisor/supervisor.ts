@@ -110,6 +110,8 @@ export class Supervisor {
   /** Running attempts of agents that have a concurrency cap of their own. */
   readonly #capped = new Map<string, number>();
   readonly #hasCaps: boolean;
+  /** The agents this node can run: it claims steps of these only. */
+  readonly #agentIds: readonly string[];
   #windowTimer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> | null = null;
   /** A commit of submissions only, sent right behind the group commit in flight (pipelined). */
@@ -138,11 +140,17 @@ export class Supervisor {
     this.#settings = options.settings;
     this.#picker = new PriorityPicker(options.settings.lowStarvationMaxPicks);
     this.#hasCaps = options.agents.list().some((a) => options.agents.concurrency(a.id) !== undefined);
+    this.#agentIds = [...options.agents.ids()].sort();
   }
 
   /** Attempts handed to agents and not yet settled. */
   get inFlight(): number {
     return this.#inflight.size;
+  }
+
+  /** Attempts this node holds at most (running and prefetched). */
+  get capacity(): number {
+    return this.#o.concurrency + this.#o.prefetch;
   }
 
   attachPool(pool: AgentPool): void {
@@ -501,7 +509,7 @@ export class Supervisor {
       kvWrites: kvWrites.map((w) => w.write), progress,
       releaseRetriesLimit: this.#claiming ? this.#settings.retryDispatchLimit : 0,
       reclaimExpiredLimit: reclaim ? 100 : 0,
-      claim: free > 0 ? { ...this.#picker.plan(free), rateLimitedMax: Math.max(0, this.#o.concurrency - this.#running - this.#waiting.length) } : null,
+      claim: free > 0 ? { ...this.#picker.plan(free), agents: this.#agentIds, rateLimitedMax: Math.max(0, this.#o.concurrency - this.#running - this.#waiting.length) } : null,
     };
     if (!batch.claim && !reclaim && batch.submissions.length + completions.length + failures.length + renewals.length + releases.length +
       kvWrites.length + progress.length === 0) return;

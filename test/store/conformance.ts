@@ -17,17 +17,17 @@ import { flowConformance } from "./flow-conformance.js";
  */
 export type StoreFactory = () => Promise<{ store: Store; another(): Promise<Store>; cleanup(): Promise<void> }>;
 
-const NODE = "node-a";
-const OTHER = "node-b";
+export const NODE = "node-a";
+export const OTHER = "node-b";
 const LEASE_MS = 1_000;
-const T0 = 1_700_000_000_000;
+export const T0 = 1_700_000_000_000;
 const HIGH = 2, NORMAL = 1, LOW = 0;
-const ERROR: WireError = { name: "Error", code: "RELAYMESH_ERR_AGENT_FAILED", message: "boom" };
+export const ERROR: WireError = { name: "Error", code: "RELAYMESH_ERR_AGENT_FAILED", message: "boom" };
 
 
 interface StepDef { id: string; dependsOn?: string[]; input?: unknown; priority?: number; maxAttempts?: number; agent?: string }
 
-function newTask(steps: StepDef[], extra: Partial<Omit<NewTask, "steps">> = {}): NewTask {
+export function newTask(steps: StepDef[], extra: Partial<Omit<NewTask, "steps">> = {}): NewTask {
   const priority = extra.priority ?? NORMAL;
   return {
     taskId: randomUUID(),
@@ -52,7 +52,7 @@ function newTask(steps: StepDef[], extra: Partial<Omit<NewTask, "steps">> = {}):
   };
 }
 
-function batch(nowMs: number, parts: Partial<CommitBatch> = {}): CommitBatch {
+export function batch(nowMs: number, parts: Partial<CommitBatch> = {}): CommitBatch {
   return {
     nowMs, nodeId: NODE, leaseTimeoutMs: LEASE_MS,
     submissions: [], completions: [], failures: [], renewals: [], releases: [],
@@ -63,12 +63,12 @@ function batch(nowMs: number, parts: Partial<CommitBatch> = {}): CommitBatch {
 
 const claimAll = (limit = 100) => ({ limit });
 
-function ref(c: LeaseRef): LeaseRef {
+export function ref(c: LeaseRef): LeaseRef {
   return { stepKey: c.stepKey, taskId: c.taskId, stepId: c.stepId, leaseEpoch: c.leaseEpoch };
 }
 
 /** The `{input, deps}` of a claimed step's payload (other fields a store adds are left out). */
-function payload(c: ClaimedStep): { input: unknown; deps: Record<string, unknown> } {
+export function payload(c: ClaimedStep): { input: unknown; deps: Record<string, unknown> } {
   const parsed = JSON.parse(c.payloadJson) as { input: unknown; deps: Record<string, unknown> };
   assert.ok("input" in parsed && "deps" in parsed, `payload has input and deps: ${c.payloadJson}`);
   return { input: parsed.input, deps: parsed.deps };
@@ -78,13 +78,13 @@ function byStep(claimed: ClaimedStep[]): Record<string, ClaimedStep> {
   return Object.fromEntries(claimed.map((c) => [c.stepId, c]));
 }
 
-async function task(store: Store, taskId: string): Promise<TaskWithSteps> {
+export async function task(store: Store, taskId: string): Promise<TaskWithSteps> {
   const t = await store.getTask(taskId);
   assert.ok(t, `task ${taskId} exists`);
   return t;
 }
 
-async function step(store: Store, taskId: string, stepId: string): Promise<StepRecord> {
+export async function step(store: Store, taskId: string, stepId: string): Promise<StepRecord> {
   const s = (await task(store, taskId)).steps.find((x) => x.stepId === stepId);
   assert.ok(s, `step ${stepId} of task ${taskId} exists`);
   return s;
@@ -95,13 +95,13 @@ async function statuses(store: Store, taskId: string): Promise<Record<string, st
 }
 
 /** Submits one task (in its own commit) and returns its id. */
-async function submit(store: Store, t: NewTask, nowMs = T0): Promise<string> {
+export async function submit(store: Store, t: NewTask, nowMs = T0): Promise<string> {
   const r = await store.commit(batch(nowMs, { submissions: [t] }));
   assert.deepEqual(r.submitted, [{ taskId: t.taskId, created: true, steps: t.steps.length }]);
   return t.taskId;
 }
 
-async function claimOne(store: Store, nowMs: number, nodeId = NODE): Promise<ClaimedStep> {
+export async function claimOne(store: Store, nowMs: number, nodeId = NODE): Promise<ClaimedStep> {
   const r = await store.commit(batch(nowMs, { nodeId, claim: claimAll(1) }));
   assert.equal(r.claimed.length, 1, "one step claimed");
   return r.claimed[0]!;

@@ -3,11 +3,12 @@ import assert from "node:assert/strict";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { parsePgUrl } from "../../src/store/postgres/url.js";
 import type { Store } from "../../src/store/store.js";
-import { storeConformance } from "./conformance.js";
+import { storeConformance, type StoreFactory } from "./conformance.js";
+import { meshConformance } from "./mesh-conformance.js";
 import { PG_URL, pgSchemaUrl, skipPg } from "./pg.js";
 
 if (PG_URL) {
-  storeConformance("postgres", async () => {
+  const pgFactory: StoreFactory = async () => {
     const { url, drop } = pgSchemaUrl();
     const opened: Store[] = [];
     const open = async () => {
@@ -18,7 +19,9 @@ if (PG_URL) {
     };
     const store = await open();
     return { store, another: open, async cleanup() { for (const s of opened) await s.close(); await drop(); } };
-  });
+  };
+  storeConformance("postgres", pgFactory);
+  meshConformance("postgres", pgFactory);
 }
 
 describe("PostgresStore (PostgreSQL only)", { skip: skipPg }, () => {

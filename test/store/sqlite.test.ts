@@ -10,10 +10,11 @@ import { SqliteThreadStore } from "../../src/store/sqlite/thread-store.js";
 import { MIGRATIONS } from "../../src/store/migrations.js";
 import { ErrorCode } from "../../src/errors.js";
 import type { CommitBatch, NewTask } from "../../src/store/types.js";
-import { storeConformance } from "./conformance.js";
+import { storeConformance, type StoreFactory } from "./conformance.js";
+import { meshConformance } from "./mesh-conformance.js";
 import { REPO, tempRoot, withDeadline } from "../helpers.js";
 
-storeConformance("sqlite", async () => {
+const sqliteFactory: StoreFactory = async () => {
   const { root, cleanup } = tempRoot("relaymesh-store-");
   const path = join(root, "relaymesh.db");
   const opened: SqliteStore[] = [];
@@ -25,7 +26,9 @@ storeConformance("sqlite", async () => {
   };
   const store = await open();
   return { store, another: open, async cleanup() { for (const s of opened) await s.close(); cleanup(); } };
-});
+};
+storeConformance("sqlite", sqliteFactory);
+meshConformance("sqlite", sqliteFactory);
 
 // The same suite through the store thread the engine uses (calls cross a thread; errors are rebuilt from their codes).
 storeConformance("sqlite-thread", async () => {
@@ -81,7 +84,7 @@ describe("SqliteStore (SQLite only)", () => {
     assert.deepEqual(await store.purge({ finishedBeforeMs: now, deadBeforeMs: now, idempotencyBeforeMs: 0 }), { finishedTasks: 1, deadLetters: 0, idempotencyKeys: 0 });
     const db = new Database(path, { readonly: true });
     t.after(() => db.close());
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('schema_migrations', 'counters', 'lease_conflicts', 'nodes', 'ownership_events')").all() as { name: string }[]).map((r) => r.name);
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('schema_migrations', 'counters', 'lease_conflicts', 'nodes', 'ownership_events', 'store_meta', 'settings_history')").all() as { name: string }[]).map((r) => r.name);
     for (const table of tables) assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n, 0, `${table} is empty`);
     assert.ok(tables.includes("steps") && tables.includes("step_inputs") && tables.includes("step_outputs"));
   });

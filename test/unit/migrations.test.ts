@@ -16,6 +16,8 @@ const RELEASED: Record<number, string> = {
   6: "3018b004f781514fa4acadb707903a356beec2aef123999d4cbe95a203a51545",
   7: "735f42e8db62027ec8580396749b35d2b018a0b0c4a87b5632068dd07f19bcd2",
   8: "38f57fb30ae6a4a3d85cf631a83a75fdd039e7eb30aef52e67c4ebd5b2c1ffa6",
+  9: "9633f598955f9370aef9eabb0ab7d5f56476ced7ccfcf6a9a711a061281e6325",
+  10: "a3aecc9a13fd55e4f195f0b1ca98348e74b2bfde551dc0b1b7f87dc7d1791ae1",
 };
 
 test("migrations: numbered in increasing order (numbers may be reserved), with both dialects, and no released one was edited", () => {

@@ -1,9 +1,10 @@
 import { withMesh, type CommandResult, type GlobalOptions } from "../context.js";
 import { table } from "../format.js";
 
+/** This node's agents and those other nodes of the store advertise, each with the live nodes serving it. */
 export default async function agents(globals: GlobalOptions): Promise<CommandResult> {
   return withMesh(globals, { work: false }, async (mesh) => {
-    const list = mesh.agents.list();
-    return { data: { agents: list }, human: table(["AGENT", "KIND"], list.map((a) => [a.id, a.kind])) };
+    const list = await mesh.agentDirectory();
+    return { data: { agents: list }, human: table(["AGENT", "KIND", "LIVE NODES"], list.map((a) => [a.id, a.kind, a.nodes.join(", ") || "-"])) };
   });
 }

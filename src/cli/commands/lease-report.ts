@@ -25,12 +25,13 @@ export default async function leaseReport(globals: GlobalOptions, flags: { hours
       conflictsByOperation: count((e) => (e.kind === "lease-conflict" ? String(e.details.operation ?? "unknown") : null)),
       topTasks: [...byTask].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([taskId, n]) => ({ taskId, conflicts: n })),
       reclaimsFromDeadNodes: events.filter((e) => e.kind === "dead-owner-reclaim").length,
+      reclaimsOfExpiredLeases: events.filter((e) => e.kind === "expired-lease-reclaim").length,
       reclaimsByFormerOwner: count((e) => (e.kind === "dead-owner-reclaim" ? e.fromNode : null)),
     };
     const out = writeJsonFile(flags.out ?? join(mesh.paths.reportsDir, `lease-report-${new Date(toMs).toISOString().replace(/[:.]/g, "-")}.json`), report);
     return {
       data: { ...report, out },
-      human: `last ${hours} h: ${report.conflicts} lease conflict(s), ${report.reclaimsFromDeadNodes} reclaim(s) from DEAD nodes; report written to ${out}`,
+      human: `last ${hours} h: ${report.conflicts} lease conflict(s), ${report.reclaimsFromDeadNodes} reclaim(s) from DEAD nodes, ${report.reclaimsOfExpiredLeases} of expired leases; report written to ${out}`,
     };
   });
 }

@@ -8,7 +8,9 @@ export default async function ownershipEvents(globals: GlobalOptions, flags: { s
     const events = await mesh.ownershipEvents({ sinceMs: Date.now() - sinceHours * 3_600_000, limit });
     return {
       data: { events },
-      human: table(["AT", "KIND", "TASK", "STEP", "NODE", "FROM"], events.map((e) => [time(e.atMs), e.kind, e.taskId, e.stepId, e.nodeId, e.fromNode])),
+      human: table(["AT", "KIND", "TASK", "STEP", "NODE", "FROM", "EPOCHS"], events.map((e) => [time(e.atMs), e.kind, e.taskId, e.stepId, e.nodeId, e.fromNode,
+        e.kind === "lease-conflict" ? `${String(e.details.expectedLeaseEpoch)} refused (now ${String(e.details.actualLeaseEpoch)})`
+          : `${String(e.details.fromLeaseEpoch ?? "?")} → ${String(e.details.toLeaseEpoch ?? "?")}`])),
     };
   });
 }

@@ -8,6 +8,7 @@ export default async function stats(globals: GlobalOptions): Promise<CommandResu
       table(["TASKS", "N"], Object.entries(s.tasks)),
       table(["STEPS", "N"], Object.entries(s.steps)),
       `queue lag ${s.queueLagMs} ms, step latency p95 ${s.stepLatencyP95Ms ?? "-"} ms, p99 ${s.stepLatencyP99Ms ?? "-"} ms, dead letters in the last hour ${s.deadLetterGrowth1h}`,
+      ...s.unservable.map((u) => `${u.readySteps} READY step(s) of agent "${u.agent}" wait for a node that serves it (the oldest for ${u.waitingMs} ms)`),
     ].join("\n\n");
     return { data: s, human };
   });

@@ -1,5 +1,5 @@
 import { ErrorCode, StoreError, errorToWire } from "../../errors.js";
-import { countForced } from "../claim.js";
+import { countForced, reclaimEvent, type ReclaimedLease } from "../claim.js";
 import type {
   ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, SubmitOutcome, TaskStatus,
 } from "../types.js";
@@ -99,8 +99,8 @@ const SQL = {
     SELECT (SELECT COUNT(*) FROM r)::int + (SELECT COUNT(*) FROM t WHERE status = 'READY')::int AS ready,
       (EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') OR EXISTS (SELECT 1 FROM t WHERE status = 'QUEUED')) AS queued`,
   /** Expired leases: READY again, or DEAD_LETTER when no attempt is left; the epoch moves on either way. */
-  reclaimExpired: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_expires_at_ms < $1
-        ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
+  reclaimExpired: `WITH x AS (SELECT id, lease_owner AS from_node, lease_epoch AS from_epoch, lease_expires_at_ms AS expired_at FROM steps
+        WHERE status = 'RUNNING' AND lease_expires_at_ms < $1 ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET
       status = CASE WHEN s.attempt < s.max_attempts THEN 'READY' ELSE 'DEAD_LETTER' END,
       ready_at_ms = CASE WHEN s.attempt < s.max_attempts THEN $1 ELSE s.ready_at_ms END,
@@ -110,7 +110,8 @@ const SQL = {
         'message', format('lease of node "%s" expired on attempt %s of %s; no attempts left', s.lease_owner, s.attempt, s.max_attempts))::text END,
       lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = NULL
     FROM x WHERE s.id = x.id
-    RETURNING s.id, s.task_id, s.step_id, s.status, (SELECT fail_fast FROM tasks t WHERE t.task_id = s.task_id) AS fail_fast`,
+    RETURNING s.id, s.task_id, s.step_id, s.status, (SELECT fail_fast FROM tasks t WHERE t.task_id = s.task_id) AS fail_fast,
+      x.from_node, x.from_epoch, x.expired_at, s.lease_epoch AS to_epoch`,
   bumpCounter: `INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
   closeTasks: `UPDATE tasks SET steps_open = tasks.steps_open - d.closed, dead_count = tasks.dead_count + d.dead,
       cancelled_count = tasks.cancelled_count + d.cancelled, updated_at_ms = $5,
@@ -121,7 +122,8 @@ const SQL = {
     WHERE tasks.task_id = d.task_id AND tasks.status IN ('PENDING', 'RUNNING')
     RETURNING tasks.task_id, tasks.status, tasks.steps_open`,
   /** The claim: one statement, the index steps_claim matches its ORDER BY. */
-  claim: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+  claim: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND ($5::text[] IS NULL OR agent = ANY($5::text[]))
+      ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET status = 'RUNNING', lease_owner = $2, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $3,
       attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
     FROM picked WHERE s.id = picked.id
@@ -129,7 +131,8 @@ const SQL = {
       s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms,
       s.deadline_at_ms, s.rate_bucket, s.rate_name, s.rate_per_sec, s.rate_burst`,
   /** A quota claim of one priority class (same index, equality on its first column). */
-  claimClass: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND priority = $5 ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+  claimClass: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND priority = $5 AND ($6::text[] IS NULL OR agent = ANY($6::text[]))
+      ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET status = 'RUNNING', lease_owner = $2, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $3,
       attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
     FROM picked WHERE s.id = picked.id
@@ -149,17 +152,18 @@ const SQL = {
     SELECT 'k', NULL, namespace, key, value_json FROM kv WHERE namespace = ANY($3::text[]) AND NOT deleted`,
   tail: `SELECT LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
       (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0) AS c0,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1) AS c1,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2) AS c2`,
-  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY') OR EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS ready,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c0,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c1,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c2`,
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) OR EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS ready,
     LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
       (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
     (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
   expireOwnedBy: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_owner = ANY($1::text[]) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET lease_expires_at_ms = 0 FROM x WHERE s.id = x.id RETURNING s.task_id, s.step_id, s.lease_epoch, s.lease_owner`,
   ownershipEvents: `INSERT INTO ownership_events (at_ms, kind, task_id, step_id, node_id, from_node, lease_epoch, details_json)
-    SELECT $1, 'dead-owner-reclaim', u.task_id, u.step_id, $2, u.owner, u.ep, '{}' FROM unnest($3::text[], $4::text[], $5::text[], $6::int[]) AS u(task_id, step_id, owner, ep)`,
+    SELECT $1, u.kind, u.task_id, u.step_id, $2, u.owner, u.ep, u.details
+    FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[]) AS u(task_id, step_id, owner, ep, kind, details)`,
 } as const;
 
 const q = statements("c", SQL);
@@ -180,7 +184,7 @@ export function isReadOnlyBatch(batch: CommitBatch): boolean {
 
 /** A read outside any transaction: whether a write-free batch has anything to do, and the next retry time. */
 export async function probe(db: Queryable, batch: CommitBatch): Promise<{ busy: boolean; retryAtMs: number | null }> {
-  const [p] = await q<{ ready: boolean; retry_at: number | null; expires_at: number | null }>(db, "workProbe");
+  const [p] = await q<{ ready: boolean; retry_at: number | null; expires_at: number | null }>(db, "workProbe", [batch.claim?.agents ?? null]);
   const busy = (batch.claim !== null && batch.claim.limit > 0 && p!.ready) ||
     (batch.releaseRetriesLimit > 0 && p!.retry_at !== null && p!.retry_at <= batch.nowMs) ||
     (batch.reclaimExpiredLimit > 0 && p!.expires_at !== null && p!.expires_at < batch.nowMs);
@@ -232,7 +236,7 @@ export class PgBatch {
     }
     await this.closeTasks();
     if (batch.claim && batch.claim.limit > 0) await this.claim(batch);
-    const [tail] = await q<{ retry_at: number | null; c0: boolean; c1: boolean; c2: boolean }>(this.db, "tail");
+    const [tail] = await q<{ retry_at: number | null; c0: boolean; c1: boolean; c2: boolean }>(this.db, "tail", [batch.claim?.agents ?? null]);
     this.result.nextRetryAtMs = tail!.retry_at;
     if (batch.claim && this.result.claimed.length >= batch.claim.limit) this.result.claimBacklog = [tail!.c0, tail!.c1, tail!.c2];
     const forced = countForced(this.#quotaTaken, this.#highestRest, this.result.claimBacklog);
@@ -438,23 +442,28 @@ export class PgBatch {
   }
 
   async reclaimExpired(limit: number): Promise<number> {
-    const rows = await q<{ id: number; task_id: string; step_id: string; status: string; fail_fast: boolean }>(this.db, "reclaimExpired",
+    const rows = await q<{ id: number; task_id: string; step_id: string; status: string; fail_fast: boolean } & ReclaimedLease>(this.db, "reclaimExpired",
       [this.nowMs, limit, ErrorCode.LEASE_LOST]);
+    if (rows.length > 0) {
+      const events = rows.map((r) => reclaimEvent(r, r.status));
+      await q(this.db, "ownershipEvents", [this.nowMs, this.nodeId, rows.map((r) => r.task_id), rows.map((r) => r.step_id), rows.map((r) => r.from_node),
+        rows.map((r) => r.from_epoch), events.map((e) => e.kind), events.map((e) => e.detailsJson)]);
+    }
     for (const r of rows) {
       if (r.status === "DEAD_LETTER") await this.afterDead(r.task_id, r.step_id, r.fail_fast);
       else this.madeReady++;
     }
-    if (rows.length > 0) await q(this.db, "bumpCounter", ["lease_expired_reclaimed_total", rows.length]);
+    // Steps taken from DEAD nodes are counted as such (dead_owner_reclaimed_total), not as expired.
+    const expired = rows.filter((r) => r.expired_at !== 0).length;
+    if (expired > 0) await q(this.db, "bumpCounter", ["lease_expired_reclaimed_total", expired]);
     this.result.reclaimed += rows.length;
     return rows.length;
   }
 
-  /** Ends the leases of up to `limit` steps of these nodes and reclaims them (recorded as ownership events). */
+  /** Ends the leases of up to `limit` steps of these nodes and reclaims them (recorded as ownership events by reclaimExpired). */
   async reclaimFromNodes(nodeIds: string[], limit: number): Promise<number> {
     const rows = await q<{ task_id: string; step_id: string; lease_epoch: number; lease_owner: string }>(this.db, "expireOwnedBy", [nodeIds, limit]);
     if (rows.length === 0) return 0;
-    await q(this.db, "ownershipEvents", [this.nowMs, this.nodeId, rows.map((r) => r.task_id), rows.map((r) => r.step_id), rows.map((r) => r.lease_owner),
-      rows.map((r) => r.lease_epoch)]);
     await q(this.db, "bumpCounter", ["dead_owner_reclaimed_total", rows.length]);
     // Their leases now end first in expiry order (0), so this reclaim takes exactly them.
     await this.reclaimExpired(rows.length);
@@ -480,18 +489,19 @@ export class PgBatch {
 
   async claim(batch: CommitBatch): Promise<void> {
     const { limit, quotas = [0, 0, 0] } = batch.claim!;
+    const agents = batch.claim!.agents ?? null;
     const expiresAtMs = this.nowMs + batch.leaseTimeoutMs;
     const quotaRows: ClaimRow[] = [];
     const taken = [0, 0, 0];
     for (let c = 0; c < 2; c++) {
       const n = Math.min(quotas[c]!, limit - quotaRows.length);
       if (n <= 0) continue;
-      const rows = await q<ClaimRow>(this.db, "claimClass", [n, this.nodeId, expiresAtMs, this.nowMs, c]);
+      const rows = await q<ClaimRow>(this.db, "claimClass", [n, this.nodeId, expiresAtMs, this.nowMs, c, agents]);
       taken[c] = rows.length;
       quotaRows.push(...rows.sort(claimOrder));
     }
     const rest = limit > quotaRows.length
-      ? (await q<ClaimRow>(this.db, "claim", [limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs])).sort(claimOrder)
+      ? (await q<ClaimRow>(this.db, "claim", [limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs, agents])).sort(claimOrder)
       : [];
     let rows = [...quotaRows, ...rest];
     if (rows.some((r) => r.rate_bucket !== null)) {

@@ -2,9 +2,10 @@ import type { WireError } from "../../errors.js";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type KvChange, type KvEntry, type LeaseConflict, type LeaseRef,
   type NodeRecord, type OpsSnapshot, type OwnershipEvent, type PurgeQuery, type PurgeResult, type ReplayResult, type StepRecord,
-  type StepStatus, type TaskRecord, type TaskStatus, type TaskWithSteps,
+  type NodeHeartbeat, type SettingsChange, type StepStatus, type TaskRecord, type TaskStatus, type TaskWithSteps,
 } from "../types.js";
 import type { MembershipUpdate } from "../store.js";
+import { countsOf, heartbeatColumns, toNodeRecord, type NodeRow, type SettingsRow } from "../tables.js";
 import { statements, type Queryable } from "./db.js";
 
 const OPEN = `('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT', 'RUNNING')`;
@@ -76,13 +77,20 @@ const SQL = {
         (SELECT COUNT(*) FROM unnest($1::bigint[]) b WHERE b < finished_at_ms - started_at_ms)::int AS bucket
       FROM steps WHERE status IN ('SUCCESS', 'DEAD_LETTER') AND started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL) x
     GROUP BY bucket`,
+  nodesByStatus: `SELECT CASE WHEN state = 'stopped' THEN 'STOPPED' ELSE membership END AS status, COUNT(*) AS n FROM nodes GROUP BY 1`,
+  runningByOwner: `SELECT COALESCE(CASE WHEN n.state = 'stopped' THEN 'STOPPED' ELSE n.membership END, 'UNKNOWN') AS status, COUNT(*) AS n FROM steps s LEFT JOIN nodes n ON n.node_id = s.lease_owner WHERE s.status = 'RUNNING' GROUP BY 1`,
+  readyByAgent: `SELECT agent, COUNT(*)::bigint AS n, MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY' GROUP BY agent ORDER BY agent COLLATE "C"`,
   deadLastHour: `SELECT COUNT(*)::bigint AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= $1`,
 
-  upsertNode: `INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms)
-      VALUES ($1, $2, $3, 'running', $4, $4, $4)
+  upsertNode: `INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms,
+      agents_json, cpu_load, mem_load, running, capacity)
+      VALUES ($1, $2, $3, 'running', $4, $4, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (node_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid, state = 'running',
       started_at_ms = CASE WHEN nodes.state = 'running' AND nodes.pid = excluded.pid THEN nodes.started_at_ms ELSE excluded.started_at_ms END,
-      last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL`,
+      last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL,
+      agents_json = COALESCE(excluded.agents_json, nodes.agents_json), cpu_load = COALESCE(excluded.cpu_load, nodes.cpu_load),
+      mem_load = COALESCE(excluded.mem_load, nodes.mem_load), running = COALESCE(excluded.running, nodes.running),
+      capacity = COALESCE(excluded.capacity, nodes.capacity)`,
   stopNode: `UPDATE nodes SET state = 'stopped', stopped_at_ms = $3, last_heartbeat_ms = $3 WHERE node_id = $1 AND pid = $2`,
   nodes: `SELECT * FROM nodes ORDER BY node_id COLLATE "C"`,
   setMemberships: `UPDATE nodes SET membership = u.status, membership_since_ms = u.since
@@ -100,6 +108,12 @@ const SQL = {
   fenceRunning: `UPDATE steps SET status = 'READY', ready_at_ms = $1, lease_owner = NULL, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = NULL, attempt = attempt - 1
     WHERE status = 'RUNNING' RETURNING task_id, step_id`,
+
+  meta: `SELECT value FROM store_meta WHERE name = $1`,
+  setMeta: `INSERT INTO store_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+  addSettingsChange: `INSERT INTO settings_history (entry_id, at_ms, node_id, actor, result, changed_fields_json, error)
+    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+  settingsHistory: `SELECT * FROM settings_history ORDER BY at_ms DESC, entry_id COLLATE "C" DESC LIMIT $1`,
 
   kvGet: `SELECT * FROM kv WHERE namespace = $1 AND key = $2 AND NOT deleted`,
   kvList: `SELECT * FROM kv WHERE namespace = $1 AND NOT deleted AND starts_with(key, $2) ORDER BY key COLLATE "C" LIMIT $3`,
@@ -207,6 +221,9 @@ export async function snapshot(db: Queryable, now: number): Promise<OpsSnapshot>
     recentStepDurationsMs: durations, stepDurationBuckets: buckets, stepDurationSumMs: sum,
     deadLetteredLastHour: (await q<{ n: number }>(db, "deadLastHour", [now - 3_600_000]))[0]!.n,
     counters: await counters(db),
+    readyByAgent: (await q<{ agent: string; n: number; at: number }>(db, "readyByAgent")).map((r) => ({ agent: r.agent, count: r.n, oldestReadyAtMs: r.at })),
+    nodesByStatus: countsOf(await q<{ status: string; n: number }>(db, "nodesByStatus")),
+    runningByOwnerStatus: countsOf(await q<{ status: string; n: number }>(db, "runningByOwner")),
     flow: await flowFigures(db),
   };
 }
@@ -218,8 +235,9 @@ async function flowFigures(db: Queryable): Promise<NonNullable<OpsSnapshot["flow
   return { schedules: sch!.n, schedulesPaused: sch!.paused, openWithDeadline: (await q<{ n: number }>(db, "openWithDeadline"))[0]!.n, cancelledByReason };
 }
 
-export async function heartbeatNode(db: Queryable, node: { nodeId: string; hostname: string; pid: number }, now: number): Promise<void> {
-  await q(db, "upsertNode", [node.nodeId, node.hostname, node.pid, now]);
+export async function heartbeatNode(db: Queryable, node: NodeHeartbeat, now: number): Promise<void> {
+  const h = heartbeatColumns(node);
+  await q(db, "upsertNode", [node.nodeId, node.hostname, node.pid, now, h.agentsJson, h.cpu, h.memory, h.running, h.capacity]);
 }
 
 export async function stopNode(db: Queryable, node: { nodeId: string; pid: number }, now: number): Promise<void> {
@@ -227,13 +245,7 @@ export async function stopNode(db: Queryable, node: { nodeId: string; pid: numbe
 }
 
 export async function listNodes(db: Queryable): Promise<NodeRecord[]> {
-  return (await q<{
-    node_id: string; hostname: string; pid: number; state: "running" | "stopped"; started_at_ms: number; last_heartbeat_ms: number; stopped_at_ms: number | null;
-    membership: NodeRecord["status"]; membership_since_ms: number;
-  }>(db, "nodes")).map((r) => ({
-    nodeId: r.node_id, hostname: r.hostname, pid: r.pid, state: r.state, startedAtMs: r.started_at_ms,
-    lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms, status: r.membership, statusSinceMs: r.membership_since_ms,
-  }));
+  return (await q<NodeRow>(db, "nodes")).map(toNodeRecord);
 }
 
 export async function setMemberships(db: Queryable, updates: MembershipUpdate[]): Promise<number> {
@@ -262,6 +274,22 @@ export async function bumpClusterEpoch(db: Queryable, now: number): Promise<{ cl
   const [{ value }] = (await q<{ value: number }>(db, "bumpEpoch")) as [{ value: number }];
   const fencedSteps = (await q<{ task_id: string; step_id: string }>(db, "fenceRunning", [now])).map((r) => ({ taskId: r.task_id, stepId: r.step_id }));
   return { clusterEpoch: value, fencedSteps };
+}
+
+export async function meta(db: Queryable, name: string): Promise<string | null> {
+  return (await q<{ value: string }>(db, "meta", [name]))[0]?.value ?? null;
+}
+
+export async function setMeta(db: Queryable, name: string, value: string): Promise<void> {
+  await q(db, "setMeta", [name, value]);
+}
+
+export async function addSettingsChange(db: Queryable, c: SettingsChange): Promise<void> {
+  await q(db, "addSettingsChange", [c.entryId, c.atMs, c.nodeId, c.actor, c.result, JSON.stringify(c.changedFields), c.error]);
+}
+
+export async function settingsHistory(db: Queryable, limit: number): Promise<SettingsRow[]> {
+  return q<SettingsRow>(db, "settingsHistory", [limit]);
 }
 
 export async function kvGet(db: Queryable, namespace: string, key: string): Promise<KvEntry | null> {

@@ -2,10 +2,10 @@ import pg from "pg";
 import { StoreError } from "../../errors.js";
 import { MIGRATIONS } from "../migrations.js";
 import type { MembershipUpdate, Store } from "../store.js";
-import { EXPORT_TABLES, type RowPage } from "../tables.js";
+import { EXPORT_TABLES, toSettingsChange, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
 import type {
-  CancelResult, CommitBatch, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
-  PurgeQuery, PurgeResult, ReplayResult, TaskRecord, TaskStatus, TaskWithSteps,
+  CancelResult, CommitBatch, NodeHeartbeat, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
+  PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { PgBatch, emptyResult, isReadOnlyBatch, probe } from "./commit.js";
@@ -53,6 +53,7 @@ const DEAD_TUPLES_LIMIT = 5_000_000;
  */
 export class PostgresStore implements Store {
   readonly location: string;
+  readonly shared = true;
   readonly #target: PgTarget;
   readonly #pool: pg.Pool;
   readonly #wake: WakeChannel;
@@ -196,7 +197,7 @@ export class PostgresStore implements Store {
     return this.#tx("opsSnapshot", (c) => ops.snapshot(c, nowMs), { readOnly: true });
   }
 
-  async heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void> {
+  async heartbeatNode(node: NodeHeartbeat, nowMs: number): Promise<void> {
     await this.#read("heartbeatNode", (c) => ops.heartbeatNode(c, node, nowMs));
   }
 
@@ -308,21 +309,39 @@ export class PostgresStore implements Store {
     }, { readOnly: true });
   }
 
-  async importRows(page: RowPage): Promise<void> {
+  async importRows(page: RowPage, options: ImportOptions = {}): Promise<ImportResult> {
     const spec = EXPORT_TABLES.find((t) => t.name === page.table);
     if (!spec) throw new StoreError(`import: unknown table "${page.table}"`);
-    if (page.rows.length === 0) return;
-    const columns = Object.keys(page.rows[0]!);
-    for (const c of columns) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
+    if (page.rows.length === 0) return { inserted: 0, rows: [] };
+    const columns = Object.keys(page.rows[0]!).filter((c) => !(options.freshIds && c === spec.serial));
+    const returning = options.returning ?? [];
+    for (const c of [...columns, ...returning]) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
     const list = columns.join(", ");
-    await this.#tx("importRows", async (c) => {
-      await c.query(`INSERT INTO ${spec.name} (${list}) SELECT ${list} FROM json_populate_recordset(NULL::${spec.name}, $1::json) ON CONFLICT DO NOTHING`,
-        [JSON.stringify(page.rows)]);
-      if (spec.serial) {
+    return this.#tx("importRows", async (c) => {
+      const { rows } = await c.query<Record<string, unknown>>(`INSERT INTO ${spec.name} (${list}) SELECT ${list} FROM json_populate_recordset(NULL::${spec.name}, $1::json)
+        ON CONFLICT DO NOTHING RETURNING ${returning.length > 0 ? returning.join(", ") : "1 AS one"}`, [JSON.stringify(page.rows)]);
+      if (spec.serial && !options.freshIds) {
         await c.query(`SELECT setval(pg_get_serial_sequence('${spec.name}', '${spec.serial}'), GREATEST(1, (SELECT MAX(${spec.serial}) FROM ${spec.name})))`);
       }
       if (spec.name === "kv") await c.query(`SELECT setval('kv_version_seq', GREATEST(1, (SELECT MAX(version) FROM kv), (SELECT last_value FROM kv_version_seq)))`);
+      return { inserted: rows.length, rows: returning.length > 0 ? rows : [] };
     });
+  }
+
+  async meta(name: string): Promise<string | null> {
+    return this.#read("meta", (c) => ops.meta(c, name));
+  }
+
+  async setMeta(name: string, value: string): Promise<void> {
+    await this.#read("setMeta", (c) => ops.setMeta(c, name, value));
+  }
+
+  async addSettingsChange(change: SettingsChange): Promise<void> {
+    await this.#read("addSettingsChange", (c) => ops.addSettingsChange(c, change));
+  }
+
+  async settingsHistory(limit: number): Promise<SettingsChange[]> {
+    return (await this.#read("settingsHistory", (c) => ops.settingsHistory(c, limit))).map((r: SettingsRow) => toSettingsChange(r));
   }
 
   async health(): Promise<HealthCheck[]> {

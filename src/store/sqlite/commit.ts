@@ -4,14 +4,21 @@ import type {
 } from "../types.js";
 import type { Statements } from "./statements.js";
 import { admitQueued, dedupe, takeTokens, type FlowStatements, type RateRow } from "./flow.js";
-import { countForced } from "../claim.js";
+import { countForced, reclaimEvent } from "../claim.js";
+
+/** The claim's agent filter as a statement parameter: a JSON array, or null for any agent. */
+export function agentsParam(agents: readonly string[] | undefined): string | null {
+  return agents ? JSON.stringify(agents) : null;
+}
 
 interface ClaimRow extends RateRow {
   id: number; task_id: string; step_id: string; agent: string; depends_on_json: string;
   lease_epoch: number; attempt: number; max_attempts: number; base_backoff_ms: number; max_backoff_ms: number;
   timeout_ms: number | null; priority: number; trace_id: string; deadline_at_ms: number | null;
 }
-interface ExpiredRow { id: number; task_id: string; step_id: string; lease_epoch: number; attempt: number; max_attempts: number; lease_owner: string | null }
+interface ExpiredRow {
+  id: number; task_id: string; step_id: string; lease_epoch: number; attempt: number; max_attempts: number; lease_owner: string | null; lease_expires_at_ms: number;
+}
 
 /** Inserts one task inside a savepoint (a nested better-sqlite3 transaction), so a failure leaves the batch whole. */
 export type InsertTask = (s: Statements, f: FlowStatements, task: NewTask, now: number) => SubmitOutcome;
@@ -138,10 +145,19 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch,
   }
 
   if (batch.reclaimExpiredLimit > 0) {
+    let expiredCount = 0;
+    const record = (row: ExpiredRow, status: string) => {
+      if (row.lease_expires_at_ms !== 0) expiredCount++;
+      const e = reclaimEvent({ from_node: row.lease_owner, from_epoch: row.lease_epoch, expired_at: row.lease_expires_at_ms, to_epoch: row.lease_epoch + 1 }, status);
+      s.ownershipEvent.run({
+        atMs: now, kind: e.kind, taskId: row.task_id, stepId: row.step_id, nodeId: batch.nodeId, fromNode: row.lease_owner,
+        leaseEpoch: row.lease_epoch, detailsJson: e.detailsJson,
+      });
+    };
     for (const row of s.expiredLeases.all(now, batch.reclaimExpiredLimit) as ExpiredRow[]) {
       const ref = { id: row.id, leaseEpoch: row.lease_epoch, now };
       if (row.attempt < row.max_attempts) {
-        if (s.reclaimStep.run(ref).changes > 0) result.reclaimed++;
+        if (s.reclaimStep.run(ref).changes > 0) { result.reclaimed++; record(row, "READY"); }
         continue;
       }
       const errorJson = JSON.stringify({
@@ -150,10 +166,12 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch,
       });
       if (s.reclaimDeadStep.run({ ...ref, errorJson }).changes === 0) continue;
       result.reclaimed++;
+      record(row, "DEAD_LETTER");
       const failFast = (s.getTask.get(row.task_id) as { fail_fast: number }).fail_fast === 1;
       afterDead(row.task_id, row.step_id, failFast);
     }
-    if (result.reclaimed > 0) s.bumpCounter.run("lease_expired_reclaimed_total", result.reclaimed);
+    // Steps taken from DEAD nodes are counted as such (dead_owner_reclaimed_total), not as expired.
+    if (expiredCount > 0) s.bumpCounter.run("lease_expired_reclaimed_total", expiredCount);
   }
 
   // Slots free up when steps close or leases are reclaimed; newcomers queue on submission or release.
@@ -244,22 +262,23 @@ function flowRow(row: { status: string; now: number }, step: NewStep, deadlineAt
 /** Claims READY steps; returns whether a rate limit sent some back to wait. */
 function claim(s: Statements, f: FlowStatements, batch: CommitBatch, result: CommitResult): boolean {
   const { limit, quotas = [0, 0, 0] } = batch.claim!;
+  const agents = agentsParam(batch.claim!.agents);
   const ids: number[] = [];
   const taken = [0, 0, 0];
   for (let c = 0; c < 3 && ids.length < limit; c++) {
     if (quotas[c]! <= 0) continue;
     const before = ids.length;
-    for (const r of s.readyOfClass.all({ priority: c, limit: Math.min(quotas[c]!, limit - ids.length), offset: 0 }) as { id: number }[]) ids.push(r.id);
+    for (const r of s.readyOfClass.all({ priority: c, limit: Math.min(quotas[c]!, limit - ids.length), offset: 0, agents }) as { id: number }[]) ids.push(r.id);
     taken[c] = ids.length - before;
   }
   let highest = -1;
   for (let c = 2; c >= 0 && ids.length < limit; c--) {
     const before = ids.length;
-    for (const r of s.readyOfClass.all({ priority: c, limit: limit - ids.length, offset: taken[c] }) as { id: number }[]) ids.push(r.id);
+    for (const r of s.readyOfClass.all({ priority: c, limit: limit - ids.length, offset: taken[c], agents }) as { id: number }[]) ids.push(r.id);
     if (ids.length > before) highest = Math.max(highest, c);
   }
   if (ids.length === limit) {
-    const left = s.readyClasses.get() as { c0: number; c1: number; c2: number };
+    const left = s.readyClasses.get({ agents }) as { c0: number; c1: number; c2: number };
     result.claimBacklog = [left.c0 === 1, left.c1 === 1, left.c2 === 1];
   }
   const forced = countForced(taken, highest, result.claimBacklog);

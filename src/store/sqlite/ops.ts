@@ -2,7 +2,9 @@ import type Database from "better-sqlite3";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type LeaseRef, type NodeRecord, type OpsSnapshot,
   type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus, type KvEntry, type KvChange, type OwnershipEvent,
+  type SettingsChange, type NodeHeartbeat,
 } from "../types.js";
+import { countsOf, heartbeatColumns, toNodeRecord, toSettingsChange, type NodeRow, type SettingsRow } from "../tables.js";
 
 interface KvRow { namespace: string; key: string; value_json: string | null; deleted: number; version: number; updated_at_ms: number; writer: string }
 
@@ -14,18 +16,22 @@ export interface SqliteOps {
   replayTask(taskId: string, now: number): ReplayResult | null;
   purge(query: PurgeQuery): PurgeResult;
   snapshot(now: number): OpsSnapshot;
-  heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, now: number): void;
+  heartbeatNode(node: NodeHeartbeat, now: number): void;
   stopNode(node: { nodeId: string; pid: number }, now: number): void;
   nodes(): NodeRecord[];
   kvGet(namespace: string, key: string): KvEntry | null;
   kvList(namespace: string, prefix: string, limit: number): KvEntry[];
   kvChanges(namespace: string, afterVersion: number, limit: number): KvChange[];
   setMemberships(updates: { nodeId: string; from: { status: string; sinceMs: number }; status: string; sinceMs: number }[]): number;
-  expireLeasesOf(nodeIds: string[], limit: number, now: number, byNode: string): number;
+  expireLeasesOf(nodeIds: string[], limit: number): number;
   pruneNodes(olderThanMs: number, limit: number): number;
   ownershipEvents(sinceMs: number, limit: number): OwnershipEvent[];
   clusterEpoch(): number;
   bumpClusterEpoch(now: number): { clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] };
+  meta(name: string): string | null;
+  setMeta(name: string, value: string): void;
+  addSettingsChange(change: SettingsChange): void;
+  settingsHistory(limit: number): SettingsChange[];
   /** Adds `by` to a counter (creating it). The caller brings the transaction. */
   bumpCounter(name: string, by: number): void;
 }
@@ -80,16 +86,23 @@ export function prepareOps(db: Database.Database): SqliteOps {
           (SELECT COUNT(*) FROM json_each(@bounds) b WHERE b.value < finished_at_ms - started_at_ms) AS bucket
         FROM steps WHERE status IN ('SUCCESS', 'DEAD_LETTER') AND started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL)
       GROUP BY bucket`),
+    nodesByStatus: db.prepare(`SELECT CASE WHEN state = 'stopped' THEN 'STOPPED' ELSE membership END AS status, COUNT(*) AS n FROM nodes GROUP BY 1`),
+    runningByOwner: db.prepare(`SELECT COALESCE(CASE WHEN n.state = 'stopped' THEN 'STOPPED' ELSE n.membership END, 'UNKNOWN') AS status, COUNT(*) AS n FROM steps s LEFT JOIN nodes n ON n.node_id = s.lease_owner WHERE s.status = 'RUNNING' GROUP BY 1`),
+    readyByAgent: db.prepare(`SELECT agent, COUNT(*) AS n, MIN(ready_at_ms) AS at FROM steps WHERE status = 'READY' GROUP BY agent ORDER BY agent`),
     deadLastHour: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'DEAD_LETTER' AND finished_at_ms >= ?`),
     counters: db.prepare(`SELECT name, value FROM counters`),
     schedules: db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(paused), 0) AS paused FROM schedules`),
     openWithDeadline: db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE deadline_at_ms IS NOT NULL AND status IN ('PENDING', 'RUNNING')`),
     cancelledByReason: db.prepare(`SELECT cancel_reason AS reason, COUNT(*) AS n FROM tasks WHERE status = 'CANCELLED' AND cancel_reason IS NOT NULL GROUP BY cancel_reason`),
-    upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms)
-        VALUES (@nodeId, @hostname, @pid, 'running', @now, @now, @now)
+    upsertNode: db.prepare(`INSERT INTO nodes (node_id, hostname, pid, state, started_at_ms, last_heartbeat_ms, membership_since_ms,
+        agents_json, cpu_load, mem_load, running, capacity)
+        VALUES (@nodeId, @hostname, @pid, 'running', @now, @now, @now, @agentsJson, @cpu, @memory, @running, @capacity)
       ON CONFLICT (node_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid, state = 'running',
         started_at_ms = CASE WHEN nodes.state = 'running' AND nodes.pid = excluded.pid THEN nodes.started_at_ms ELSE excluded.started_at_ms END,
-        last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL`),
+        last_heartbeat_ms = excluded.last_heartbeat_ms, stopped_at_ms = NULL,
+        agents_json = COALESCE(excluded.agents_json, nodes.agents_json), cpu_load = COALESCE(excluded.cpu_load, nodes.cpu_load),
+        mem_load = COALESCE(excluded.mem_load, nodes.mem_load), running = COALESCE(excluded.running, nodes.running),
+        capacity = COALESCE(excluded.capacity, nodes.capacity)`),
     stopNode: db.prepare(`UPDATE nodes SET state = 'stopped', stopped_at_ms = @now, last_heartbeat_ms = @now WHERE node_id = @nodeId AND pid = @pid`),
     nodes: db.prepare(`SELECT * FROM nodes ORDER BY node_id`),
     setMembership: db.prepare(`UPDATE nodes SET membership = @status, membership_since_ms = @sinceMs
@@ -97,8 +110,6 @@ export function prepareOps(db: Database.Database): SqliteOps {
     ownedBy: db.prepare(`SELECT id, task_id, step_id, lease_epoch, lease_owner FROM steps
       WHERE status = 'RUNNING' AND lease_owner IN (SELECT value FROM json_each(?)) LIMIT ?`),
     expireLease: db.prepare(`UPDATE steps SET lease_expires_at_ms = 0 WHERE id = ? AND status = 'RUNNING'`),
-    ownershipEvent: db.prepare(`INSERT INTO ownership_events (at_ms, kind, task_id, step_id, node_id, from_node, lease_epoch, details_json)
-      VALUES (@atMs, @kind, @taskId, @stepId, @nodeId, @fromNode, @leaseEpoch, @detailsJson)`),
     bumpCounter: db.prepare(`INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`),
     pruneNodes: db.prepare(`DELETE FROM nodes WHERE node_id IN (
       SELECT node_id FROM nodes WHERE membership = 'DEAD' AND last_heartbeat_ms < ? ORDER BY last_heartbeat_ms LIMIT ?)`),
@@ -113,6 +124,11 @@ export function prepareOps(db: Database.Database): SqliteOps {
     fenceRunning: db.prepare(`UPDATE steps SET status = 'READY', ready_at_ms = @now, lease_owner = NULL, lease_epoch = lease_epoch + 1,
         lease_expires_at_ms = NULL, attempt = attempt - 1
       WHERE status = 'RUNNING' RETURNING task_id, step_id`),
+    meta: db.prepare(`SELECT value FROM store_meta WHERE name = ?`),
+    setMeta: db.prepare(`INSERT INTO store_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`),
+    addSettingsChange: db.prepare(`INSERT INTO settings_history (entry_id, at_ms, node_id, actor, result, changed_fields_json, error)
+      VALUES (@entryId, @atMs, @nodeId, @actor, @result, @changedFieldsJson, @error) ON CONFLICT DO NOTHING`),
+    settingsHistory: db.prepare(`SELECT * FROM settings_history ORDER BY at_ms DESC, entry_id DESC LIMIT ?`),
   };
   /** A write transaction that takes the write lock up front (no SQLITE_BUSY on upgrade). */
   const write = <A extends unknown[], R>(fn: (...args: A) => R) => {
@@ -194,6 +210,9 @@ export function prepareOps(db: Database.Database): SqliteOps {
         recentStepDurationsMs: durations, stepDurationBuckets: buckets, stepDurationSumMs: sum,
         deadLetteredLastHour: (q.deadLastHour.get(now - 3_600_000) as { n: number }).n,
         counters: Object.fromEntries((q.counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value])),
+        readyByAgent: (q.readyByAgent.all() as { agent: string; n: number; at: number }[]).map((r) => ({ agent: r.agent, count: r.n, oldestReadyAtMs: r.at })),
+        nodesByStatus: countsOf(q.nodesByStatus.all() as { status: string; n: number }[]),
+        runningByOwnerStatus: countsOf(q.runningByOwner.all() as { status: string; n: number }[]),
         flow: flowFigures(),
       };
     }),
@@ -213,15 +232,10 @@ export function prepareOps(db: Database.Database): SqliteOps {
       }
       return applied;
     }),
-    expireLeasesOf: write((nodeIds: string[], limit: number, now: number, byNode: string) => {
+    expireLeasesOf: write((nodeIds: string[], limit: number) => {
       const rows = q.ownedBy.all(JSON.stringify(nodeIds), limit) as { id: number; task_id: string; step_id: string; lease_epoch: number; lease_owner: string }[];
-      for (const r of rows) {
-        q.expireLease.run(r.id);
-        q.ownershipEvent.run({
-          atMs: now, kind: "dead-owner-reclaim", taskId: r.task_id, stepId: r.step_id, nodeId: byNode, fromNode: r.lease_owner,
-          leaseEpoch: r.lease_epoch, detailsJson: "{}",
-        });
-      }
+      // The reclaim that follows records each one as an ownership event.
+      for (const r of rows) q.expireLease.run(r.id);
       if (rows.length > 0) q.bumpCounter.run("dead_owner_reclaimed_total", rows.length);
       return rows.length;
     }),
@@ -239,19 +253,19 @@ export function prepareOps(db: Database.Database): SqliteOps {
       return { clusterEpoch, fencedSteps };
     }),
     bumpCounter: (name: string, by: number) => { q.bumpCounter.run(name, by); },
-    heartbeatNode: (node: { nodeId: string; hostname: string; pid: number }, now: number) => {
-      q.upsertNode.run({ ...node, now });
+    meta: (name) => (q.meta.get(name) as { value: string } | undefined)?.value ?? null,
+    setMeta: (name, value) => { q.setMeta.run(name, value); },
+    addSettingsChange: (c) => {
+      q.addSettingsChange.run({ ...c, changedFieldsJson: JSON.stringify(c.changedFields) });
+    },
+    settingsHistory: (limit) => (q.settingsHistory.all(limit) as SettingsRow[]).map(toSettingsChange),
+    heartbeatNode: (node: NodeHeartbeat, now: number) => {
+      q.upsertNode.run({ nodeId: node.nodeId, hostname: node.hostname, pid: node.pid, now, ...heartbeatColumns(node) });
     },
     stopNode: (node: { nodeId: string; pid: number }, now: number) => {
       q.stopNode.run({ ...node, now });
     },
-    nodes: (): NodeRecord[] => (q.nodes.all() as {
-      node_id: string; hostname: string; pid: number; state: "running" | "stopped"; started_at_ms: number; last_heartbeat_ms: number; stopped_at_ms: number | null;
-      membership: NodeRecord["status"]; membership_since_ms: number;
-    }[]).map((r) => ({
-      nodeId: r.node_id, hostname: r.hostname, pid: r.pid, state: r.state, startedAtMs: r.started_at_ms,
-      lastHeartbeatMs: r.last_heartbeat_ms, stoppedAtMs: r.stopped_at_ms, status: r.membership, statusSinceMs: r.membership_since_ms,
-    })),
+    nodes: (): NodeRecord[] => (q.nodes.all() as NodeRow[]).map(toNodeRecord),
   };
 }
 

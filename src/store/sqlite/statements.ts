@@ -76,7 +76,7 @@ const SQL = {
 
   releaseRetries: `UPDATE steps SET status = 'READY'
     WHERE id IN (SELECT id FROM steps WHERE status = 'RETRY_WAIT' AND ready_at_ms <= ? ORDER BY ready_at_ms LIMIT ?)`,
-  expiredLeases: `SELECT id, task_id, step_id, lease_epoch, attempt, max_attempts, lease_owner FROM steps
+  expiredLeases: `SELECT id, task_id, step_id, lease_epoch, attempt, max_attempts, lease_owner, lease_expires_at_ms FROM steps
     WHERE status = 'RUNNING' AND lease_expires_at_ms < ? ORDER BY lease_expires_at_ms LIMIT ?`,
   reclaimStep: `UPDATE steps SET status = 'READY', ready_at_ms = @now, lease_owner = NULL, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = NULL
@@ -85,14 +85,15 @@ const SQL = {
       lease_epoch = lease_epoch + 1, lease_expires_at_ms = NULL
     WHERE id = @id AND status = 'RUNNING' AND lease_epoch = @leaseEpoch`,
 
-  /** Params: @priority, @limit, @offset. READY steps of one priority class, oldest first. */
-  readyOfClass: `SELECT id FROM steps WHERE status = 'READY' AND priority = @priority ORDER BY ready_at_ms, id LIMIT @limit OFFSET @offset`,
-  /** Which priority classes have READY steps. */
-  readyClasses: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0) AS c0,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1) AS c1,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2) AS c2`,
-  /** Read-only probe: is there anything a claim-only batch could do (READY or QUEUED steps, retries or timed waits due, leases expired)? */
-  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY') OR EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS ready,
+  /** Params: @priority, @limit, @offset, @agents (JSON array or null: any). READY steps of one priority class, oldest first. */
+  readyOfClass: `SELECT id FROM steps WHERE status = 'READY' AND priority = @priority AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))
+    ORDER BY ready_at_ms, id LIMIT @limit OFFSET @offset`,
+  /** Params: @agents. Which priority classes have READY steps (of these agents). */
+  readyClasses: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c0,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c1,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2 AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) AS c2`,
+  /** Params: @agents. Read-only probe: is there anything a claim-only batch could do (READY or QUEUED steps, retries or timed waits due, leases expired)? */
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND (@agents IS NULL OR agent IN (SELECT value FROM json_each(@agents)))) OR EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS ready,
     (SELECT MIN(at) FROM (SELECT MIN(ready_at_ms) AS at FROM steps WHERE status = 'RETRY_WAIT'
       UNION ALL SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
     (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
@@ -121,6 +122,8 @@ const SQL = {
   progressStep: `UPDATE steps SET progress_pct = @pct, progress_message = @message
     WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
   kvOfTasks: `SELECT namespace, key, value_json FROM kv WHERE namespace IN (SELECT value FROM json_each(?)) AND deleted = 0`,
+  ownershipEvent: `INSERT INTO ownership_events (at_ms, kind, task_id, step_id, node_id, from_node, lease_epoch, details_json)
+    VALUES (@atMs, @kind, @taskId, @stepId, @nodeId, @fromNode, @leaseEpoch, @detailsJson)`,
   bumpCounter: `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
 
   getTask: `SELECT * FROM tasks WHERE task_id = ?`,

@@ -7,11 +7,11 @@ import { MIGRATIONS } from "../migrations.js";
 import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  ReplayResult, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  NodeHeartbeat, ReplayResult, SettingsChange, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
-import { applyBatch, insertTask, type InsertTask } from "./commit.js";
-import { EXPORT_TABLES, type RowPage } from "../tables.js";
+import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
+import { EXPORT_TABLES, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
@@ -36,6 +36,7 @@ const DISK_PROBE_BYTES = 64 * 1024;
 /** The embedded store: one SQLite file in WAL mode, shared by the processes of one root. */
 export class SqliteStore implements Store {
   readonly location: string;
+  readonly shared = false;
   readonly #db: Database.Database;
   #statements: Statements | null = null;
   #ops: SqliteOps | null = null;
@@ -131,7 +132,7 @@ export class SqliteStore implements Store {
     const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, flow, batch, insertOne));
     this.#commitTx = (batch) => tx.immediate(batch);
     const reclaim = db.transaction((nodeIds: string[], limit: number, now: number, byNode: string) => {
-      const n = ops.expireLeasesOf(nodeIds, limit, now, byNode);
+      const n = ops.expireLeasesOf(nodeIds, limit);
       // Their leases now end first in expiry order, so this reclaim takes exactly them.
       if (n > 0) applyBatch(statements, flow, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, insertOne);
       return n;
@@ -173,7 +174,7 @@ export class SqliteStore implements Store {
   #idleResult(batch: CommitBatch): CommitResult | null {
     if (batch.submissions.length + batch.renewals.length + batch.completions.length + batch.failures.length + batch.releases.length +
       (batch.kvWrites?.length ?? 0) + (batch.progress?.length ?? 0) > 0) return null;
-    const p = this.#s().workProbe.get() as { ready: number; retry_at: number | null; expires_at: number | null };
+    const p = this.#s().workProbe.get({ agents: agentsParam(batch.claim?.agents) }) as { ready: number; retry_at: number | null; expires_at: number | null };
     if (batch.claim && batch.claim.limit > 0 && p.ready === 1) return null;
     if (batch.releaseRetriesLimit > 0 && p.retry_at !== null && p.retry_at <= batch.nowMs) return null;
     if (batch.reclaimExpiredLimit > 0 && p.expires_at !== null && p.expires_at < batch.nowMs) return null;
@@ -255,7 +256,7 @@ export class SqliteStore implements Store {
     return snapshot;
   }
 
-  async heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void> {
+  async heartbeatNode(node: NodeHeartbeat, nowMs: number): Promise<void> {
     this.#guard(() => this.#o().heartbeatNode(node, nowMs), "heartbeatNode");
   }
 
@@ -361,22 +362,48 @@ export class SqliteStore implements Store {
     return counts;
   }
 
-  async importRows(page: RowPage): Promise<void> {
+  async importRows(page: RowPage, options: ImportOptions = {}): Promise<ImportResult> {
     this.#o();
     const spec = EXPORT_TABLES.find((t) => t.name === page.table);
     if (!spec) throw new StoreError(`import: unknown table "${page.table}"`);
-    if (page.rows.length === 0) return;
-    const columns = Object.keys(page.rows[0]!);
-    for (const c of columns) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
-    const insert = this.#db.prepare(`INSERT INTO ${spec.name} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`);
-    this.#guard(() => this.#db.transaction(() => {
+    if (page.rows.length === 0) return { inserted: 0, rows: [] };
+    const columns = Object.keys(page.rows[0]!).filter((c) => !(options.freshIds && c === spec.serial));
+    const returning = options.returning ?? [];
+    for (const c of [...columns, ...returning]) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
+    const insert = this.#db.prepare(`INSERT INTO ${spec.name} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")}) ON CONFLICT DO NOTHING` +
+      (returning.length > 0 ? ` RETURNING ${returning.join(", ")}` : ""));
+    return this.#guard(() => this.#db.transaction(() => {
+      const out: ImportResult = { inserted: 0, rows: [] };
       for (const row of page.rows) {
-        insert.run(columns.map((c) => {
+        const values = columns.map((c) => {
           const v = row[c];
           return typeof v === "boolean" ? (v ? 1 : 0) : v ?? null;
-        }));
+        });
+        if (returning.length === 0) {
+          out.inserted += insert.run(values).changes;
+          continue;
+        }
+        const back = insert.get(values) as Record<string, unknown> | undefined;
+        if (back) { out.inserted++; out.rows.push(back); }
       }
+      return out;
     }).immediate(), "importRows");
+  }
+
+  async meta(name: string): Promise<string | null> {
+    return this.#guard(() => this.#o().meta(name), "meta");
+  }
+
+  async setMeta(name: string, value: string): Promise<void> {
+    this.#guard(() => this.#o().setMeta(name, value), "setMeta");
+  }
+
+  async addSettingsChange(change: SettingsChange): Promise<void> {
+    this.#guard(() => this.#o().addSettingsChange(change), "addSettingsChange");
+  }
+
+  async settingsHistory(limit: number): Promise<SettingsChange[]> {
+    return this.#guard(() => this.#o().settingsHistory(limit), "settingsHistory");
   }
 
   async health(): Promise<HealthCheck[]> {

@@ -1,9 +1,9 @@
 import { Worker } from "node:worker_threads";
 import { ErrorCode, StoreError, errorFromWire } from "../../errors.js";
 import type { MembershipUpdate, Store } from "../store.js";
-import type { RowPage } from "../tables.js";
+import type { ImportOptions, ImportResult, RowPage } from "../tables.js";
 import type {
-  CancelResult, CommitBatch, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
+  CancelResult, CommitBatch, NodeHeartbeat, SettingsChange, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, TaskRecord, TaskStatus,
   TaskWithSteps,
 } from "../types.js";
@@ -21,6 +21,7 @@ const WORKER_FILE = new URL("./store.worker.js", import.meta.url);
  */
 export class SqliteThreadStore implements Store {
   readonly location: string;
+  readonly shared = false;
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   #seq = 0;
@@ -96,7 +97,7 @@ export class SqliteThreadStore implements Store {
   replayTask(taskId: string, nowMs: number): Promise<ReplayResult | null> { return this.#call("replayTask", taskId, nowMs); }
   purge(query: PurgeQuery): Promise<PurgeResult> { return this.#call("purge", query); }
   opsSnapshot(nowMs: number): Promise<OpsSnapshot> { return this.#call("opsSnapshot", nowMs); }
-  heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void> { return this.#call("heartbeatNode", node, nowMs); }
+  heartbeatNode(node: NodeHeartbeat, nowMs: number): Promise<void> { return this.#call("heartbeatNode", node, nowMs); }
   stopNode(node: { nodeId: string; pid: number }, nowMs: number): Promise<void> { return this.#call("stopNode", node, nowMs); }
   listNodes(): Promise<NodeRecord[]> { return this.#call("listNodes"); }
   kvGet(namespace: string, key: string): Promise<KvEntry | null> { return this.#call("kvGet", namespace, key); }
@@ -120,7 +121,11 @@ export class SqliteThreadStore implements Store {
   removeSchedule(name: string): Promise<boolean> { return this.#call("removeSchedule", name); }
   dueSchedules(nowMs: number, limit: number): Promise<ScheduleRecord[]> { return this.#call("dueSchedules", nowMs, limit); }
   fireSchedule(fire: ScheduleFire): Promise<ScheduleFireResult> { return this.#call("fireSchedule", fire); }
-  importRows(page: RowPage): Promise<void> { return this.#call("importRows", page); }
+  importRows(page: RowPage, options?: ImportOptions): Promise<ImportResult> { return this.#call("importRows", page, options); }
+  meta(name: string): Promise<string | null> { return this.#call("meta", name); }
+  setMeta(name: string, value: string): Promise<void> { return this.#call("setMeta", name, value); }
+  addSettingsChange(change: SettingsChange): Promise<void> { return this.#call("addSettingsChange", change); }
+  settingsHistory(limit: number): Promise<SettingsChange[]> { return this.#call("settingsHistory", limit); }
   health(): Promise<HealthCheck[]> { return this.#call("health"); }
 
   async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
