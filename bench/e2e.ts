@@ -2,7 +2,10 @@
  * End-to-end benchmark (`npm run bench`): the workloads below through the public API, each run
  * in a fresh temporary root, several times, reported as median and range next to the targets.
  *
- *   npm run bench -- [--quick] [--only W1,W2,W3,LIGHT,MEMORY] [--json out.json]
+ *   npm run bench -- [--quick] [--only W1,W2,W3,LIGHT,MEMORY] [--json out.json] [--store URL]
+ *
+ * `--store postgres://…` runs every workload on PostgreSQL, each run in a scratch schema of its
+ * own (`<schema>_bench_…`, dropped after the run); without it, SQLite in the run's root.
  *
  * MEMORY runs in a child process started with --expose-gc, so that its resident memory is not
  * that of the earlier workloads and both samples are taken after a full collection.
@@ -15,6 +18,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runBenchmark, type BenchmarkOptions, type BenchmarkReport } from "../src/bench/runner.js";
 import { median, range } from "../src/bench/stats.js";
+import { redact } from "../src/store/open.js";
+import { scratchStoreFor } from "../src/store/scratch.js";
 
 const CONCURRENCY = 8;
 /** Echo tasks run before measuring in `concurrent` workloads, so worker-thread start-up is not measured. */
@@ -28,7 +33,8 @@ interface Workload {
   id: string;
   title: string;
   figures: Figure[];
-  once(root: string): Promise<RunResult>;
+  /** `store`: the run's scratch store (undefined: SQLite in the root). */
+  once(root: string, store: string | undefined): Promise<RunResult>;
 }
 interface Sizes { runs: number; w1: number; w2: number; w3: number; lightRate: number; lightSeconds: number; memSample: number; memTotal: number }
 
@@ -53,8 +59,8 @@ function workloads(z: Sizes): Workload[] {
         { key: "drain", label: "drain steps/s", digits: 0, target: { op: ">=", value: 15_000, text: "≥ 15,000" } },
         ...latency("enqueue→done"),
       ],
-      async once(root) {
-        const r = await runBenchmark({ ...base, root, tasks: z.w1, shape: "single", mode: "enqueue-then-drain" });
+      async once(root, store) {
+        const r = await runBenchmark({ ...base, root, ...(store ? { store } : {}), tasks: z.w1, shape: "single", mode: "enqueue-then-drain" });
         return fromReport(r, { enqueue: r.enqueuePerSec, drain: r.stepsPerSec });
       },
     },
@@ -62,8 +68,8 @@ function workloads(z: Sizes): Workload[] {
       id: "W2",
       title: `${fmt(z.w2)} chains A→B→C, submitted while working`,
       figures: [{ key: "wps", label: "chains/s", digits: 0, target: { op: ">=", value: 3_000, text: "≥ 3,000" } }, ...latency("submit→done")],
-      async once(root) {
-        const r = await runBenchmark({ ...base, root, tasks: z.w2, shape: "chain", mode: "concurrent", warmupTasks: WARMUP_TASKS });
+      async once(root, store) {
+        const r = await runBenchmark({ ...base, root, ...(store ? { store } : {}), tasks: z.w2, shape: "chain", mode: "concurrent", warmupTasks: WARMUP_TASKS });
         return fromReport(r, { wps: r.throughputPerSec });
       },
     },
@@ -71,8 +77,8 @@ function workloads(z: Sizes): Workload[] {
       id: "W3",
       title: `${fmt(z.w3)} diamonds A→(B,C)→D, submitted while working`,
       figures: [{ key: "wps", label: "diamonds/s", digits: 0, target: { op: ">=", value: 2_000, text: "≥ 2,000" } }, ...latency("submit→done")],
-      async once(root) {
-        const r = await runBenchmark({ ...base, root, tasks: z.w3, shape: "diamond", mode: "concurrent", warmupTasks: WARMUP_TASKS });
+      async once(root, store) {
+        const r = await runBenchmark({ ...base, root, ...(store ? { store } : {}), tasks: z.w3, shape: "diamond", mode: "concurrent", warmupTasks: WARMUP_TASKS });
         return fromReport(r, { wps: r.throughputPerSec });
       },
     },
@@ -83,9 +89,9 @@ function workloads(z: Sizes): Workload[] {
         { key: "achieved", label: "achieved tasks/s", digits: 0 },
         ...latency("submit→done", undefined, { op: "<=", value: 10, text: "≤ 10" }),
       ],
-      async once(root) {
+      async once(root, store) {
         const r = await runBenchmark({
-          ...base, root, tasks: z.lightRate * z.lightSeconds, shape: "single", mode: "concurrent",
+          ...base, root, ...(store ? { store } : {}), tasks: z.lightRate * z.lightSeconds, shape: "single", mode: "concurrent",
           rateLimitPerSec: z.lightRate, warmupTasks: WARMUP_TASKS,
         });
         return fromReport(r, { achieved: r.throughputPerSec });
@@ -161,12 +167,13 @@ async function main(): Promise<void> {
       root: { type: "string" },
       tasks: { type: "string" },
       "sample-at": { type: "string" },
+      store: { type: "string" },
     },
     strict: true,
   });
   if (args["memory-child"]) return memoryChild(args.root!, Number(args.tasks), Number(args["sample-at"]));
   if (args.help) {
-    console.log("usage: npm run bench -- [--quick] [--only W1,W2,W3,LIGHT,MEMORY] [--json out.json]");
+    console.log("usage: npm run bench -- [--quick] [--only W1,W2,W3,LIGHT,MEMORY] [--json out.json] [--store URL]");
     return;
   }
   const sizes = args.quick ? QUICK : FULL;
@@ -185,6 +192,7 @@ async function main(): Promise<void> {
   if (load[0]! >= cores * 0.5) {
     console.log(`WARNING: the 1-minute load average (${load[0]!.toFixed(2)}) is at least half the core count (${cores}): other work is running, figures will be low and noisy`);
   }
+  console.log(`store: ${args.store ? `${redact(args.store)} (a scratch schema per run; MEMORY stays on SQLite)` : "SQLite in each run's root"}`);
   console.log(`setup: ${sizes.runs} run(s) per workload, a fresh temporary root per run, durability full, concurrency ${CONCURRENCY}, one process` +
     ` (MEMORY: one child process); ${WARMUP_TASKS} warm-up tasks before measuring in the workloads that submit while working\n`);
 
@@ -196,10 +204,12 @@ async function main(): Promise<void> {
     const runs: RunResult[] = [];
     for (let i = 0; i < sizes.runs; i++) {
       const root = mkdtempSync(join(tmpdir(), `relaymesh-bench-${w.id.toLowerCase()}-`));
+      const store = args.store ? scratchStoreFor(args.store, root) : undefined;
       const started = performance.now();
       try {
-        runs.push(await w.once(root));
+        runs.push(await w.once(root, store?.url));
       } finally {
+        await store?.drop();
         rmSync(root, { recursive: true, force: true });
       }
       console.log(`  ${w.id} run ${i + 1}/${sizes.runs} took ${((performance.now() - started) / 1000).toFixed(1)} s`);

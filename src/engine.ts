@@ -30,7 +30,7 @@ import { KvNamespace, type KvTransport } from "./agents/kv.js";
 import { parseSchedule, scheduleView, type ScheduleInput } from "./schedule/definition.js";
 import { nextFrom, slotKey } from "./schedule/plan.js";
 import { scheduleTick } from "./schedule/scheduler.js";
-import type { ScheduleRecord } from "./store/types.js";
+import type { ScheduleFire, ScheduleFireResult, ScheduleRecord } from "./store/types.js";
 
 /**
  * Lifecycle: `open` → `running` (claiming and running steps) or `idle` (opened with
@@ -79,7 +79,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
     this.actor = o.actor ?? "api";
     this.audit = new AuditLog(join(paths.auditDir, "audit.log"));
-    this.#trail = new AuditTrail(this.audit);
+    this.#trail = new AuditTrail(this.audit, (error) => this.safeEmit("engine:error", { error }));
     this.#trail.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
       store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? 3 * o.concurrency, settings,
@@ -221,7 +221,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       const onFinished = (e: { taskId: string }) => { if (e.taskId === taskId) done(); };
       this.on("task:finished", onFinished);
       const poller = setInterval(() => {
-        this.store.taskStatuses([taskId]).then((m) => { if (TERMINAL_TASK_STATUSES.has(m.get(taskId)!)) done(); }, (e: Error) => done(e));
+        // A store that is briefly unreachable (a restart) is reported, and the wait goes on.
+        this.store.taskStatuses([taskId]).then((m) => { if (TERMINAL_TASK_STATUSES.has(m.get(taskId)!)) done(); },
+          (error: Error) => this.safeEmit("engine:error", { error }));
       }, poll);
       const deadline = Number.isFinite(timeoutMs)
         ? setTimeout(() => done(new RelayMeshError(ErrorCode.WAIT_TIMEOUT, `task ${taskId} did not finish within ${timeoutMs} ms`)), timeoutMs)
@@ -238,9 +240,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async cancel(taskId: string, options: { mode?: "hard" | "soft"; reason?: string } = {}): Promise<{ taskId: string; status: TaskStatus; cancelledSteps: string[] }> {
     this.#assertOpen("cancel");
     const mode = options.mode ?? "hard";
-    const result = await this.store.cancelTask(taskId, mode, Date.now(), options.reason);
+    const result = await this.#supervisor.cancelTask(taskId, mode, options.reason);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
-    this.#supervisor.abortRefs(result.cancelledRunning, new RelayMeshError(ErrorCode.ABORTED, `task ${taskId} was cancelled${options.reason ? `: ${options.reason}` : ""}`));
     if (result.cancelledSteps.length > 0) {
       this.#trail.record({
         action: "task.cancel", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
@@ -257,7 +258,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async replay(taskId: string): Promise<{ replayed: string[] }> {
     this.#assertOpen("replay");
-    const result = await this.store.replayTask(taskId, Date.now());
+    const result = await this.#supervisor.replayTask(taskId);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
     if (!result.replayed) throw new InvalidStateError(`task ${taskId} is ${result.status}; only DEAD_LETTER tasks can be replayed`);
     await this.#auditReplay(taskId, result.steps, result.round);
@@ -271,7 +272,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const { tasks } = await this.store.listTasks({ status, limit: options.limit ?? 100, offset: 0 });
     const replayed: string[] = [];
     for (const t of tasks.reverse()) {
-      const result = await this.store.replayTask(t.taskId, Date.now());
+      const result = await this.#supervisor.replayTask(t.taskId);
       if (!result?.replayed) continue;
       await this.#auditReplay(t.taskId, result.steps, result.round);
       replayed.push(t.taskId);
@@ -285,7 +286,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async purge(options: { doneRetentionDays?: number; deadRetentionDays?: number; idempotencyTtlDays?: number; namePrefix?: string } = {}) {
     this.#assertOpen("purge");
-    const now = Date.now();
+    const now = this.store.now();
     const days = (d: number) => now - d * 86_400_000;
     const retention = { doneRetentionDays: options.doneRetentionDays ?? 7, deadRetentionDays: options.deadRetentionDays ?? 30, idempotencyTtlDays: options.idempotencyTtlDays ?? 7 };
     const counts = await this.store.purge({
@@ -311,13 +312,13 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Counts per status and the SLA figures. */
   async stats() {
-    const snapshot = await this.store.opsSnapshot(Date.now());
+    const snapshot = await this.store.opsSnapshot(this.store.now());
     return { tasks: snapshot.tasks, steps: snapshot.steps, ...slaFigures(snapshot) };
   }
 
   /** Prometheus text, with every figure read from the store. */
   async metrics(): Promise<{ contentType: string; text: string }> {
-    return renderMetrics(await this.store.opsSnapshot(Date.now()));
+    return renderMetrics(await this.store.opsSnapshot(this.store.now()));
   }
 
   /**
@@ -328,7 +329,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async health(options: { nodeId?: string } = {}): Promise<{ ok: boolean; checks: HealthCheck[] }> {
     const checks = await this.store.health();
-    const now = Date.now();
+    const now = this.store.now();
     const fresh = (n: NodeRecord) => now - n.lastHeartbeatMs <= this.#settings.suspectAfterMs;
     const describe = (n: NodeRecord) => `${n.nodeId} (${n.status}, heartbeat ${now - n.lastHeartbeatMs} ms ago)`;
     try {
@@ -489,7 +490,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async bumpClusterEpoch(reason: string): Promise<{ clusterEpoch: number; fencedSteps: number }> {
     this.#assertOpen("bumpClusterEpoch");
-    const { clusterEpoch, fencedSteps } = await this.store.bumpClusterEpoch(Date.now());
+    const { clusterEpoch, fencedSteps } = await this.#supervisor.bumpClusterEpoch();
     this.#trail.record({
       action: "cluster.epoch-bump", actor: this.actor, resource: "cluster", details: { reason, clusterEpoch, fencedSteps: fencedSteps.length },
     });
@@ -519,15 +520,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async maintenance(options: { recoverLimit?: number; prune?: boolean } = {}): Promise<MaintenanceResult> {
     this.#assertOpen("maintenance");
     if (this.#options.nodeId !== undefined || this.#state === "running") {
-      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, this.store.now());
     }
-    return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: Date.now() });
+    return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: this.store.now() });
   }
 
   /** Deletes up to `limit` DEAD node rows older than `olderThanMs` (default: the settings'). */
   async meshPrune(options: { olderThanMs?: number; limit?: number } = {}): Promise<{ pruned: number }> {
     this.#assertOpen("meshPrune");
-    const pruned = await this.store.pruneNodes(Date.now() - (options.olderThanMs ?? this.#settings.meshPruneOlderThanMs), options.limit ?? this.#settings.meshPruneLimit);
+    const pruned = await this.store.pruneNodes(this.store.now() - (options.olderThanMs ?? this.#settings.meshPruneOlderThanMs), options.limit ?? this.#settings.meshPruneLimit);
     if (pruned > 0) this.#trail.record({ action: "mesh.prune", actor: this.actor, resource: "nodes", details: { pruned } });
     return { pruned };
   }
@@ -559,7 +560,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       catchUpWindowMs: s.catchUpWindowMs ?? null, jitterMs: s.jitterMs, paused: s.paused,
     };
     const now = this.store.now();
-    const { schedule, replaced } = await this.store.putSchedule({ ...def, ...nextFrom(def, now) }, now);
+    const { schedule, replaced } = await this.#supervisor.operate(() => this.store.putSchedule({ ...def, ...nextFrom(def, now) }, now));
     this.#trail.record({ action: replaced ? "schedule.replace" : "schedule.add", actor: this.actor, resource: `schedule/${s.name}`, details: { cron: s.cron, timezone: def.timezone } });
     return { schedule: scheduleView(schedule), replaced };
   }
@@ -588,7 +589,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async removeSchedule(name: string): Promise<{ schedule: ReturnType<typeof scheduleView>; removed: true }> {
     this.#assertOpen("removeSchedule");
     const schedule = scheduleView(await this.#schedule(name));
-    if (!(await this.store.removeSchedule(name))) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
+    if (!(await this.#supervisor.operate(() => this.store.removeSchedule(name)))) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
     this.#trail.record({ action: "schedule.remove", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return { schedule, removed: true };
   }
@@ -599,7 +600,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const s = await this.#schedule(name);
     const now = this.store.now();
     const task = this.#scheduledTask(s, now);
-    const result = await this.store.fireSchedule({
+    const result = await this.#fire({
       name, fires: [{ slotKey: `manual:${task.taskId}`, slotMs: now, task, outcome: "fired" }], missed: 0, nodeId: this.nodeId, nowMs: now,
     });
     if (result.created.length === 0) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
@@ -617,10 +618,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#assertOpen(paused ? "pauseSchedule" : "resumeSchedule");
     const s = await this.#schedule(name);
     const next = paused ? { nextSlotMs: s.nextSlotMs, nextAtMs: s.nextAtMs } : nextFrom(s, this.store.now());
-    const updated = await this.store.setSchedulePaused(name, paused, next, this.store.now());
+    const updated = await this.#supervisor.operate(() => this.store.setSchedulePaused(name, paused, next, this.store.now()));
     if (!updated) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
     this.#trail.record({ action: paused ? "schedule.pause" : "schedule.resume", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return scheduleView(updated);
+  }
+
+  /** Fires schedule slots through the supervisor's turn: it claims their tasks in its next commit. */
+  #fire(fire: ScheduleFire): Promise<ScheduleFireResult> {
+    return this.#supervisor.operate(() => this.store.fireSchedule(fire));
   }
 
   #scheduledTask(s: ScheduleRecord, slotMs: number): NewTask {
@@ -642,6 +648,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       const fired = await scheduleTick({
         store: this.store, nodeId: this.nodeId, nowMs: now,
         build: (s, slotMs) => this.#scheduledTask(s, slotMs),
+        fire: (f) => this.#fire(f),
         cancelPrevious: async (taskId, s) => { await this.cancel(taskId, { mode: "hard", reason: `schedule "${s.name}" overlap` }); },
         onError: (error, s) => this.safeEmit("engine:error", { error: new RelayMeshError(ErrorCode.INVALID_STATE, `schedule "${s.name}": ${error.message}`, { cause: error }) }),
       });
@@ -700,7 +707,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       await attempt(() => this.#supervisor.closeAgents());
       if (this.#nodeTimer) {
         clearInterval(this.#nodeTimer);
-        await attempt(() => this.store.stopNode({ nodeId: this.nodeId, pid: process.pid }, Date.now()));
+        await attempt(() => this.store.stopNode({ nodeId: this.nodeId, pid: process.pid }, this.store.now()));
       }
       if (this.#reloadTimer) clearInterval(this.#reloadTimer);
       await attempt(() => { this.#trail.flush(); this.audit.close(); });
@@ -741,9 +748,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (this.#beating) return;
     this.#beating = true;
     (async () => {
-      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, Date.now());
+      await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, this.store.now());
       if (this.#state !== "running") return;
-      const now = Date.now();
+      const now = this.store.now();
       const prune = now - this.#lastPruneMs >= this.#settings.meshPruneIntervalMs;
       await this.#maintenance({ recoverLimit: MESH_RECOVER_PER_TICK, prune, nowMs: now });
       if (prune) this.#lastPruneMs = now;
@@ -754,7 +761,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   async #maintenance(o: { recoverLimit: number; prune: boolean; nowMs: number }): Promise<MaintenanceResult> {
     const { maintenanceTick } = await import("./mesh/maintenance.js");
-    const result = await maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o });
+    const result = await this.#supervisor.maintain(() => maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o }));
     for (const m of result.membership) {
       this.#trail.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });
     }

@@ -8,10 +8,48 @@ import { fileURLToPath } from "node:url";
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const BIN = join(REPO, "bin", "relaymesh.js");
 
+/**
+ * The store the engine and process tests run on: "sqlite" (each root's own file), or
+ * "postgres" when RELAYMESH_TEST_STORE=postgres (scripts/test.mjs runs them once more that way
+ * when RELAYMESH_PG_URL is set): then every root gets a schema of its own on that server.
+ */
+export const TEST_STORE: "sqlite" | "postgres" = process.env.RELAYMESH_TEST_STORE === "postgres" ? "postgres" : "sqlite";
+
+/** Prefix of the schemas a PostgreSQL test run creates (scripts/test.mjs drops them all after the run). */
+export const TEST_SCHEMA_PREFIX = "rm_t_";
+const schemas = new Map<string, string>();
+
+/** The store URL of a root in this test run: undefined on SQLite, the root's own schema on PostgreSQL. */
+export function storeFor(root: string): string | undefined {
+  if (TEST_STORE === "sqlite") return undefined;
+  const key = resolve(root);
+  let url = schemas.get(key);
+  if (!url) {
+    const base = process.env.RELAYMESH_PG_URL;
+    if (!base) throw new Error("RELAYMESH_TEST_STORE=postgres needs RELAYMESH_PG_URL");
+    const u = new URL(base);
+    u.searchParams.set("schema", `${TEST_SCHEMA_PREFIX}${process.pid}_${schemas.size}_${Math.random().toString(36).slice(2, 8)}`);
+    url = u.toString();
+    schemas.set(key, url);
+  }
+  return url;
+}
+
 /** A fresh, empty folder; removed by the returned cleanup. */
 export function tempRoot(prefix = "relaymesh-test-"): { root: string; cleanup: () => void } {
   const root = mkdtempSync(join(tmpdir(), prefix));
   return { root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/** The environment of a CLI process on `args`' root: its store on PostgreSQL runs. */
+function storeEnv(args: string[], env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  if (TEST_STORE === "sqlite" || env?.RELAYMESH_STORE !== undefined) return {};
+  let root = env?.RELAYMESH_ROOT;
+  args.forEach((a, i) => {
+    if (a === "--root" && args[i + 1] !== undefined) root = args[i + 1];
+    else if (a.startsWith("--root=")) root = a.slice("--root=".length);
+  });
+  return root ? { RELAYMESH_STORE: storeFor(root) } : {};
 }
 
 /** Writes `<root>/relaymesh-settings.json`. */
@@ -34,7 +72,7 @@ export function cli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutM
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? REPO,
-      env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: "", ...options.env },
+      env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: "", ...storeEnv(args, options.env), ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -76,7 +114,7 @@ export interface Spawned {
 export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Spawned {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: REPO,
-    env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: "", ...options.env },
+    env: { ...process.env, RELAYMESH_ROOT: "", RELAYMESH_STORE: "", ...storeEnv(args, options.env), ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -1,8 +1,8 @@
 import { CommanderError } from "commander";
-import { ErrorCode, InvalidInputError, isRelayMeshError } from "../errors.js";
+import { isRelayMeshError } from "../errors.js";
 import { BOOLEAN_FLAGS, buildProgram } from "./cli.js";
 import type { CommandResult, GlobalOptions } from "./context.js";
-import { ExitCode, ExitError, exitCodeOf } from "./errors.js";
+import { ExitCode, ExitError, failureReport } from "./errors.js";
 
 /** `--flag=true` → `--flag`; `--flag=false` → nothing (commander has no boolean values). */
 export function normalizeArgv(argv: string[]): string[] {
@@ -29,20 +29,11 @@ function print(result: CommandResult, globals: GlobalOptions): void {
 
 /** Every failure: one line on stderr, with --json one `{"error":{code,message,details}}` document on stdout. */
 function fail(error: unknown, json: boolean): void {
-  const exitCode = exitCodeOf(error);
-  const known = isRelayMeshError(error);
-  const message = error instanceof InvalidInputError
-    ? `invalid input: ${error.problems.map((p) => `${p.where}: ${p.message}`).join("; ")}`
-    : error instanceof Error ? error.message : String(error);
-  const line = message.replace(/\s*\n\s*/g, " ");
-  process.stderr.write(`relaymesh: ${line}\n`);
-  if (json) {
-    const code = known ? error.code : ErrorCode.INTERNAL;
-    const details = known && error.details !== undefined ? error.details : null;
-    process.stdout.write(`${JSON.stringify({ error: { code, message: line, details } })}\n`);
-  }
-  if (!known && process.env.RELAYMESH_DEBUG) process.stderr.write(`${(error as Error)?.stack}\n`);
-  process.exitCode = exitCode;
+  const report = failureReport(error);
+  process.stderr.write(`${report.line}\n`);
+  if (json) process.stdout.write(`${JSON.stringify(report.document)}\n`);
+  if (!isRelayMeshError(error) && process.env.RELAYMESH_DEBUG) process.stderr.write(`${(error as Error)?.stack}\n`);
+  process.exitCode = report.exitCode;
 }
 
 const argv = normalizeArgv(process.argv.slice(2));

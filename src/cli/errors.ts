@@ -1,4 +1,4 @@
-import { ErrorCode, RelayMeshError, isRelayMeshError } from "../errors.js";
+import { ErrorCode, InvalidInputError, RelayMeshError, isRelayMeshError } from "../errors.js";
 
 /** Exit statuses of CONTRACT.md. */
 export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2, NOT_FOUND: 3 } as const;
@@ -22,4 +22,18 @@ export function exitCodeOf(error: unknown): number {
     if (error.code === ErrorCode.NOT_FOUND) return ExitCode.NOT_FOUND;
   }
   return ExitCode.FAILED;
+}
+
+/** How a failed command reports: its exit status, its one stderr line, and its `--json` document. */
+export function failureReport(error: unknown): { exitCode: number; line: string; document: { error: { code: ErrorCode; message: string; details: unknown } } } {
+  const known = isRelayMeshError(error);
+  const message = error instanceof InvalidInputError
+    ? `invalid input: ${error.problems.map((p) => `${p.where}: ${p.message}`).join("; ")}`
+    : error instanceof Error ? error.message : String(error);
+  const text = message.replace(/\s*\n\s*/g, " ");
+  return {
+    exitCode: exitCodeOf(error),
+    line: `relaymesh: ${text}`,
+    document: { error: { code: known ? error.code : ErrorCode.INTERNAL, message: text, details: known && error.details !== undefined ? error.details : null } },
+  };
 }

@@ -1,5 +1,5 @@
 import type { Settings } from "../model/settings.js";
-import type { MembershipUpdate, Store } from "../store/store.js";
+import type { MembershipUpdate, Store, TaskStatus } from "../store/store.js";
 import { nextStanding, type MemberStatus } from "./membership.js";
 
 export interface MaintenanceOptions {
@@ -23,6 +23,8 @@ export interface MaintenanceResult {
   reclaimedExpired: number;
   /** DEAD node rows removed. */
   pruned: number;
+  /** Tasks the reclaim finished (a reclaimed step with no attempt left dead-lettered). */
+  finishedTasks: { taskId: string; status: TaskStatus }[];
 }
 
 /**
@@ -55,5 +57,5 @@ export async function maintenanceTick(o: MaintenanceOptions): Promise<Maintenanc
     renewals: [], releases: [], releaseRetriesLimit: 0, reclaimExpiredLimit: Math.max(o.recoverLimit, 100), claim: null,
   });
   const pruned = o.prune ? await o.store.pruneNodes(o.nowMs - o.settings.meshPruneOlderThanMs, o.settings.meshPruneLimit) : 0;
-  return { membership, reclaimedFromDead, reclaimedExpired: committed.reclaimed, pruned };
+  return { membership, reclaimedFromDead, reclaimedExpired: committed.reclaimed, pruned, finishedTasks: committed.finishedTasks };
 }

@@ -1,17 +1,23 @@
 import type { TypedEmitter, EngineEventMap } from "../events.js";
 import type { AuditInput, AuditLog } from "./audit.js";
 
+/** Records kept for a later write while the audit file cannot be written (a full disk); the oldest go first past this. */
+const MAX_UNWRITTEN = 10_000;
+
 /**
  * Buffers audit records and writes them in one append per event-loop turn, so a burst of
  * submissions costs one write, not one per task. `flush()` writes what is pending at once.
+ * A failed write (a full disk) never throws: it goes to `onError` and the records wait for the next flush.
  */
 export class AuditTrail {
   readonly #log: AuditLog;
+  readonly #onError: (error: Error) => void;
   #pending: AuditInput[] = [];
   #scheduled = false;
 
-  constructor(log: AuditLog) {
+  constructor(log: AuditLog, onError: (error: Error) => void) {
     this.#log = log;
+    this.#onError = onError;
   }
 
   record(input: AuditInput): void {
@@ -25,7 +31,12 @@ export class AuditTrail {
     this.#scheduled = false;
     const pending = this.#pending;
     this.#pending = [];
-    this.#log.append(...pending);
+    try {
+      this.#log.append(...pending);
+    } catch (error) {
+      this.#pending = [...pending, ...this.#pending].slice(-MAX_UNWRITTEN);
+      this.#onError(new Error(`audit log ${this.#log.path}: ${(error as Error).message}; ${this.#pending.length} record(s) wait for the next write`, { cause: error }));
+    }
   }
 
   /** Records what the supervisor reports on its own: refused writes and reclaims. */

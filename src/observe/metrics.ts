@@ -70,6 +70,11 @@ export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: stri
     const byReason = gauge("relaymesh_tasks_cancelled_by_reason", "Cancelled tasks by reason (deadline, concurrency, …) still in the store.", ["reason"]);
     for (const [reason, n] of Object.entries(s.flow.cancelledByReason)) byReason.set({ reason }, n);
   }
+  const storeErrors = new Counter({ name: "relaymesh_store_errors_total", help: "Store operations that failed, by operation and error code (e.g. SQLITE_FULL).", labelNames: ["operation", "code"], registers: [registry] });
+  for (const [name, n] of Object.entries(s.counters)) {
+    const [prefix, operation, code] = name.split(":");
+    if (prefix === "store_errors_total" && operation !== undefined && code !== undefined) storeErrors.inc({ operation, code }, n);
+  }
 
   // The histogram is read whole from the store; prom-client's Histogram only observes, so it is written out here.
   const name = "relaymesh_step_duration_seconds";

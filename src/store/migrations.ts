@@ -309,7 +309,7 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    id: 10,
+    id: 8,
     name: "time and flow control: delayed starts, concurrency keys, rate-limit buckets, deadlines, dedupe windows, cron schedules",
     sqlite: `
       ALTER TABLE steps ADD COLUMN not_before_ms INTEGER;

@@ -31,3 +31,4 @@ export async function openStore(url: string | undefined, defaultSqlitePath: stri
 
 /** A store URL without its password, for messages. */
 export const redact = redactUrl;
+

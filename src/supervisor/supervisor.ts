@@ -6,7 +6,11 @@ import type { AgentRegistry } from "../agents/registry.js";
 import { isWorkerLost, type AgentPool } from "../pool/pool.js";
 import type { StepResultMessage, StepRun } from "../pool/protocol.js";
 import type { Store } from "../store/store.js";
-import type { ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask, StepCompletion, StepFailure, StepProgress } from "../store/types.js";
+import { TERMINAL_TASK_STATUSES } from "../store/types.js";
+import type {
+  CancelResult, ClaimedStep, CommitBatch, CommitResult, KvWrite, LeaseRef, NewTask, ReplayResult, StepCompletion, StepFailure, StepProgress,
+} from "../store/types.js";
+import type { MaintenanceResult } from "../mesh/maintenance.js";
 import type { AgentMessage, KvOp, KvReply } from "../pool/protocol.js";
 import { newSpanId, traceparent } from "../observe/ids.js";
 import { PriorityPicker } from "./picker.js";
@@ -38,6 +42,9 @@ const AGENT_HEARTBEAT_MIN_INTERVAL_MS = 250;
 
 /** Between SIGTERM and SIGKILL of a script agent's process group. */
 const SCRIPT_KILL_GRACE_MS = 2_000;
+
+/** An attempt whose lease was not renewed stops this fraction of the lease before it ends. */
+const LEASE_SAFETY_FRACTION = 0.2;
 
 /** Longest a finished step waits for others to share its commit. */
 const GROUP_COMMIT_WINDOW_MS = 2;
@@ -82,6 +89,8 @@ export class Supervisor {
   #waiting: InFlight[] = [];
   #running = 0;
   #submits: PendingSubmit[] = [];
+  /** Operator writes waiting for their turn between group commits. */
+  #ops: (() => Promise<void>)[] = [];
   #kvWrites: { write: KvWrite; resolve: (r: "ok" | "refused") => void; reject: (e: unknown) => void }[] = [];
   #progress: StepProgress[] = [];
   #completions: StepCompletion[] = [];
@@ -105,6 +114,10 @@ export class Supervisor {
   #idleWaiters: (() => void)[] = [];
   #timers: NodeJS.Timeout[] = [];
   #unwake: (() => void) | null = null;
+  /** An operator write made steps runnable: claim again. */
+  #wakeDue = false;
+  /** Group commits failed in a row (store unreachable). */
+  #failedCommits = 0;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryTimerAt = Infinity;
   #settings: Settings;
@@ -146,6 +159,69 @@ export class Supervisor {
     return new Promise((resolve, reject) => {
       this.#kvWrites.push({ write, resolve, reject });
       this.#schedule();
+    });
+  }
+
+  /**
+   * Runs an operator write in this supervisor's turn (between group commits, never beside one),
+   * so one place in the process writes, aborts and emits.
+   */
+  operate<T>(op: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#ops.push(() => op().then(resolve, reject));
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Cancels a task (see Store.cancelTask): aborts the attempts of it running here, and emits
+   * task:finished when the cancel ended the task.
+   */
+  cancelTask(taskId: string, mode: "hard" | "soft", reason: string | undefined): Promise<CancelResult | null> {
+    return this.operate(async () => {
+      const result = await this.#o.store.cancelTask(taskId, mode, this.#now(), reason);
+      if (!result) return null;
+      this.abortRefs(result.cancelledRunning, new RelayMeshError(ErrorCode.ABORTED, `task ${taskId} was cancelled${reason ? `: ${reason}` : ""}`));
+      if (result.cancelledSteps.length > 0 && TERMINAL_TASK_STATUSES.has(result.status)) this.#o.emit("task:finished", { taskId, status: result.status });
+      return result;
+    });
+  }
+
+  /** Replays a dead-lettered task (see Store.replayTask); its steps are claimable at once. */
+  replayTask(taskId: string): Promise<ReplayResult | null> {
+    return this.operate(async () => {
+      const result = await this.#o.store.replayTask(taskId, this.#now());
+      if (result?.replayed) this.#wakeDue = true;
+      return result;
+    });
+  }
+
+  /** Bumps the cluster epoch (see Store.bumpClusterEpoch) and stops the fenced attempts running here. */
+  bumpClusterEpoch(): Promise<{ clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] }> {
+    return this.operate(async () => {
+      const result = await this.#o.store.bumpClusterEpoch(this.#now());
+      const fenced = new Set(result.fencedSteps.map((f) => `${f.taskId}\u0000${f.stepId}`));
+      for (const f of this.#inflight.values()) {
+        if (fenced.has(`${f.step.taskId}\u0000${f.step.stepId}`)) {
+          this.#abort(f, "drop", new LeaseLostError(`step "${f.step.stepId}" (task ${f.step.taskId}) was fenced by cluster epoch ${result.clusterEpoch}`));
+        }
+      }
+      if (result.fencedSteps.length > 0) this.#wakeDue = true;
+      return result;
+    });
+  }
+
+  /** A maintenance tick in this supervisor's turn; reclaimed steps are claimable at once. */
+  maintain(tick: () => Promise<MaintenanceResult>): Promise<MaintenanceResult> {
+    return this.operate(async () => {
+      const result = await tick();
+      const reclaimed = result.reclaimedFromDead + result.reclaimedExpired;
+      if (reclaimed > 0) {
+        this.#o.emit("lease:reclaimed", { count: reclaimed });
+        this.#wakeDue = true;
+      }
+      for (const t of result.finishedTasks) this.#o.emit("task:finished", t);
+      return result;
     });
   }
 
@@ -220,7 +296,10 @@ export class Supervisor {
     // They go on after claiming stops, while in-flight steps drain, until stopHeartbeats().
     if (!this.#heartbeatTimer) {
       this.#heartbeatTimer = setInterval(() => {
-        if (this.#inflight.size > 0) { this.#renewDue = true; this.#schedule(); }
+        if (this.#inflight.size === 0) return;
+        this.#abortOverdue();
+        this.#renewDue = true;
+        this.#schedule();
       }, Math.max(50, Math.min(2_000, Math.floor(lease / 3))));
       this.#heartbeatTimer.unref();
     }
@@ -290,6 +369,19 @@ export class Supervisor {
     while (this.#flushScheduled || this.#flushing) await (this.#flushing ?? new Promise((r) => setImmediate(r)));
   }
 
+  /**
+   * A zombie must not go on past its lease: an attempt whose lease could not be renewed is
+   * stopped by the monotonic clock before the lease ends (its last fifth), whatever the store does.
+   */
+  #abortOverdue(): void {
+    const cutoff = performance.now() + this.#settings.leaseTimeoutMs * LEASE_SAFETY_FRACTION;
+    for (const f of this.#inflight.values()) {
+      if (f.disposition === "commit" && cutoff > f.leaseDeadline) {
+        this.#abort(f, "drop", new LeaseLostError(`lease of step "${f.step.stepId}" (task ${f.step.taskId}) could not be renewed in time`));
+      }
+    }
+  }
+
   #free(): number {
     if (!this.#claiming || this.#paused) return 0;
     return claimLimit(this.#settings.claimPolicy, this.#o.concurrency + this.#o.prefetch - this.#inflight.size, this.#inflight.size, this.#load);
@@ -307,7 +399,7 @@ export class Supervisor {
   }
 
   #hasMail(): boolean {
-    return this.#submits.length + this.#completions.length + this.#failures.length + this.#releases.length +
+    return this.#ops.length + this.#submits.length + this.#completions.length + this.#failures.length + this.#releases.length +
       this.#kvWrites.length + this.#progress.length > 0 || this.#renewDue;
   }
 
@@ -319,13 +411,14 @@ export class Supervisor {
       this.#flushScheduled = false;
       this.#flushing = this.#flush().finally(() => {
         this.#flushing = null;
-        if (this.#hasMail() || this.#reclaimDue) this.#schedule();
+        if (this.#hasMail() || this.#reclaimDue || this.#wakeDue) this.#schedule();
         else if (this.#isIdle()) for (const w of this.#idleWaiters.splice(0)) w();
       });
     });
   }
 
   async #flush(): Promise<void> {
+    for (const op of this.#ops.splice(0)) await op();
     const submits = this.#submits;
     const completions = this.#completions;
     const failures = this.#failures;
@@ -335,6 +428,7 @@ export class Supervisor {
     this.#submits = []; this.#completions = []; this.#failures = []; this.#releases = []; this.#kvWrites = []; this.#progress = [];
     const renewals = this.#renewDue ? [...this.#inflight.values()].filter((f) => f.disposition === "commit").map((f) => f.step) : [];
     this.#renewDue = false;
+    this.#wakeDue = false;
     const reclaim = this.#reclaimDue && this.#claiming;
     this.#reclaimDue = false;
     const free = this.#free();
@@ -360,14 +454,13 @@ export class Supervisor {
       this.#failures.unshift(...failures);
       this.#releases.unshift(...releases);
       this.#o.emit("engine:error", { error: error as Error });
-      // A zombie must not go on past its lease: without a renewal, stop the work by the monotonic clock.
-      const now = performance.now();
-      for (const f of this.#inflight.values()) {
-        if (now > f.leaseDeadline) this.#abort(f, "drop", new LeaseLostError(`lease of step "${f.step.stepId}" (task ${f.step.taskId}) could not be renewed in time`));
-      }
-      await new Promise((r) => setTimeout(r, 100));
+      this.#abortOverdue();
+      // Back off while the store stays unreachable (100 ms doubling to 5 s); the next success resets it.
+      this.#failedCommits++;
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(6, this.#failedCommits - 1))));
       return;
     }
+    this.#failedCommits = 0;
     submits.forEach((s, i) => {
       const outcome = result.submitted[i]!;
       if (outcome.error) s.reject(errorFromWire(outcome.error, ErrorCode.STORE));

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RelayMesh, ErrorCode, type EngineEventMap, type EngineEventName, type EngineOptions, type TaskWithSteps } from "../../src/index.js";
-import { REPO, tempRoot, waitUntil, withDeadline } from "../helpers.js";
+import { REPO, storeFor, tempRoot, waitUntil, withDeadline } from "../helpers.js";
 
 const FIXTURES = join(REPO, "test/fixtures/agents");
 const WAIT_MS = 15_000;
@@ -44,8 +44,9 @@ function env(t: TestContext, settings: Record<string, unknown> = {}): Env {
   return {
     root,
     async open(options = {}) {
+      const store = storeFor(root);
       const mesh = await RelayMesh.open({
-        root, threads: 1, concurrency: 4, pollIntervalMs: 20, nodeId: `node-${++n}`, agents: MODULE_AGENTS,
+        root, ...(store ? { store } : {}), threads: 1, concurrency: 4, pollIntervalMs: 20, nodeId: `node-${++n}`, agents: MODULE_AGENTS,
         ...options,
         settings: { ...BASE_SETTINGS, ...settings, ...options.settings },
       });
@@ -467,7 +468,24 @@ test("RelayMesh.open({work: false}): submits but runs nothing until start()", as
 
 test("RelayMesh.open: invalid options and settings are rejected with RELAYMESH_ERR_INVALID_OPTIONS", async (t) => {
   const e = env(t);
-  await assert.rejects(RelayMesh.open({ root: e.root, concurrency: 0 }), { code: ErrorCode.INVALID_OPTIONS });
+  await assert.rejects(RelayMesh.open({ root: e.root, store: storeFor(e.root), concurrency: 0 }), { code: ErrorCode.INVALID_OPTIONS });
   await assert.rejects(RelayMesh.open({ root: e.root, bogus: true } as unknown as EngineOptions), { code: ErrorCode.INVALID_OPTIONS });
   await assert.rejects(e.open({ settings: { leaseTimeoutMs: 1 } }), { code: ErrorCode.INVALID_OPTIONS });
+});
+
+test("cancel (hard, in-process): the running step's AbortSignal fires, task:finished is emitted once, and a waitFor resolves", async (t) => {
+  const mesh = await env(t).open();
+  const started = next(mesh, "step:started");
+  const { taskId } = await mesh.submitWorkflow({ steps: [{ id: "long", agent: "sleep", input: { ms: 60_000 } }, { id: "after", agent: "echo", dependsOn: ["long"] }] });
+  assert.equal((await started).taskId, taskId);
+  const finished = record(mesh, ["task:finished"]);
+  const waiting = mesh.waitFor(taskId, { timeoutMs: WAIT_MS });
+  const result = await mesh.cancel(taskId, { mode: "hard", reason: "operator" });
+  assert.equal(result.status, "CANCELLED");
+  assert.deepEqual(result.cancelledSteps.sort(), ["after", "long"]);
+  assert.equal((await waiting).status, "CANCELLED");
+  // The aborted sleep settles at once: a graceful close does not wait for its 60 s.
+  await withDeadline(mesh.close(), 5_000, "a close with nothing left running");
+  assert.deepEqual(finished.map((e) => e.payload), [{ taskId, status: "CANCELLED" }]);
+  assert.equal((await mesh.store.listLeaseConflicts({ sinceMs: 0, limit: 10 }).catch(() => [])).length, 0);
 });

@@ -3,14 +3,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RelayMesh, KvNamespace, ErrorCode, isRelayMeshError } from "../../src/index.js";
 import type { KvChange } from "../../src/index.js";
-import { cli, tempRoot, waitUntil, REPO } from "../helpers.js";
+import { cli, storeFor, tempRoot, waitUntil, REPO } from "../helpers.js";
 
 const agents = [{ id: "checkpointer", module: join(REPO, "test/fixtures/agents/checkpointer.mjs"), export: "checkpointer" }];
 
 test("ctx.kv: a retried step resumes from its last checkpoint; shared namespaces; mesh.kv and watchKv see the changes", async (t) => {
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
-  const mesh = await RelayMesh.open({ root, agents, threads: 1, settings: { baseBackoffMs: 10, maxBackoffMs: 20 } });
+  const store = storeFor(root);
+  const mesh = await RelayMesh.open({ root, ...(store ? { store } : {}), agents, threads: 1, settings: { baseBackoffMs: 10, maxBackoffMs: 20 } });
   t.after(() => mesh.close());
   const progress: number[] = [];
   mesh.on("step:progress", (e) => progress.push(e.pct));

@@ -12,7 +12,8 @@ test("cluster-epoch-bump: fences every running step; its owner's next write is r
   const mesh = await reader(root);
   t.after(() => mesh.close());
   assert.deepEqual((await cli(["cluster-state", "--root", root, "--json"])).json(), { clusterEpoch: 0 });
-  const { taskId } = await mesh.submit({ agent: "record", input: { ms: 1_500 } });
+  // Long enough that the bump (a CLI process start on a loaded machine) lands while it runs.
+  const { taskId } = await mesh.submit({ agent: "record", input: { ms: 5_000 } });
   const worker = spawnCli(["worker", "--root", root, "--node-id", "w"]);
   t.after(() => { worker.child.kill("SIGKILL"); });
   const running = await waitUntil(async () => {

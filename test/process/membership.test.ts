@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cli, spawnCli, tempRoot, waitUntil } from "../helpers.js";
+import { cli, spawnCli, tempRoot, waitUntil, TEST_STORE } from "../helpers.js";
 import { prepareRoot, reader } from "./setup.js";
 
 test("membership: a stopped node goes SUSPECT then DEAD, its step is reclaimed by a live node, and it recovers only after its dwell", async (t) => {
@@ -62,7 +62,9 @@ test("health: exit 1 when running nodes exist but none has a fresh heartbeat, or
   assert.equal(first.code, 0, first.stdout);
   const doc = first.json<{ ok: boolean; checks: { name: string; ok: boolean }[] }>();
   assert.equal(doc.ok, true);
-  assert.deepEqual(doc.checks.map((c) => c.name), ["store-open", "store-writable", "pragmas", "node-heartbeats"]);
+  assert.deepEqual(doc.checks.map((c) => c.name), TEST_STORE === "sqlite"
+    ? ["store-open", "store-integrity", "store-writable", "store-disk", "pragmas", "node-heartbeats"]
+    : ["store-open", "store-writable", "dead-tuples", "oldest-transaction", "clock", "node-heartbeats"]);
 
   const w1 = spawnCli(["worker", "--root", root, "--node-id", "w1"]);
   t.after(() => { w1.child.kill("SIGKILL"); });

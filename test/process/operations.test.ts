@@ -46,7 +46,7 @@ test("cancel --mode soft: the running step of a 3-step chain finishes, the rest 
   const mesh = await reader(root);
   t.after(() => mesh.close());
   const { taskId } = await mesh.submitWorkflow({ steps: [
-    { id: "a", agent: "record", input: { ms: 1_000 } },
+    { id: "a", agent: "record", input: { ms: 4_000 } },
     { id: "b", agent: "echo", dependsOn: ["a"] },
     { id: "c", agent: "echo", dependsOn: ["b"] },
   ] });

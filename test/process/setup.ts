@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RelayMesh } from "../../src/index.js";
-import { REPO, writeSettings } from "../helpers.js";
+import { REPO, storeFor, writeSettings } from "../helpers.js";
 
 /** A root whose agents/modules.json registers the `record` test agent. */
 export function prepareRoot(root: string, settings: Record<string, unknown> = {}): void {
@@ -18,7 +18,8 @@ export function prepareRoot(root: string, settings: Record<string, unknown> = {}
 
 /** An engine that only submits and reads, on the same root as the worker processes. */
 export function reader(root: string): Promise<RelayMesh> {
-  return RelayMesh.open({ root, work: false });
+  const store = storeFor(root);
+  return RelayMesh.open({ root, work: false, ...(store ? { store } : {}) });
 }
 
 /** Counts tasks per status. */

@@ -1,12 +1,8 @@
 import pg from "pg";
+import { parsePgUrl } from "./url.js";
 
 /** `postgres://` or `postgresql://`. */
 export const POSTGRES_URL = /^postgres(ql)?:\/\//;
-
-/** The schema a PostgreSQL store URL names (`?schema=`), default `relaymesh`. */
-export function schemaOf(url: string): string {
-  return new URL(url).searchParams.get("schema") || "relaymesh";
-}
 
 /** The URL with its `schema` parameter set to `schema`. */
 export function withSchema(url: string, schema: string): string {
@@ -18,18 +14,13 @@ export function withSchema(url: string, schema: string): string {
 /** `<schema>_bench_<suffix>`, shortened to PostgreSQL's 63-byte identifier limit. */
 export function scratchSchemaName(url: string, suffix: string): string {
   const tail = `_bench_${suffix}`;
-  return `${schemaOf(url).slice(0, 63 - tail.length)}${tail}`;
+  return `${(new URL(url).searchParams.get("schema") || "relaymesh").slice(0, 63 - tail.length)}${tail}`;
 }
 
-/** Connection settings of a store URL, with the store's defaults (user PGUSER, else postgres; password PGPASSWORD). */
+/** Connection settings of a store URL, as the store itself reads them. */
 function clientConfig(url: string): pg.ClientConfig {
-  const u = new URL(url);
-  return {
-    host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: u.port ? Number(u.port) : 5432,
-    database: decodeURIComponent(u.pathname.replace(/^\//, "")),
-    user: decodeURIComponent(u.username) || process.env.PGUSER || "postgres",
-    ...(u.password ? { password: decodeURIComponent(u.password) } : process.env.PGPASSWORD ? { password: process.env.PGPASSWORD } : {}),
-  };
+  const { host, port, database, user, password } = parsePgUrl(url);
+  return { host, port, database, user, ...(password !== undefined ? { password } : {}) };
 }
 
 /** Drops `schema` and everything in it, when it exists. */

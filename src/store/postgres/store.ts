@@ -83,6 +83,8 @@ export class PostgresStore implements Store {
     this.#pool = new pg.Pool({ ...config, max: Math.max(2, options.poolSize), idleTimeoutMillis: 30_000 });
     // An idle connection that breaks (server restart) must never crash the process.
     this.#pool.on("error", (error) => this.#reportError(error));
+    // So must one in use: its query fails (and is reported there); the event needs a listener.
+    this.#pool.on("connect", (client) => client.on("error", () => undefined));
     this.#wake = new WakeChannel({
       config, channel: `rm_${target.schema}`, pool: this.#pool,
       onError: (error) => this.#reportError(new StoreError(`PostgreSQL LISTEN connection to ${this.location} lost: ${error.message}; reconnecting`, { cause: error })),

@@ -26,6 +26,8 @@ export interface SqliteOps {
   ownershipEvents(sinceMs: number, limit: number): OwnershipEvent[];
   clusterEpoch(): number;
   bumpClusterEpoch(now: number): { clusterEpoch: number; fencedSteps: { taskId: string; stepId: string }[] };
+  /** Adds `by` to a counter (creating it). The caller brings the transaction. */
+  bumpCounter(name: string, by: number): void;
 }
 
 export function prepareOps(db: Database.Database): SqliteOps {
@@ -236,6 +238,7 @@ export function prepareOps(db: Database.Database): SqliteOps {
       const fencedSteps = (q.fenceRunning.all({ now }) as { task_id: string; step_id: string }[]).map((r) => ({ taskId: r.task_id, stepId: r.step_id }));
       return { clusterEpoch, fencedSteps };
     }),
+    bumpCounter: (name: string, by: number) => { q.bumpCounter.run(name, by); },
     heartbeatNode: (node: { nodeId: string; hostname: string; pid: number }, now: number) => {
       q.upsertNode.run({ ...node, now });
     },

@@ -1,3 +1,5 @@
+import { closeSync, fsyncSync, openSync, rmSync, statfsSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { StoreError } from "../../errors.js";
 import type { WireError } from "../../errors.js";
@@ -25,6 +27,12 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
+/** Counter name prefix of failed store operations: `store_errors_total:<operation>:<code>`. */
+export const STORE_ERRORS_COUNTER = "store_errors_total";
+
+/** Size of the file the disk probe of `health()` writes and syncs. */
+const DISK_PROBE_BYTES = 64 * 1024;
+
 /** The embedded store: one SQLite file in WAL mode, shared by the processes of one root. */
 export class SqliteStore implements Store {
   readonly location: string;
@@ -36,10 +44,14 @@ export class SqliteStore implements Store {
   #commitTx: ((batch: CommitBatch) => CommitResult) | null = null;
   #reclaimTx: ((nodeIds: string[], limit: number, now: number, byNode: string) => number) | null = null;
   #closed = false;
+  readonly #path: string;
+  /** Failed operations not yet added to the counters table (added by the next write that succeeds). */
+  readonly #unrecordedErrors = new Map<string, number>();
 
   private constructor(db: Database.Database, path: string, durability: "full" | "normal") {
     this.#db = db;
     this.#durability = durability;
+    this.#path = path;
     this.location = `sqlite:${path}`;
   }
 
@@ -134,10 +146,27 @@ export class SqliteStore implements Store {
   async commit(batch: CommitBatch): Promise<CommitResult> {
     const commitTx = this.#commitTx;
     if (!commitTx) throw new StoreError("store is not migrated (call migrate() first) or is closed");
-    return this.#guard(() => {
+    const result = this.#guard(() => {
       const idle = this.#idleResult(batch);
       return idle ?? commitTx(batch);
     }, "commit");
+    if (this.#unrecordedErrors.size > 0) this.#recordErrors();
+    return result;
+  }
+
+  /** Adds the failures counted since the last successful write to the counters (kept for later if this fails too). */
+  #recordErrors(): void {
+    const bump = this.#o().bumpCounter;
+    try {
+      this.#db.transaction(() => { for (const [name, n] of this.#unrecordedErrors) bump(name, n); })();
+      this.#unrecordedErrors.clear();
+    } catch { /* still failing: counted in memory, shown in snapshots */ }
+  }
+
+  /** Persisted counters plus this process's failures not yet written. */
+  #withUnrecorded(counters: Record<string, number>): Record<string, number> {
+    for (const [name, n] of this.#unrecordedErrors) counters[name] = (counters[name] ?? 0) + n;
+    return counters;
   }
 
   /** For a batch that only claims and reclaims: an empty result from a read when there is nothing to do (no write lock taken). */
@@ -205,7 +234,7 @@ export class SqliteStore implements Store {
 
   async counters(): Promise<Record<string, number>> {
     const rows = this.#guard(() => this.#s().counters.all(), "counters") as { name: string; value: number }[];
-    return Object.fromEntries(rows.map((r) => [r.name, r.value]));
+    return this.#withUnrecorded(Object.fromEntries(rows.map((r) => [r.name, r.value])));
   }
 
   async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null> {
@@ -221,7 +250,9 @@ export class SqliteStore implements Store {
   }
 
   async opsSnapshot(nowMs: number): Promise<OpsSnapshot> {
-    return this.#guard(() => this.#o().snapshot(nowMs), "opsSnapshot");
+    const snapshot = this.#guard(() => this.#o().snapshot(nowMs), "opsSnapshot");
+    this.#withUnrecorded(snapshot.counters);
+    return snapshot;
   }
 
   async heartbeatNode(node: { nodeId: string; hostname: string; pid: number }, nowMs: number): Promise<void> {
@@ -361,10 +392,36 @@ export class SqliteStore implements Store {
       if (this.#closed || !this.#statements) throw new Error("store is closed or not migrated");
       return this.location;
     });
+    check("store-integrity", () => {
+      const rows = this.#guard(() => this.#db.pragma("quick_check") as { quick_check: string }[], "health");
+      if (rows.length !== 1 || rows[0]!.quick_check !== "ok") {
+        throw new Error(`PRAGMA quick_check found damage: ${rows.slice(0, 3).map((r) => r.quick_check).join("; ")}`);
+      }
+      return "PRAGMA quick_check: ok";
+    });
     check("store-writable", () => {
-      this.#db.transaction(() => this.#db.prepare(`INSERT INTO counters (name, value) VALUES ('health_check_total', 1)
-        ON CONFLICT (name) DO UPDATE SET value = value + 1`).run()).immediate();
+      this.#guard(() => this.#db.transaction(() => this.#o().bumpCounter("health_check_total", 1)).immediate(), "health");
       return "a write transaction committed";
+    });
+    check("store-disk", () => {
+      const dir = dirname(this.#path);
+      const probe = join(dir, `.relaymesh-disk-probe-${process.pid}`);
+      try {
+        const fd = openSync(probe, "w");
+        try {
+          writeSync(fd, Buffer.alloc(DISK_PROBE_BYTES));
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      } catch (error) {
+        this.#count("health", (error as NodeJS.ErrnoException).code);
+        throw new Error(`cannot write and sync ${DISK_PROBE_BYTES} bytes beside the store: ${(error as Error).message}`);
+      } finally {
+        rmSync(probe, { force: true });
+      }
+      const fs = statfsSync(dir);
+      return `${DISK_PROBE_BYTES} bytes written and synced in ${dir}; ${fs.bavail * fs.bsize} bytes free`;
     });
     check("pragmas", () => {
       const p = this.pragmas();
@@ -403,12 +460,18 @@ export class SqliteStore implements Store {
     return this.#schedules;
   }
 
+  #count(operation: string, code: string | undefined): void {
+    const name = `${STORE_ERRORS_COUNTER}:${operation}:${code ?? "unknown"}`;
+    this.#unrecordedErrors.set(name, (this.#unrecordedErrors.get(name) ?? 0) + 1);
+  }
+
   #guard<T>(fn: () => T, operation: string): T {
     try {
       return fn();
     } catch (cause) {
       if (cause instanceof StoreError) throw cause;
       const code = (cause as { code?: string }).code;
+      this.#count(operation, code);
       throw new StoreError(`SQLite ${operation} failed${code ? ` (${code})` : ""}: ${(cause as Error).message}`, { cause });
     }
   }
