@@ -204,12 +204,12 @@ async function main(): Promise<void> {
     const runs: RunResult[] = [];
     for (let i = 0; i < sizes.runs; i++) {
       const root = mkdtempSync(join(tmpdir(), `relaymesh-bench-${w.id.toLowerCase()}-`));
-      const store = args.store ? scratchStoreFor(args.store, root) : undefined;
+      const scratch = args.store ? scratchStoreFor(args.store, root) : undefined;
       const started = performance.now();
       try {
-        runs.push(await w.once(root, store?.url));
+        runs.push(await w.once(root, scratch?.url));
       } finally {
-        await store?.drop();
+        await scratch?.drop();
         rmSync(root, { recursive: true, force: true });
       }
       console.log(`  ${w.id} run ${i + 1}/${sizes.runs} took ${((performance.now() - started) / 1000).toFixed(1)} s`);

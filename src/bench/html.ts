@@ -15,16 +15,17 @@ export function renderHtmlReport(r: BenchmarkReport & { inPlace?: boolean; taskN
   const s = r.series.length > 1 && tail !== undefined && tail.intervalMs < r.sampleIntervalMs / 2 ? r.series.slice(0, -1) : r.series;
   const x = (f: (p: Sample) => number | null): [number, number | null][] => s.map((p) => [p.tMs / 1000, f(p)]);
   const formatX = (sec: number) => clock(sec);
+  const xTicks = timeTicks;
   const charts = [
     lineChart({
-      title: "Throughput (tasks/s per interval)", yLabel: "tasks/s", formatX,
+      title: "Throughput (tasks/s per interval)", yLabel: "tasks/s", formatX, xTicks,
       series: [
         { name: "completed/s", color: COLORS.blue, points: x((p) => p.completedPerSec) },
         { name: "submitted/s", color: COLORS.grey, points: x((p) => p.submittedPerSec), dashed: true },
       ],
     }),
     lineChart({
-      title: "End-to-end latency of the tasks finished in each interval (ms)", yLabel: "ms", formatX,
+      title: "End-to-end latency of the tasks finished in each interval (ms)", yLabel: "ms", formatX, xTicks,
       series: [
         { name: "p50", color: COLORS.blue, points: x((p) => p.latencyMs?.p50 ?? null), reduce: "max" },
         { name: "p90", color: COLORS.green, points: x((p) => p.latencyMs?.p90 ?? null), reduce: "max" },
@@ -33,26 +34,33 @@ export function renderHtmlReport(r: BenchmarkReport & { inPlace?: boolean; taskN
       ],
     }),
     lineChart({
-      title: "Failures per interval", yLabel: "count", formatX,
+      title: "Backlog: tasks submitted and not finished", yLabel: "tasks", formatX, xTicks,
+      series: [{ name: "tasks in flight", color: COLORS.grey, points: x((p) => p.inFlight), reduce: "max" }],
+    }),
+    lineChart({
+      title: "Failures per interval", yLabel: "count", formatX, xTicks,
       series: [
         { name: "tasks not SUCCESS", color: COLORS.red, points: x((p) => p.failedTasks), reduce: "max" },
         { name: "failed step attempts", color: COLORS.orange, points: x((p) => p.failedAttempts), reduce: "max" },
       ],
     }),
     lineChart({
-      title: "Memory of the benchmark process (MB)", yLabel: "MB", formatX,
+      title: "Memory of the benchmark process (MB)", yLabel: "MB", formatX, xTicks,
       series: [
         { name: "RSS", color: COLORS.purple, points: x((p) => p.rssMb), reduce: "max" },
         { name: "main-thread JS heap", color: COLORS.green, points: x((p) => p.heapUsedMb), reduce: "max" },
       ],
     }),
     lineChart({
-      title: "CPU (% of one core, all threads) and event-loop delay p99 (ms)", yLabel: "% / ms", formatX,
+      title: "CPU of the benchmark process (% of one core, all threads) and its event-loop delay p99 (ms)", yLabel: "% / ms", formatX, xTicks,
       series: [
         { name: "CPU %", color: COLORS.blue, points: x((p) => p.cpuPct) },
         { name: "event-loop delay p99 ms", color: COLORS.orange, points: x((p) => p.eventLoopDelayP99Ms), reduce: "max" },
-        { name: "tasks in flight", color: COLORS.grey, points: x((p) => p.inFlight), dashed: true, reduce: "max" },
       ],
+    }),
+    lineChart({
+      title: `Machine load average, 1 minute (${r.machine.cores} cores: above ${r.machine.cores}, processes wait for a CPU)`, yLabel: "load", formatX, xTicks,
+      series: [{ name: "load average", color: COLORS.red, points: x((p) => p.loadAvg1 ?? null) }],
     }),
   ];
   const stepBars = stackedBars({
@@ -121,6 +129,15 @@ function pair(x: { p50: number; p99: number } | null): string {
 
 function ms(v: number): string {
   return Number.isFinite(v) ? formatNumber(v) : "-";
+}
+
+/** Round time ticks: seconds for short runs, whole minutes (1, 2, 5, 10, 15, 30, 60…) for long ones. */
+function timeTicks(min: number, max: number): number[] {
+  const span = max - min;
+  const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400].find((s) => span / s <= 8) ?? 86_400;
+  const out: number[] = [];
+  for (let t = Math.ceil(min / step) * step; t <= max; t += step) out.push(t);
+  return out;
 }
 
 function clock(sec: number): string {

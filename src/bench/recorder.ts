@@ -1,3 +1,4 @@
+import { loadavg } from "node:os";
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from "node:perf_hooks";
 import type { EngineEventMap, RelayMesh } from "../index.js";
 import { DurationHistogram, type LatencySummary } from "./histogram.js";
@@ -26,6 +27,8 @@ export interface Sample {
   /** CPU time of this process (every thread) over the interval, in % of one core. */
   cpuPct: number;
   eventLoopDelayP99Ms: number | null;
+  /** The machine's 1-minute load average at `tMs` (work of other processes shows here). */
+  loadAvg1: number;
 }
 
 /** Running totals handed to live displays with each sample. */
@@ -183,6 +186,22 @@ export class RunRecorder {
     this.#countFailure(kindOf(error), (error as Error)?.message ?? String(error));
   }
 
+  /** Up to `limit` open tasks due before `before` (performance.now() time), oldest first. */
+  openTasksDueBefore(before: number, limit: number): string[] {
+    const ids: string[] = [];
+    for (const [id, state] of this.#open) {
+      if (state.dueAt >= before || ids.length >= limit) break;
+      ids.push(id);
+    }
+    return ids;
+  }
+
+  /** A task found finished in the store (another process committed it, so no event came here). */
+  finishedElsewhere(taskId: string, status: string, at: number): void {
+    const state = this.#open.get(taskId);
+    if (state) this.#finish(taskId, state, status, at);
+  }
+
   /** Tasks still open (submitted, not finished). */
   get inFlight(): number {
     return this.#open.size;
@@ -272,7 +291,7 @@ export class RunRecorder {
       latencyMs: i ? { p50: i.p50, p90: i.p90, p95: i.p95, p99: i.p99, max: i.max } : null,
       rssMb: mem.rss / 2 ** 20, heapUsedMb: mem.heapUsed / 2 ** 20,
       cpuPct: ((cpu.user + cpu.system) / 1000 / (now - last.at)) * 100,
-      eventLoopDelayP99Ms: delay,
+      eventLoopDelayP99Ms: delay, loadAvg1: loadavg()[0]!,
     };
     this.#interval.reset();
     this.#loopDelay.reset();

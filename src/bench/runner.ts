@@ -2,15 +2,18 @@ import { availableParallelism } from "node:os";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
-import { InvalidOptionsError, RelayMesh, type Settings, type WorkflowSpec } from "../index.js";
+import { InvalidOptionsError, RelayMesh, type WorkflowSpec } from "../index.js";
 import { redact } from "../store/open.js";
+import { TERMINAL_TASK_STATUSES } from "../store/types.js";
 import type { LatencySummary } from "./histogram.js";
-import { machineFacts, relaymeshVersion, type MachineFacts } from "./machine.js";
-import { RunRecorder, recordOf, type FailureFigures, type LiveFigures, type Sample, type StepFigures } from "./recorder.js";
-import { stabilityOf, type Stability } from "./stability.js";
-import { BENCHMARK_SHAPES, resolveWorkload, type BenchmarkShape, type Workload, type WorkloadSpec } from "./workload.js";
+import { machineFacts, relaymeshVersion } from "./machine.js";
+import type { BenchmarkReport, StopReason } from "./report.js";
+import { RunRecorder, recordOf, type LiveFigures, type Sample } from "./recorder.js";
+import { stabilityOf } from "./stability.js";
+import { BENCHMARK_SHAPES, resolveWorkload, type Workload, type WorkloadSpec } from "./workload.js";
 
 export { BENCHMARK_SHAPES, FANOUT_WIDTH, type BenchmarkShape } from "./workload.js";
+export type { BenchmarkReport, StopReason } from "./report.js";
 export const BENCHMARK_MODES = ["enqueue-then-drain", "concurrent"] as const;
 export type BenchmarkMode = (typeof BENCHMARK_MODES)[number];
 
@@ -111,6 +114,13 @@ export const BenchmarkOptionsSchema = z.strictObject({
    */
   taskName: z.string().min(1).max(200).optional(),
   /**
+   * Other processes may run these tasks (an in-place run on a shared store): also look in the
+   * store, every 250 ms, for tasks that finished without an event here. Their latency is then
+   * known to within that interval.
+   * @default false
+   */
+  watchStore: z.boolean().default(false),
+  /**
    * Identifies the run in its report and in its tasks' idempotency keys.
    * @default 12 random hex digits
    */
@@ -163,83 +173,8 @@ export const BenchmarkOptionsSchema = z.strictObject({
 export type BenchmarkOptions = z.input<typeof BenchmarkOptionsSchema>;
 type ResolvedBenchmarkOptions = z.output<typeof BenchmarkOptionsSchema>;
 
-/** Why submitting stopped. */
-export type StopReason = "tasks" | "duration" | "interrupt" | "max-seconds";
-
-/** What `runBenchmark()` measured. Durations in seconds, latencies in milliseconds. */
-export interface BenchmarkReport {
-  /** Format of this document (bumped when a field changes meaning). */
-  reportVersion: 2;
-  runId: string;
-  relaymeshVersion: string;
-  startedAt: string;
-  finishedAt: string;
-  /** Tasks requested, or the tasks submitted (accepted or not) in a run by duration. */
-  tasks: number;
-  /** Tasks requested (null: a run by duration). */
-  tasksRequested: number | null;
-  durationSeconds: number | null;
-  /** Tasks whose submission was committed. */
-  submitted: number;
-  /** Tasks that reached a terminal status within the run. */
-  finished: number;
-  stoppedBy: StopReason;
-  /** `shape:<name>` or `workflow:<name>`. */
-  workload: string;
-  shape: BenchmarkShape | null;
-  agent: string | null;
-  /** The workflow every task submitted. */
-  workflow: WorkflowSpec;
-  mode: BenchmarkMode;
-  /** Open loop (a fixed offered rate) or closed loop (a fixed number of submissions in flight). */
-  load: { model: "open"; ratePerSec: number } | { model: "closed"; inFlight: number };
-  stepsPerTask: number;
-  concurrency: number;
-  inputSize: number | null;
-  /** Offered rate, when `rateLimitPerSec` was given. */
-  offeredPerSec: number | null;
-  warmupTasks: number;
-  /** First measured submission to the end of the run. */
-  seconds: number;
-  /** The submission phase (all of it, also in `concurrent` mode). */
-  enqueueSeconds: number;
-  /** The window throughput is measured over: the drain (enqueue-then-drain) or the whole run (concurrent). */
-  drainSeconds: number;
-  /** Finished tasks (workflows) per second over `drainSeconds`. */
-  throughputPerSec: number;
-  /** Succeeded steps per second over `drainSeconds` (SUCCESS tasks × steps per task). */
-  stepsPerSec: number;
-  /** Committed submissions per second over `enqueueSeconds`. */
-  enqueuePerSec: number;
-  /** End to end: each task's due time (open loop) or submit call (closed loop) to its `task:finished`, over finished tasks. */
-  latencyMs: { p50: number; p90: number; p95: number; p99: number; max: number; mean: number };
-  /** Per step: queue wait vs run time vs commit wait. */
-  steps: StepFigures[];
-  failures: FailureFigures;
-  /** Terminal statuses, plus `UNFINISHED` (submitted, not finished in time) and `SUBMIT_FAILED`. */
-  statuses: Record<string, number>;
-  /** Tasks requested (or submitted, when stopped early by the user or a duration) that did not end SUCCESS. */
-  notSucceeded: number;
-  /** The run hit `maxSeconds`. */
-  capped: boolean;
-  /** Up to 5 distinct submission errors. */
-  errors: string[];
-  /** Throughput, latency, memory and CPU every `sampleIntervalMs`. */
-  series: Sample[];
-  sampleIntervalMs: number;
-  resources: { rssMb: { start: number; peak: number; end: number }; heapUsedMb: { start: number; peak: number; end: number }; cpuPctMean: number };
-  /** First third of the run against the last third: is latency, throughput and memory flat? */
-  stability: Stability;
-  /** Settings in force (the root's file, overridden by the run's options). */
-  settings: Settings;
-  durability: "full" | "normal";
-  store: string;
-  machine: MachineFacts;
-  /** Resident set size after the run, before the engine closed. */
-  rssMb: number;
-  node: string;
-  cpus: number;
-}
+/** How often an in-place run looks in the store for tasks finished by other processes. */
+const STORE_POLL_MS = 250;
 
 /** Submissions in flight during the enqueue phase of `enqueue-then-drain`. */
 const ENQUEUE_IN_FLIGHT = 8;
@@ -271,7 +206,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
   let run: Run | null = null;
   try {
     const runId = o.runId ?? newRunId();
-    if (o.warmupTasks > 0) await warmUp(mesh, workload, o.warmupTasks, o.inFlight ?? o.concurrency, runId, o.taskName);
+    if (o.warmupTasks > 0) await warmUp(mesh, workload, o.warmupTasks, o.inFlight ?? o.concurrency, runId, o.taskName, o.stopSignal);
     run = new Run(mesh, o, workload, runId);
     return await run.execute();
   } finally {
@@ -324,6 +259,7 @@ class Run {
     this.#timers.push(setTimeout(() => { this.abandoned = true; this.#stop("max-seconds"); this.#wake?.(); }, maxSeconds * 1000));
     if (o.durationMs !== undefined) this.#timers.push(setTimeout(() => this.#stop("duration"), o.durationMs));
     this.#onAbort(o.stopSignal, () => this.#stop("interrupt"));
+    if (o.watchStore) this.#watchStore();
     this.#onAbort(o.abandonSignal, () => { this.abandoned = true; this.#stop("interrupt"); this.#wake?.(); });
     o.onMeasuring?.();
 
@@ -340,7 +276,7 @@ class Run {
   }
 
   dispose(): void {
-    for (const t of this.#timers) clearTimeout(t);
+    for (const t of this.#timers) clearTimeout(t);  // also clears intervals
     for (const c of this.#cleanups) c();
     this.#recorder.stop();
   }
@@ -391,6 +327,22 @@ class Run {
       settings, durability: settings.durability, store: redact(this.#mesh.store.location), machine: machineFacts(),
       rssMb: t.rssMb, node: process.version, cpus: availableParallelism(),
     };
+  }
+
+  /** Polls the store for open tasks due over a second ago that finished elsewhere. */
+  #watchStore(): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      const ids = this.#recorder.openTasksDueBefore(performance.now() - 1_000, 1_000);
+      if (ids.length === 0) return;
+      busy = true;
+      this.#mesh.store.taskStatuses(ids).then((statuses) => {
+        const at = performance.now();
+        for (const [id, status] of statuses) if (TERMINAL_TASK_STATUSES.has(status)) this.#recorder.finishedElsewhere(id, status, at);
+      }, () => { /* a busy store: the next poll tries again */ }).finally(() => { busy = false; });
+    }, STORE_POLL_MS);
+    this.#timers.push(timer);
   }
 
   #onAbort(signal: AbortSignal | undefined, fn: () => void): void {
@@ -472,8 +424,8 @@ class Run {
   }
 }
 
-/** Runs `count` tasks of the workload to completion, `inFlight` submissions at a time. */
-async function warmUp(mesh: RelayMesh, w: Workload, count: number, inFlight: number, runId: string, name: string | undefined): Promise<void> {
+/** Runs `count` tasks of the workload to completion, `inFlight` submissions at a time; `stop` ends submitting early. */
+async function warmUp(mesh: RelayMesh, w: Workload, count: number, inFlight: number, runId: string, name: string | undefined, stop: AbortSignal | undefined): Promise<void> {
   const finished = new Set<string>();
   const onFinished = (e: { taskId: string }) => { finished.add(e.taskId); };
   mesh.on("task:finished", onFinished);
@@ -481,7 +433,7 @@ async function warmUp(mesh: RelayMesh, w: Workload, count: number, inFlight: num
     const ids: string[] = [];
     let next = 0;
     const submitter = async () => {
-      while (next < count) { const i = next++; ids.push(await w.submit(mesh, i, `${runId}-warmup`, name)); }
+      while (next < count && !stop?.aborted) { const i = next++; ids.push(await w.submit(mesh, i, `${runId}-warmup`, name)); }
     };
     await Promise.all(Array.from({ length: Math.min(inFlight, count) }, submitter));
     // waitFor covers any whose event came before we listened; bounded so a stuck agent cannot hang the run.

@@ -14,6 +14,8 @@ export interface LineChartOptions {
   series: ChartSeries[];
   /** Formats x values on the axis (default: as numbers). */
   formatX?: (x: number) => string;
+  /** Tick values of the x axis between its ends (default: about five round numbers). */
+  xTicks?: (min: number, max: number) => number[];
   width?: number;
   height?: number;
 }
@@ -50,7 +52,7 @@ export function lineChart(o: LineChartOptions): string {
     parts.push(`<line x1="${pad.left}" x2="${width - pad.right}" y1="${f(sy(t))}" y2="${f(sy(t))}" class="grid"/>`);
     parts.push(`<text x="${pad.left - 6}" y="${f(sy(t) + 4)}" class="tick" text-anchor="end">${escapeXml(formatNumber(t))}</text>`);
   }
-  for (const t of ticks(xMin, xMax, true)) {
+  for (const t of (o.xTicks ?? ((a, b) => ticks(a, b, true)))(xMin, xMax)) {
     if (t < xMin || t > xMax) continue;
     parts.push(`<text x="${f(sx(t))}" y="${height - pad.bottom + 16}" class="tick" text-anchor="middle">${escapeXml(fx(t))}</text>`);
   }

@@ -1,4 +1,5 @@
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { copyFileSync, existsSync, rmSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { writeJsonFile } from "../ops/exports.js";
 import { ensureRoot, rootPaths, type RootConfig, type RootPaths } from "../root.js";
@@ -22,8 +23,9 @@ export interface BenchTarget {
  * of the same kind as the user's: benchmark tasks never mix with real ones.
  */
 export function scratchTarget(user: RootPaths, config: RootConfig, storeUrl: string | undefined): BenchTarget {
-  ensureRoot(user);
-  const dir = mkdtempSync(join(user.reportsDir, "bench-"));
+  const dir = join(user.reportsDir, `bench-${randomBytes(4).toString("hex")}`);
+  // Checks the store URL before anything is written.
+  const store = scratchStoreFor(storeUrl, dir);
   const scratch = rootPaths(dir);
   const cleanup = async () => {
     try {
@@ -32,7 +34,7 @@ export function scratchTarget(user: RootPaths, config: RootConfig, storeUrl: str
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  const store = scratchStoreFor(storeUrl, dir);
+  ensureRoot(user);
   try {
     ensureRoot(scratch);
     if (existsSync(user.settings)) copyFileSync(user.settings, scratch.settings);

@@ -13,13 +13,15 @@ export function normalizeArgv(argv: string[]): string[] {
   });
 }
 
-// A reader that went away (`relaymesh tasks | head -1`) ends the command quietly.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(process.exitCode ?? ExitCode.OK);
-    throw error;
-  });
-}
+// A reader of the output that went away (`relaymesh tasks | head -1`) ends the command quietly;
+// one of the logs only loses the logs (a worker goes on working).
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? ExitCode.OK);
+  throw error;
+});
+process.stderr.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+});
 
 function print(result: CommandResult, globals: GlobalOptions): void {
   if (globals.json) process.stdout.write(`${JSON.stringify(result.data)}\n`);

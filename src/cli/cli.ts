@@ -179,7 +179,7 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
   program.command("kv").description("the checkpoint store: kv get|put|list|delete [--namespace NS] KEY [VALUE]")
     .argument("<action>", "get | put | list | delete")
     .argument("[key]", "key")
-    .argument("[value]", "value (put): JSON, or a plain string")
+    .argument("[value]", "value (put): JSON, or a plain string (text starting with { [ or \" must be valid JSON)")
     .option("--namespace <ns>", "namespace; a task's checkpoints live in the one named by its task id (default: default)")
     .option("--prefix <p>", "list: keys starting with this")
     .option("--limit <n>", "list: at most this many (default: 1000)")

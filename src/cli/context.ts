@@ -107,11 +107,15 @@ export function jsonOption(name: string, value: string | undefined): unknown {
   }
 }
 
-/** A value given on the command line: JSON when it parses as JSON, else the plain string. */
-export function jsonOrString(value: string): unknown {
+/**
+ * A value given on the command line as `name`: JSON when it parses as JSON, else the plain
+ * string — unless it starts like a JSON object, array or string, which must then be valid (status 2).
+ */
+export function jsonOrString(name: string, value: string): unknown {
   try {
     return JSON.parse(value);
-  } catch {
+  } catch (error) {
+    if (/^\s*[[{"]/.test(value)) throw new ExitError(ExitCode.USAGE, `${name}: invalid JSON (${(error as Error).message})`);
     return value;
   }
 }

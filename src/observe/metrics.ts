@@ -57,6 +57,11 @@ export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: stri
   counter("relaymesh_lease_conflict_total", "Writes refused because the step's lease moved on.", s.counters.lease_conflict_total ?? 0);
   counter("relaymesh_dead_owner_reclaimed_total", "RUNNING steps reclaimed from nodes declared DEAD.", s.counters.dead_owner_reclaimed_total ?? 0);
   counter("relaymesh_lease_expired_reclaimed_total", "RUNNING steps reclaimed after their lease expired.", s.counters.lease_expired_reclaimed_total ?? 0);
+  const storeErrors = new Counter({ name: "relaymesh_store_errors_total", help: "Store operations that failed, by operation and error code (e.g. SQLITE_FULL).", labelNames: ["operation", "code"], registers: [registry] });
+  for (const [name, n] of Object.entries(s.counters)) {
+    const [prefix, operation, code] = name.split(":");
+    if (prefix === "store_errors_total" && operation !== undefined && code !== undefined) storeErrors.inc({ operation, code }, n);
+  }
   counter("relaymesh_schedule_fired_total", "Tasks fired by cron schedules.", s.counters.schedule_fired_total ?? 0);
   counter("relaymesh_schedule_skipped_total", "Schedule slots not fired: overlap skip, or missed and not caught up.", s.counters.schedule_skipped_total ?? 0);
   const limited = new Counter({ name: "relaymesh_rate_limited_total", help: "Times a step found no token of its rate limit and waited (THROTTLED).", labelNames: ["limit"], registers: [registry] });
@@ -69,11 +74,6 @@ export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: stri
     gauge("relaymesh_tasks_with_deadline_open", "Open tasks that have a deadline.").set(s.flow.openWithDeadline);
     const byReason = gauge("relaymesh_tasks_cancelled_by_reason", "Cancelled tasks by reason (deadline, concurrency, …) still in the store.", ["reason"]);
     for (const [reason, n] of Object.entries(s.flow.cancelledByReason)) byReason.set({ reason }, n);
-  }
-  const storeErrors = new Counter({ name: "relaymesh_store_errors_total", help: "Store operations that failed, by operation and error code (e.g. SQLITE_FULL).", labelNames: ["operation", "code"], registers: [registry] });
-  for (const [name, n] of Object.entries(s.counters)) {
-    const [prefix, operation, code] = name.split(":");
-    if (prefix === "store_errors_total" && operation !== undefined && code !== undefined) storeErrors.inc({ operation, code }, n);
   }
 
   // The histogram is read whole from the store; prom-client's Histogram only observes, so it is written out here.

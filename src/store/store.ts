@@ -57,7 +57,9 @@ export interface Store {
    * is still RUNNING under the same owner and `leaseEpoch`; otherwise it changes nothing and
    * is recorded as a lease conflict and returned in `refused`. A success resolves the DAG in
    * the same transaction: dependents whose dependencies all succeeded become READY, and may be
-   * claimed by the same batch. Idempotent submissions return the existing task.
+   * claimed by the same batch. Idempotent submissions return the existing task. A batch never
+   * fails for one item (see `CommitBatch`); a batch that writes nothing and finds no work takes
+   * no write lock and writes no row (an idle worker's poll).
    */
   commit(batch: CommitBatch): Promise<CommitResult>;
 

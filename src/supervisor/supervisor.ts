@@ -116,6 +116,8 @@ export class Supervisor {
   #unwake: (() => void) | null = null;
   /** An operator write made steps runnable: claim again. */
   #wakeDue = false;
+  /** Monotonic start of the store commit in flight, if any. */
+  #flushStartedAt: number | null = null;
   /** Group commits failed in a row (store unreachable). */
   #failedCommits = 0;
   #retryTimer: NodeJS.Timeout | null = null;
@@ -295,12 +297,20 @@ export class Supervisor {
     // Heartbeats also tell a node that a step it runs was cancelled or reclaimed elsewhere: at most every 2 s.
     // They go on after claiming stops, while in-flight steps drain, until stopHeartbeats().
     if (!this.#heartbeatTimer) {
+      const interval = Math.max(50, Math.min(2_000, Math.floor(lease / 3)));
+      let lastBeat = performance.now();
       this.#heartbeatTimer = setInterval(() => {
+        const now = performance.now();
+        // A tick far behind schedule means this process was paused (SIGSTOP), not cut off: its
+        // late results go to the store, to be refused and recorded there.
+        const paused = now - lastBeat > 3 * interval;
+        lastBeat = now;
         if (this.#inflight.size === 0) return;
-        this.#abortOverdue();
+        const hanging = this.#flushStartedAt !== null && now - this.#flushStartedAt > interval;
+        if (!paused && (this.#failedCommits > 0 || hanging)) this.#abortOverdue();
         this.#renewDue = true;
         this.#schedule();
-      }, Math.max(50, Math.min(2_000, Math.floor(lease / 3))));
+      }, interval);
       this.#heartbeatTimer.unref();
     }
     every(Math.max(100, Math.min(5_000, Math.floor(lease / 2))), () => { this.#reclaimDue = true; this.#schedule(); });
@@ -370,8 +380,8 @@ export class Supervisor {
   }
 
   /**
-   * A zombie must not go on past its lease: an attempt whose lease could not be renewed is
-   * stopped by the monotonic clock before the lease ends (its last fifth), whatever the store does.
+   * A node cut off from the store must not go on past its leases: an attempt whose lease could
+   * not be renewed is stopped by the monotonic clock before the lease ends (its last fifth).
    */
   #abortOverdue(): void {
     const cutoff = performance.now() + this.#settings.leaseTimeoutMs * LEASE_SAFETY_FRACTION;
@@ -444,9 +454,11 @@ export class Supervisor {
       kvWrites.length + progress.length === 0) return;
     const renewedAt = performance.now();
     let result: CommitResult;
+    this.#flushStartedAt = renewedAt;
     try {
       result = await this.#o.store.commit(batch);
     } catch (error) {
+      this.#flushStartedAt = null;
       for (const s of submits) s.reject(error);
       for (const w of kvWrites) w.reject(error);
       // Results stay owed: put them back and try again shortly; the leases still fence them.
@@ -461,6 +473,7 @@ export class Supervisor {
       return;
     }
     this.#failedCommits = 0;
+    this.#flushStartedAt = null;
     submits.forEach((s, i) => {
       const outcome = result.submitted[i]!;
       if (outcome.error) s.reject(errorFromWire(outcome.error, ErrorCode.STORE));

@@ -23,6 +23,7 @@ test("cli: parser errors print one stderr line, exit 2, and one {error:{code,mes
     [["task"], /missing required argument/],
     [["tasks", "--limit", "x"], /--limit: expected an integer/],
     [["submit", "--agent", "echo", "--input", "{bad"], /--input: invalid JSON/],
+    [["kv", "put", "k", "{bad"], /kv put VALUE: invalid JSON/],
     [["worker", "--once", "--shutdown-timeout-ms", "2147483648"], /--shutdown-timeout-ms: expected an integer from 0 to 2147483647/],
   ];
   for (const [args, pattern] of cases) {

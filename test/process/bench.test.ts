@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { BIN, cli, REPO, spawnCli, tempRoot } from "../helpers.js";
+import { BIN, cli, REPO, spawnCli, storeFor, tempRoot, TEST_STORE, waitUntil } from "../helpers.js";
 import { RelayMesh } from "../../src/index.js";
 
 /** Fields every report carries (reportVersion 2). */
@@ -22,7 +22,7 @@ function assertSelfContainedHtml(path: string): string {
   assert.ok(existsSync(path), `HTML report at ${path}`);
   const html = readFileSync(path, "utf8");
   assert.match(html, /^<!doctype html>/);
-  assert.ok((html.match(/<svg /g) ?? []).length >= 5, "one SVG plot per figure over time, and the per-step bars");
+  assert.ok((html.match(/<svg /g) ?? []).length >= 8, "one SVG plot per figure over time, and the per-step bars");
   assert.match(html, /<path d="M/, "a drawn line");
   for (const forbidden of [/<script/i, /<link/i, /<img/i, /<iframe/i, /\bsrc\s*=/i, /\bhref\s*=/i, /url\(/i, /@import/i, /https?:\/\//i]) {
     assert.doesNotMatch(html, forbidden, `the HTML report must not fetch anything (${forbidden})`);
@@ -32,7 +32,7 @@ function assertSelfContainedHtml(path: string): string {
 
 /** The user's root must hold no task: a default run uses a scratch store. */
 async function assertNoTasksIn(root: string): Promise<void> {
-  const mesh = await RelayMesh.open({ root, work: false });
+  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
   try {
     assert.equal((await mesh.listTasks({ limit: 1 })).total, 0, "no benchmark task in the user's store");
   } finally {
@@ -80,7 +80,7 @@ test("bench: the CONTRACT shape with --json, a JSON report of every figure and a
   assert.equal(report.settings.maxAttempts, 3);
   assert.equal(typeof report.machine.cores, "number");
   assert.equal(report.relaymeshVersion, JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
-  assert.match(report.store, /^scratch \(sqlite:/);
+  assert.match(report.store, TEST_STORE === "sqlite" ? /^scratch \(sqlite:/ : /^scratch \(postgres:.*_bench_/);
 
   const html = assertSelfContainedHtml(doc.htmlOut);
   assert.match(html, /Throughput/);
@@ -155,6 +155,8 @@ test("bench: bad values exit 2 with one line naming the option, and nothing is w
     [["--workflow", notJson], /--workflow .*bad\.json: invalid JSON/],
     [["--workflow", join(dir, "missing.json")], /--workflow .*missing\.json: no such file/],
     [["--workflow", cyclic, "--shape", "chain"], /--shape: not with --workflow/],
+    [["--store", "mysql://db/app"], /--store mysql:\/\/db\/app: unknown store URL/],
+    [["--store", "postgres://u:secret@db/app?schema=no-dashes"], /--store postgres:\/\/u:\*\*\*@db\/app.*schema/],
   ];
   for (const [args, message] of cases) {
     const r = await cli(["bench", "--root", root, ...(args.includes("--tasks") ? [] : ["--tasks", "10"]), ...args, "--report-out", join(dir, "r.json")]);
@@ -249,7 +251,7 @@ test("bench --in-place: runs in the real store, every task named bench:<run id>;
   const doc = r.json();
   assert.equal(doc.inPlace, true);
   assert.equal(doc.taskName, `bench:${doc.runId}`);
-  const mesh = await RelayMesh.open({ root, work: false });
+  const mesh = await RelayMesh.open({ root, work: false, ...(storeFor(root) ? { store: storeFor(root) } : {}) });
   t.after(() => mesh.close());
   const { tasks, total } = await mesh.listTasks({ limit: 100 });
   assert.equal(total, 31);
@@ -268,4 +270,25 @@ test("bench --in-place: runs in the real store, every task named bench:<run id>;
   assert.equal(legacy.code, 0, legacy.stderr);
   assert.equal(legacy.json().tasks, 50);
   assert.equal((await mesh.listTasks({ limit: 1 })).total, 1, "the legacy form ran in a scratch store");
+});
+
+test("bench --in-place with another worker on the store: tasks that worker finished count too (found in the store)", async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const flow = join(root, "sleepy.json");
+  writeFileSync(flow, JSON.stringify({ steps: [{ id: "nap", agent: "sleep", input: { ms: 20 } }] }));
+  const worker = spawnCli(["worker", "--root", root, "--concurrency", "4", "--json"]);
+  t.after(() => { worker.child.kill("SIGKILL"); });
+  await waitUntil(() => existsSync(join(root, "relaymesh.db")), "the worker to open the store");
+  const r = await cli(["bench", "--root", root, "--in-place", "--workflow", flow, "--tasks", "100", "--concurrency", "1", "--in-flight", "8", "--json",
+    "--report-out", join(root, "shared.json")], { timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const doc = r.json();
+  assert.equal(doc.finished, 100);
+  assert.equal(doc.statuses.SUCCESS, 100);
+  worker.child.kill("SIGTERM");
+  await worker.exited;
+  const ranElsewhere = JSON.parse(worker.stdout()).succeeded;
+  assert.ok(ranElsewhere > 0, "the other worker ran some of the benchmark's steps");
+  assert.equal(doc.steps[0].runMs.count, 100 - ranElsewhere, "per-step figures cover the steps this process ran");
 });

@@ -36,7 +36,7 @@ function sample(i: number, o: { p50?: number; p99?: number; rss?: number; rate?:
   const lat = o.p50 === undefined ? null : { p50: o.p50, p90: o.p50, p95: o.p99!, p99: o.p99!, max: o.p99! };
   return {
     tMs: (i + 1) * 1000, intervalMs: 1000, submitted: i, completed: i, submittedPerSec: o.rate ?? 100, completedPerSec: o.rate ?? 100,
-    failedTasks: 0, failedAttempts: 0, inFlight: 0, latencyMs: lat, rssMb: o.rss ?? 100, heapUsedMb: 10, cpuPct: 50, eventLoopDelayP99Ms: 1,
+    failedTasks: 0, failedAttempts: 0, inFlight: 0, latencyMs: lat, rssMb: o.rss ?? 100, heapUsedMb: 10, cpuPct: 50, eventLoopDelayP99Ms: 1, loadAvg1: 0.5,
   };
 }
 
@@ -107,7 +107,7 @@ test("scratchStoreFor: SQLite in the scratch folder; PostgreSQL in a <schema>_be
   assert.equal(url.pathname, "/app");
   assert.ok(!pg.location.includes("secret"), "the location hides the password");
   assert.match(new URL(scratchStoreFor("postgresql://db/app", "/tmp/x").url).searchParams.get("schema")!, /^relaymesh_bench_/);
-  const long = new URL(scratchStoreFor(`postgres://db/app?schema=${"s".repeat(80)}`, "/tmp/x").url).searchParams.get("schema")!;
+  const long = new URL(scratchStoreFor(`postgres://db/app?schema=${"s".repeat(63)}`, "/tmp/x").url).searchParams.get("schema")!;
   assert.ok(long.length <= 63, "within PostgreSQL's identifier limit");
   assert.throws(() => scratchStoreFor("mysql://db/app", "/tmp/x"), /unknown store URL/);
 });

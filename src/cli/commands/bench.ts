@@ -64,7 +64,7 @@ export default async function bench(globals: GlobalOptions, flags: BenchFlags): 
   try {
     const report = await runBenchmark({
       ...o.run, root: target.root, ...(target.store !== undefined ? { store: target.store } : {}), runId,
-      ...(target.inPlace ? { taskName: `bench:${runId}` } : {}),
+      ...(target.inPlace ? { taskName: `bench:${runId}`, watchStore: true } : {}),
       stopSignal: stop.signal, abandonSignal: abandon.signal,
       onMeasuring: () => {
         process.stderr.write(`relaymesh: bench ${runId}: measuring on ${target.inPlace ? redact(target.location) : "a scratch store"} (Ctrl-C stops submitting, drains and writes the report)\n`);

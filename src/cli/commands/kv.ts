@@ -34,7 +34,7 @@ export default async function kv(globals: GlobalOptions, action: string, key: st
         return { data: { namespace, key, value: v }, human: JSON.stringify(v, null, 2) };
       }
       case "put": {
-        const parsed = jsonOrString(value!);
+        const parsed = jsonOrString("kv put VALUE", value!);
         await ns.put(key!, parsed);
         return { data: { namespace, key, value: parsed }, human: `${namespace}/${key} = ${brief(parsed)}` };
       }

@@ -11,16 +11,16 @@ export function withSchema(url: string, schema: string): string {
   return u.toString();
 }
 
-/** `<schema>_bench_<suffix>`, shortened to PostgreSQL's 63-byte identifier limit. */
+/** `<schema>_bench_<suffix>`, shortened to PostgreSQL's 63-byte identifier limit. Throws InvalidOptionsError for a bad URL. */
 export function scratchSchemaName(url: string, suffix: string): string {
   const tail = `_bench_${suffix}`;
-  return `${(new URL(url).searchParams.get("schema") || "relaymesh").slice(0, 63 - tail.length)}${tail}`;
+  return `${parsePgUrl(url).schema.slice(0, 63 - tail.length)}${tail}`;
 }
 
-/** Connection settings of a store URL, as the store itself reads them. */
+/** Connection settings of a store URL, with the store's own defaults. */
 function clientConfig(url: string): pg.ClientConfig {
-  const { host, port, database, user, password } = parsePgUrl(url);
-  return { host, port, database, user, ...(password !== undefined ? { password } : {}) };
+  const t = parsePgUrl(url);
+  return { host: t.host, port: t.port, database: t.database, user: t.user, ...(t.password !== undefined ? { password: t.password } : {}) };
 }
 
 /** Drops `schema` and everything in it, when it exists. */

@@ -455,14 +455,14 @@ export class SqliteStore implements Store {
     return this.#ops;
   }
 
-  #sch(): SqliteSchedules {
-    if (!this.#schedules) throw new StoreError("store is not migrated (call migrate() first) or is closed");
-    return this.#schedules;
-  }
-
   #count(operation: string, code: string | undefined): void {
     const name = `${STORE_ERRORS_COUNTER}:${operation}:${code ?? "unknown"}`;
     this.#unrecordedErrors.set(name, (this.#unrecordedErrors.get(name) ?? 0) + 1);
+  }
+
+  #sch(): SqliteSchedules {
+    if (!this.#schedules) throw new StoreError("store is not migrated (call migrate() first) or is closed");
+    return this.#schedules;
   }
 
   #guard<T>(fn: () => T, operation: string): T {
