@@ -36,7 +36,7 @@ import { KvNamespace, type KvTransport } from "./agents/kv.js";
 import { parseSchedule, scheduleView, type ScheduleInput } from "./schedule/definition.js";
 import { nextFrom, slotKey } from "./schedule/plan.js";
 import { scheduleTick } from "./schedule/scheduler.js";
-import type { ScheduleRecord } from "./store/types.js";
+import type { ScheduleFire, ScheduleFireResult, ScheduleRecord } from "./store/types.js";
 
 /**
  * Lifecycle: `open` → `running` (claiming and running steps) or `idle` (opened with
@@ -698,7 +698,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       catchUpWindowMs: s.catchUpWindowMs ?? null, jitterMs: s.jitterMs, paused: s.paused,
     };
     const now = this.store.now();
-    const { schedule, replaced } = await this.store.putSchedule({ ...def, ...nextFrom(def, now) }, now);
+    const { schedule, replaced } = await this.#supervisor.operate(() => this.store.putSchedule({ ...def, ...nextFrom(def, now) }, now));
     this.#trail.record({ action: replaced ? "schedule.replace" : "schedule.add", actor: this.actor, resource: `schedule/${s.name}`, details: { cron: s.cron, timezone: def.timezone } });
     return { schedule: scheduleView(schedule), replaced };
   }
@@ -727,7 +727,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async removeSchedule(name: string): Promise<{ schedule: ReturnType<typeof scheduleView>; removed: true }> {
     this.#assertOpen("removeSchedule");
     const schedule = scheduleView(await this.#schedule(name));
-    if (!(await this.store.removeSchedule(name))) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
+    if (!(await this.#supervisor.operate(() => this.store.removeSchedule(name)))) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
     this.#trail.record({ action: "schedule.remove", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return { schedule, removed: true };
   }
@@ -738,7 +738,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const s = await this.#schedule(name);
     const now = this.store.now();
     const task = this.#scheduledTask(s, now);
-    const result = await this.store.fireSchedule({
+    const result = await this.#fire({
       name, fires: [{ slotKey: `manual:${task.taskId}`, slotMs: now, task, outcome: "fired" }], missed: 0, nodeId: this.nodeId, nowMs: now,
     });
     if (result.created.length === 0) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
@@ -756,10 +756,15 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#assertOpen(paused ? "pauseSchedule" : "resumeSchedule");
     const s = await this.#schedule(name);
     const next = paused ? { nextSlotMs: s.nextSlotMs, nextAtMs: s.nextAtMs } : nextFrom(s, this.store.now());
-    const updated = await this.store.setSchedulePaused(name, paused, next, this.store.now());
+    const updated = await this.#supervisor.operate(() => this.store.setSchedulePaused(name, paused, next, this.store.now()));
     if (!updated) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
     this.#trail.record({ action: paused ? "schedule.pause" : "schedule.resume", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return scheduleView(updated);
+  }
+
+  /** Fires schedule slots through the supervisor's turn: it claims their tasks in its next commit. */
+  #fire(fire: ScheduleFire): Promise<ScheduleFireResult> {
+    return this.#supervisor.operate(() => this.store.fireSchedule(fire));
   }
 
   #scheduledTask(s: ScheduleRecord, slotMs: number): NewTask {
@@ -781,6 +786,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       const fired = await scheduleTick({
         store: this.store, nodeId: this.nodeId, nowMs: now,
         build: (s, slotMs) => this.#scheduledTask(s, slotMs),
+        fire: (f) => this.#fire(f),
         cancelPrevious: async (taskId, s) => { await this.cancel(taskId, { mode: "hard", reason: `schedule "${s.name}" overlap` }); },
         onError: (error, s) => this.safeEmit("engine:error", { error: new RelayMeshError(ErrorCode.INVALID_STATE, `schedule "${s.name}": ${error.message}`, { cause: error }) }),
       });

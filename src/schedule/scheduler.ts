@@ -1,5 +1,5 @@
 import type { Store } from "../store/store.js";
-import { TERMINAL_TASK_STATUSES, type NewTask, type ScheduleRecord } from "../store/types.js";
+import { TERMINAL_TASK_STATUSES, type NewTask, type ScheduleFire, type ScheduleFireResult, type ScheduleRecord } from "../store/types.js";
 import { planTick, slotKey } from "./plan.js";
 
 /** Schedules looked at per tick at most (the earliest due first). */
@@ -11,6 +11,8 @@ export interface ScheduleTickOptions {
   nowMs: number;
   /** Builds the task of one slot from the schedule's workflow (throws when this node cannot). */
   build: (schedule: ScheduleRecord, slotMs: number) => NewTask;
+  /** Applies a decision (Store.fireSchedule), through the process's one writer. */
+  fire: (fire: ScheduleFire) => Promise<ScheduleFireResult>;
   /** Cancels the previous slot's task (overlap "cancel-previous"). */
   cancelPrevious: (taskId: string, schedule: ScheduleRecord) => Promise<void>;
   onError: (error: Error, schedule: ScheduleRecord) => void;
@@ -41,7 +43,7 @@ export async function scheduleTick(o: ScheduleTickOptions): Promise<FiredSlot[]>
         slotKey: slotKey(f.slotMs), slotMs: f.slotMs, outcome: f.outcome, task: f.outcome === "fired" ? o.build(s, f.slotMs) : null,
       }));
       if (plan.cancelPrevious && s.lastTaskId) await o.cancelPrevious(s.lastTaskId, s);
-      const result = await o.store.fireSchedule({
+      const result = await o.fire({
         name: s.name, expectNextSlotMs: s.nextSlotMs, nextSlotMs: plan.nextSlotMs, nextAtMs: plan.nextAtMs, fires, missed: plan.missed,
         nodeId: o.nodeId, nowMs: o.nowMs,
       });
