@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RelayMesh } from "../../src/index.js";
-import { cli as runCli, spawnCli as spawnBin, tempRoot, waitUntil, type Spawned } from "../helpers.js";
+import { cli as runCli, spawnCli as spawnBin, tempRoot, waitUntil, type Spawned, TEST_STORE } from "../helpers.js";
 import { PG_URL, pgSchemaUrl } from "../store/pg.js";
 import { prepareRoot, statusCounts } from "./setup.js";
 
@@ -44,7 +44,8 @@ async function stop(ws: Spawned[]): Promise<void> {
   assert.deepEqual(exits.map((e) => e.code), ws.map(() => 0), ws.map((w) => w.stderr()).join("\n"));
 }
 
-for (const kind of ["sqlite", ...(PG_URL ? ["postgres"] : [])]) describe(`flow control across processes (${kind})`, () => {
+// This file runs both stores itself, so the PostgreSQL pass of scripts/test.mjs (TEST_STORE "postgres") has nothing more to run here.
+for (const kind of TEST_STORE === "postgres" ? [] : ["sqlite", ...(PG_URL ? ["postgres"] : [])]) describe(`flow control across processes (${kind})`, () => {
   const drops: (() => Promise<void>)[] = [];
   beforeEach(() => {
     if (kind === "sqlite") { store = undefined; return; }
