@@ -94,7 +94,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#trail = new AuditTrail(this.audit, (error) => this.safeEmit("engine:error", { error }));
     this.#trail.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
-      store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? 3 * o.concurrency, settings,
+      store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? null, settings,
       pollIntervalMs: o.pollIntervalMs, emit: (event, payload) => this.safeEmit(event, payload),
     });
   }

@@ -15,6 +15,7 @@ import type { MaintenanceResult } from "../mesh/maintenance.js";
 import type { AgentMessage, KvOp, KvReply } from "../pool/protocol.js";
 import { newSpanId, traceparent } from "../observe/ids.js";
 import { PriorityPicker } from "./picker.js";
+import { ClaimAhead } from "./claim-ahead.js";
 import { claimLimit, machineLoad } from "../mesh/claim-policy.js";
 import { PersistentScriptHost } from "../agents/script-host.js";
 import type { ScriptAgentConfig } from "../agents/scripts.js";
@@ -28,8 +29,8 @@ export interface SupervisorOptions {
   agents: AgentRegistry;
   nodeId: string;
   concurrency: number;
-  /** Steps claimed beyond `concurrency`, leased and waiting locally for a free slot. */
-  prefetch: number;
+  /** Steps claimed beyond `concurrency`, leased and waiting locally for a free slot (null: adaptive, see ClaimAhead). */
+  prefetch: number | null;
   settings: Settings;
   /** How often an idle supervisor looks for work submitted by other processes. */
   pollIntervalMs: number;
@@ -133,12 +134,14 @@ export class Supervisor {
   readonly #ran = new Map<string, { taskId: string; stepId: string; attempt: number; durationMs: number; traceId: string; spanId: string | null }>();
   /** Attempts this supervisor ran to an outcome (executed), and the outcomes committed (succeeded, failed). */
   readonly stats = { executed: 0, succeeded: 0, failed: 0 };
+  readonly #ahead: ClaimAhead;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
     this.#now = options.now ?? (() => options.store.now());
     this.#settings = options.settings;
     this.#picker = new PriorityPicker(options.settings.lowStarvationMaxPicks);
+    this.#ahead = new ClaimAhead(options.concurrency, options.prefetch);
     this.#hasCaps = options.agents.list().some((a) => options.agents.concurrency(a.id) !== undefined);
     this.#agentIds = [...options.agents.ids()].sort();
   }
@@ -150,7 +153,7 @@ export class Supervisor {
 
   /** Attempts this node holds at most (running and prefetched). */
   get capacity(): number {
-    return this.#o.concurrency + this.#o.prefetch;
+    return this.#o.concurrency + this.#ahead.prefetch;
   }
 
   attachPool(pool: AgentPool): void {
@@ -409,7 +412,7 @@ export class Supervisor {
 
   #free(): number {
     if (!this.#claiming || this.#paused) return 0;
-    return claimLimit(this.#settings.claimPolicy, this.#o.concurrency + this.#o.prefetch - this.#inflight.size, this.#inflight.size, this.#load);
+    return claimLimit(this.#settings.claimPolicy, this.capacity - this.#inflight.size, this.#inflight.size, this.#load);
   }
 
   /** The machine's load, read at most once a second (claims can be frequent). */
@@ -535,6 +538,7 @@ export class Supervisor {
     }
     this.#failedCommits = 0;
     this.#flushStartedAt = null;
+    if (completions.length + failures.length > 0 || result.claimed.length > 0) this.#ahead.commitTook(performance.now() - renewedAt);
     this.#acknowledge(submits, result);
     if (batch.claim) {
       const order = this.#picker.record(result.claimed.map((c) => c.priority), result.claimBacklog);
@@ -733,6 +737,7 @@ export class Supervisor {
       this.#pump();
     }
     const durationMs = performance.now() - f.startedAt;
+    if (f.running) this.#ahead.stepTook(durationMs);
     // An attempt whose thread was ended for another's sake runs again, uncounted.
     if (f.disposition === "release" || (f.disposition === "commit" && isWorkerLost(result))) this.#releases.push(step);
     else if (f.disposition === "commit") {
@@ -754,7 +759,7 @@ export class Supervisor {
    */
   #scheduleAfterResult(): void {
     if (this.#flushScheduled || this.#flushing) return;
-    const threshold = Math.ceil((this.#o.concurrency + this.#o.prefetch) / 2);
+    const threshold = Math.ceil(this.capacity / 2);
     const starving = this.#waiting.length === 0 && this.#running < this.#o.concurrency;
     if (!this.#claiming || starving || this.#free() >= threshold || this.#submits.length > 0) return this.#schedule();
     if (this.#windowTimer) return;
