@@ -102,6 +102,7 @@ export class Supervisor {
   #reclaimDue = true;
   #claiming = false;
   #flushScheduled = false;
+  #pumpScheduled = false;
   #lastAgentRenewal = 0;
   #paused = false;
   #heartbeatTimer: NodeJS.Timeout | null = null;
@@ -625,6 +626,19 @@ export class Supervisor {
     this.#pump();
   }
 
+  /**
+   * A pump after the results that arrived in this turn of the event loop: the slots they freed
+   * are filled with one thread message per thread, not one message per result.
+   */
+  #pumpSoon(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
   /** Hands waiting steps to the pool while slots are free, several per thread message. */
   #pump(): void {
     const n = Math.min(this.#o.concurrency - this.#running, this.#waiting.length);
@@ -734,7 +748,7 @@ export class Supervisor {
       this.#running--;
       const capped = this.#capped.get(step.agent);
       if (capped !== undefined) this.#capped.set(step.agent, capped - 1);
-      this.#pump();
+      this.#pumpSoon();
     }
     const durationMs = performance.now() - f.startedAt;
     if (f.running) this.#ahead.stepTook(durationMs);
