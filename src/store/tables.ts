@@ -33,6 +33,17 @@ export const EXPORT_TABLES: readonly TableSpec[] = [
   { name: "schedule_fires", key: ["name", "slot_key"], booleans: [] },
 ];
 
+/** What `exportRows` reads. */
+export interface ExportOptions {
+  /** Only these tables (default: every table of EXPORT_TABLES). */
+  tables?: readonly string[];
+}
+
+/** The tables an export reads, in load order. */
+export function exportTables(options: ExportOptions = {}): readonly TableSpec[] {
+  return options.tables ? EXPORT_TABLES.filter((t) => options.tables!.includes(t.name)) : EXPORT_TABLES;
+}
+
 /** How `importRows` loads a page. */
 export interface ImportOptions {
   /** Leave out the table's serial column: the store gives the rows new ids (merging into a store in use). */

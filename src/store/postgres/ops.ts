@@ -54,6 +54,12 @@ const SQL = {
       steps_open = (SELECT COUNT(*) FROM steps WHERE task_id = $1 AND status IN ${OPEN}), finished_at_ms = NULL, updated_at_ms = $2
     WHERE task_id = $1 RETURNING replays`,
 
+  /** Rows of tasks the store does not hold (an import cut short), in one statement. */
+  removeOrphans: `WITH i AS (DELETE FROM step_inputs WHERE NOT EXISTS (SELECT 1 FROM steps s JOIN tasks t ON t.task_id = s.task_id WHERE s.id = step_inputs.step_row_id) RETURNING 1),
+    o AS (DELETE FROM step_outputs WHERE NOT EXISTS (SELECT 1 FROM steps s JOIN tasks t ON t.task_id = s.task_id WHERE s.id = step_outputs.step_row_id) RETURNING 1),
+    e AS (DELETE FROM edges WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = edges.task_id) RETURNING 1),
+    s AS (DELETE FROM steps WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = steps.task_id) RETURNING 1)
+    SELECT (SELECT COUNT(*) FROM i) + (SELECT COUNT(*) FROM o) + (SELECT COUNT(*) FROM e) + (SELECT COUNT(*) FROM s) AS n`,
   purgeTasks: `WITH t AS (SELECT task_id FROM tasks WHERE status = ANY($1::text[]) AND finished_at_ms < $2
       AND ($3::text IS NULL OR left(name, char_length($3::text)) = $3::text)),
     s AS (SELECT id FROM steps WHERE task_id IN (SELECT task_id FROM t)),
@@ -199,6 +205,10 @@ export async function purge(db: Queryable, query: PurgeQuery): Promise<PurgeResu
     idempotencyKeys: (await q(db, "forgetKeys", [query.idempotencyBeforeMs, prefix])).length +
       (prefix === null ? (await q(db, "purgeDedupe", [query.idempotencyBeforeMs])).length : 0),
   };
+}
+
+export async function removeOrphanRows(db: Queryable): Promise<number> {
+  return Number((await q<{ n: number }>(db, "removeOrphans"))[0]!.n);
 }
 
 /** In a read-only repeatable-read transaction (one snapshot). */

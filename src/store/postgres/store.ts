@@ -2,7 +2,7 @@ import pg from "pg";
 import { StoreError } from "../../errors.js";
 import { MIGRATIONS } from "../migrations.js";
 import type { MembershipUpdate, Store } from "../store.js";
-import { EXPORT_TABLES, toSettingsChange, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
+import { EXPORT_TABLES, exportTables, toSettingsChange, type ExportOptions, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
 import type {
   CancelResult, CommitBatch, NodeHeartbeat, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
@@ -203,6 +203,10 @@ export class PostgresStore implements Store {
     return this.#tx("purge", (c) => ops.purge(c, query));
   }
 
+  async removeOrphanRows(): Promise<number> {
+    return this.#tx("removeOrphanRows", (c) => ops.removeOrphanRows(c));
+  }
+
   async opsSnapshot(nowMs: number): Promise<OpsSnapshot> {
     return this.#tx("opsSnapshot", (c) => ops.snapshot(c, nowMs), { readOnly: true });
   }
@@ -295,10 +299,10 @@ export class PostgresStore implements Store {
     return result;
   }
 
-  async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
+  async exportRows(sink: (page: RowPage) => Promise<void> | void, options?: ExportOptions): Promise<Record<string, number>> {
     return this.#tx("exportRows", async (c) => {
       const counts: Record<string, number> = {};
-      for (const t of EXPORT_TABLES) {
+      for (const t of exportTables(options)) {
         const keys = t.key.join(", ");
         let after: unknown[] | null = null;
         let n = 0;

@@ -11,7 +11,7 @@ import type {
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
-import { EXPORT_TABLES, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
+import { EXPORT_TABLES, type ExportOptions, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
@@ -339,9 +339,13 @@ export class SqliteStore implements Store {
     return this.#guard(() => this.#sch().fire(fire), "fireSchedule");
   }
 
-  async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
+  async exportRows(sink: (page: RowPage) => Promise<void> | void, options?: ExportOptions): Promise<Record<string, number>> {
     this.#o();
-    return exportSqliteFile(this.#path, sink);
+    return exportSqliteFile(this.#path, sink, options);
+  }
+
+  async removeOrphanRows(): Promise<number> {
+    return this.#guard(() => this.#o().removeOrphanRows(), "removeOrphanRows");
   }
 
   async importRows(page: RowPage, options: ImportOptions = {}): Promise<ImportResult> {
