@@ -225,3 +225,14 @@ export interface Store {
   /** Closes the store. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Migrates a store just opened; closes it again when that fails. */
+export async function migrateOrClose<S extends Store>(store: S): Promise<S> {
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}

@@ -2,7 +2,7 @@ import pg from "pg";
 import { StoreError } from "../../errors.js";
 import { MIGRATIONS } from "../migrations.js";
 import type { MembershipUpdate, Store } from "../store.js";
-import { EXPORT_TABLES, exportTables, toSettingsChange, type ExportOptions, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
+import { importColumns, exportTables, toSettingsChange, type ExportOptions, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
 import type {
   CancelResult, CommitBatch, NodeHeartbeat, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
@@ -324,12 +324,9 @@ export class PostgresStore implements Store {
   }
 
   async importRows(page: RowPage, options: ImportOptions = {}): Promise<ImportResult> {
-    const spec = EXPORT_TABLES.find((t) => t.name === page.table);
-    if (!spec) throw new StoreError(`import: unknown table "${page.table}"`);
-    if (page.rows.length === 0) return { inserted: 0, rows: [] };
-    const columns = Object.keys(page.rows[0]!).filter((c) => !(options.freshIds && c === spec.serial));
-    const returning = options.returning ?? [];
-    for (const c of [...columns, ...returning]) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
+    const plan = importColumns(page, options);
+    if (!plan) return { inserted: 0, rows: [] };
+    const { spec, columns, returning } = plan;
     const list = columns.join(", ");
     return this.#tx("importRows", async (c) => {
       const { rows } = await c.query<Record<string, unknown>>(`INSERT INTO ${spec.name} (${list}) SELECT ${list} FROM json_populate_recordset(NULL::${spec.name}, $1::json)
