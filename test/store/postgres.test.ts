@@ -78,6 +78,32 @@ describe("PostgresStore claims (PostgreSQL only)", { skip: skipPg }, () => {
   });
 });
 
+describe("PostgresStore wake-up hints (PostgreSQL only)", { skip: skipPg }, () => {
+  test("a submission committed by one store wakes the others' listeners (NOTIFY, after the commit), not its own", async (t) => {
+    const { url, drop } = pgSchemaUrl();
+    const a = PostgresStore.open({ url, poolSize: 2 });
+    const b = PostgresStore.open({ url, poolSize: 2 });
+    t.after(async () => { await a.close(); await b.close(); await drop(); });
+    await a.migrate();
+    await b.migrate();
+    let woken = 0;
+    let self = 0;
+    const listening = (store: PostgresStore, count: () => void) => new Promise<void>((resolve) => {
+      let first = true;
+      // The first call comes when LISTEN is in place (work may have arrived before it).
+      store.onWake(() => { if (first) { first = false; resolve(); } else count(); });
+    });
+    await Promise.all([listening(b, () => woken++), listening(a, () => self++)]);
+    await a.commit(batch(T0, { submissions: [newTask([{ id: "s" }])] }));
+    const deadline = Date.now() + 10_000;
+    while (woken === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(woken, 1, "the other store was woken once");
+    // Its own hint went out before the other's arrived; give it the same time to show up.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(self, 0, "the submitting store is not woken by its own hint");
+  });
+});
+
 describe("PostgreSQL store URL", () => {
   test("postgres:// and postgresql://, schema default relaymesh, PGPASSWORD, the password never in location", () => {
     const a = parsePgUrl("postgres://alice:s3cret@db.example:6543/prod?schema=tenant_1", {});

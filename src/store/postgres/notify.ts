@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import pg from "pg";
 
 export interface WakeChannelOptions {
@@ -29,6 +30,8 @@ export class WakeChannel {
   #lastHintAt = 0;
   #hintTimer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** Sent with this channel's hints, so that it ignores its own. */
+  readonly #token = randomUUID();
 
   constructor(options: WakeChannelOptions) {
     this.#o = options;
@@ -41,7 +44,7 @@ export class WakeChannel {
     this.#hintTimer = setTimeout(() => {
       this.#hintTimer = null;
       this.#lastHintAt = Date.now();
-      this.#o.pool.query("SELECT pg_notify($1, '')", [this.#o.channel]).catch(() => undefined);
+      this.#o.pool.query("SELECT pg_notify($1, $2)", [this.#o.channel, this.#token]).catch(() => undefined);
     }, wait);
     this.#hintTimer.unref();
   }
@@ -68,7 +71,8 @@ export class WakeChannel {
     const client = new pg.Client(this.#o.config);
     client.on("error", (error) => this.#lost(client, error));
     client.on("end", () => this.#lost(client, new Error("connection ended")));
-    client.on("notification", () => { for (const l of this.#listeners) l(); });
+    // A hint this channel sent is for the other nodes: this one knows its own work already.
+    client.on("notification", (n) => { if (n.payload !== this.#token) for (const l of this.#listeners) l(); });
     try {
       await client.connect();
       await client.query(`LISTEN "${this.#o.channel}"`);
