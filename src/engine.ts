@@ -17,7 +17,8 @@ import type { Store } from "./store/store.js";
 import { TERMINAL_TASK_STATUSES, type LeaseConflict, type TaskRecord, type TaskStatus, type TaskWithSteps } from "./store/types.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { AuditLog } from "./observe/audit.js";
-import { AuditTrail } from "./observe/audit-trail.js";
+import { AuditTrail, FILE_BATCHING, STORE_BATCH_MS, STORE_BATCH_RECORDS } from "./observe/audit-trail.js";
+import { StoreAuditLog } from "./observe/store-audit.js";
 import { changedFields, fingerprint, type SettingsFingerprint } from "./model/settings-diff.js";
 import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
@@ -51,9 +52,13 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   readonly paths: RootPaths;
   readonly store: Store;
   readonly agents: AgentRegistry;
-  /** The root's JSONL audit log. */
-  readonly audit: AuditLog;
-  readonly #trail: AuditTrail;
+  /**
+   * The audit: the root's JSONL file, or on a shared store (PostgreSQL) the cluster-wide records of
+   * every node. Writes are buffered and batched; reads write what is buffered first.
+   */
+  readonly audit: AuditTrail;
+  /** The root's JSONL audit file (read for the settings changes older roots recorded only there). */
+  readonly #auditFile: AuditLog;
   /** Who this engine's actions are attributed to in the audit log. */
   readonly actor: string;
   #settings: Settings;
@@ -90,9 +95,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#retryPolicies = retryPolicies;
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
     this.actor = o.actor ?? "api";
-    this.audit = new AuditLog(join(paths.auditDir, "audit.log"));
-    this.#trail = new AuditTrail(this.audit, (error) => this.safeEmit("engine:error", { error }));
-    this.#trail.follow(this, this.nodeId);
+    this.#auditFile = new AuditLog(join(paths.auditDir, "audit.log"));
+    this.audit = new AuditTrail(
+      store.shared ? new StoreAuditLog(store, this.nodeId) : this.#auditFile, (error) => this.safeEmit("engine:error", { error }),
+      store.shared ? { delayMs: STORE_BATCH_MS, maxRecords: STORE_BATCH_RECORDS, now: () => store.now() } : FILE_BATCHING,
+    );
+    this.audit.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
       store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? 3 * o.concurrency, settings,
       pollIntervalMs: o.pollIntervalMs, emit: (event, payload) => this.safeEmit(event, payload),
@@ -263,7 +271,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const result = await this.#supervisor.cancelTask(taskId, mode, options.reason);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
     if (result.cancelledSteps.length > 0) {
-      this.#trail.record({
+      this.audit.record({
         action: "task.cancel", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
         details: { mode, reason: options.reason ?? null, cancelledSteps: result.cancelledSteps, status: result.status },
       });
@@ -313,7 +321,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       finishedBeforeMs: days(retention.doneRetentionDays), deadBeforeMs: days(retention.deadRetentionDays),
       idempotencyBeforeMs: days(retention.idempotencyTtlDays), ...(options.namePrefix !== undefined ? { namePrefix: options.namePrefix } : {}),
     });
-    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, namePrefix: options.namePrefix ?? null, ...counts } });
+    this.audit.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, namePrefix: options.namePrefix ?? null, ...counts } });
     return { ...counts, retention };
   }
 
@@ -324,7 +332,6 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Writes one task, its workflow and its audit records to a JSON file. */
   async taskExport(taskId: string, out: string): Promise<{ out: string; count: number; auditRecords: number }> {
-    this.#trail.flush();
     const result = await exportTask(this.store, this.audit, taskId, out);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
     return result;
@@ -481,7 +488,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#applySettings(underCluster(this.#fileSettings, cluster));
     const changed = changedFields(before, fingerprint(this.#settings));
     if (changed.length > 0) {
-      this.#trail.record({ action: "settings.apply", actor: `node:${this.nodeId}`, resource: "settings", details: { changedFields: changed, clusterVersion: cluster.version, by: cluster.by } });
+      this.audit.record({ action: "settings.apply", actor: `node:${this.nodeId}`, resource: "settings", details: { changedFields: changed, clusterVersion: cluster.version, by: cluster.by } });
     }
   }
 
@@ -493,8 +500,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Settings changes (field names only), newest first: the store's history and, for older roots, the audit log's. */
   async settingsHistory(limit: number): Promise<SettingsChange[]> {
-    this.#trail.flush();
-    return mergeSettingsHistory(await this.store.settingsHistory(limit), await legacySettingsHistory(this.audit), limit);
+    await this.audit.flush();
+    return mergeSettingsHistory(await this.store.settingsHistory(limit), await legacySettingsHistory(this.#auditFile), limit);
   }
 
   /** The settings file, validated; a failure is recorded as a failed reload by `actor` and thrown. */
@@ -510,11 +517,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Records a settings change (or a failed reload) in the audit log and the store's history. */
   #settingsChanged(actor: string, changed: string[], error: string | null): void {
     const entryId = randomUUID();
-    this.#trail.record({
+    this.audit.record({
       action: "settings.reload", actor, resource: "settings", ...(error !== null ? { result: "error" as const } : {}),
       details: error !== null ? { error, entryId } : { changedFields: changed, entryId },
     });
-    this.#trail.flush();
+    void this.audit.flush();
     const write = this.store.addSettingsChange({ entryId, atMs: Date.now(), nodeId: this.nodeId, actor, result: error !== null ? "error" : "ok", changedFields: changed, error })
       .catch((e: Error) => this.safeEmit("engine:error", { error: e }))
       .finally(() => this.#pendingSettings.delete(write));
@@ -550,7 +557,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       write: async (ns, entries) => {
         this.#assertOpen("kv write");
         await this.#supervisor.kvWrite({ ref: null, namespace: ns, entries, writer: this.actor });
-        this.#trail.record({
+        this.audit.record({
           action: entries.some((e) => e.valueJson === null) ? "kv.delete" : "kv.put", actor: this.actor, resource: `kv/${ns}`,
           task_id: null, details: { namespace: ns, keys: entries.map((e) => e.key) },
         });
@@ -610,7 +617,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async bumpClusterEpoch(reason: string): Promise<{ clusterEpoch: number; fencedSteps: number }> {
     this.#assertOpen("bumpClusterEpoch");
     const { clusterEpoch, fencedSteps } = await this.#supervisor.bumpClusterEpoch();
-    this.#trail.record({
+    this.audit.record({
       action: "cluster.epoch-bump", actor: this.actor, resource: "cluster", details: { reason, clusterEpoch, fencedSteps: fencedSteps.length },
     });
     return { clusterEpoch, fencedSteps: fencedSteps.length };
@@ -618,10 +625,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** A consistent copy of this root (store, settings, agents, audit log) in a new folder. */
   async snapshotExport(outDir: string): Promise<{ out: string }> {
-    this.#trail.flush();
+    await this.audit.flush();
     const { exportSnapshot } = await import("./ops/snapshot.js");
     const result = await exportSnapshot(this.store, this.paths, outDir);
-    this.#trail.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
+    this.audit.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
     return result;
   }
 
@@ -632,12 +639,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async migrateTo(url: string, options: { merge?: boolean } = {}): Promise<MigrateResult> {
     this.#assertOpen("migrateTo");
-    this.#trail.flush();
+    await this.audit.flush();
     const target = await openStore(url, join(this.paths.dir, "relaymesh.db"), this.#settings);
     try {
       const { migrateStore } = await import("./ops/migrate.js");
-      const result = await migrateStore(this.store, target, { merge: options.merge ?? false, nowMs: target.now(), legacySettings: await legacySettingsHistory(this.audit) });
-      this.#trail.record({ action: "store.migrate", actor: this.actor, resource: "store", details: { to: result.to, copied: result.copied, rerun: result.rerun } });
+      const result = await migrateStore(this.store, target, { merge: options.merge ?? false, nowMs: target.now(), legacySettings: await legacySettingsHistory(this.#auditFile) });
+      this.audit.record({ action: "store.migrate", actor: this.actor, resource: "store", details: { to: result.to, copied: result.copied, rerun: result.rerun } });
       return result;
     } finally {
       await target.close();
@@ -667,7 +674,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async meshPrune(options: { olderThanMs?: number; limit?: number } = {}): Promise<{ pruned: number }> {
     this.#assertOpen("meshPrune");
     const pruned = await this.store.pruneNodes(this.store.now() - (options.olderThanMs ?? this.#settings.meshPruneOlderThanMs), options.limit ?? this.#settings.meshPruneLimit);
-    if (pruned > 0) this.#trail.record({ action: "mesh.prune", actor: this.actor, resource: "nodes", details: { pruned } });
+    if (pruned > 0) this.audit.record({ action: "mesh.prune", actor: this.actor, resource: "nodes", details: { pruned } });
     return { pruned };
   }
 
@@ -699,7 +706,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     };
     const now = this.store.now();
     const { schedule, replaced } = await this.#supervisor.operate(() => this.store.putSchedule({ ...def, ...nextFrom(def, now) }, now));
-    this.#trail.record({ action: replaced ? "schedule.replace" : "schedule.add", actor: this.actor, resource: `schedule/${s.name}`, details: { cron: s.cron, timezone: def.timezone } });
+    this.audit.record({ action: replaced ? "schedule.replace" : "schedule.add", actor: this.actor, resource: `schedule/${s.name}`, details: { cron: s.cron, timezone: def.timezone } });
     return { schedule: scheduleView(schedule), replaced };
   }
 
@@ -728,7 +735,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#assertOpen("removeSchedule");
     const schedule = scheduleView(await this.#schedule(name));
     if (!(await this.#supervisor.operate(() => this.store.removeSchedule(name)))) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
-    this.#trail.record({ action: "schedule.remove", actor: this.actor, resource: `schedule/${name}`, details: {} });
+    this.audit.record({ action: "schedule.remove", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return { schedule, removed: true };
   }
 
@@ -742,7 +749,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       name, fires: [{ slotKey: `manual:${task.taskId}`, slotMs: now, task, outcome: "fired" }], missed: 0, nodeId: this.nodeId, nowMs: now,
     });
     if (result.created.length === 0) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
-    this.#trail.record({ action: "schedule.trigger", actor: this.actor, resource: `schedule/${name}`, task_id: task.taskId, details: {} });
+    this.audit.record({ action: "schedule.trigger", actor: this.actor, resource: `schedule/${name}`, task_id: task.taskId, details: {} });
     return { schedule: scheduleView(await this.#schedule(name)), taskId: result.created[0]!.taskId };
   }
 
@@ -758,7 +765,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const next = paused ? { nextSlotMs: s.nextSlotMs, nextAtMs: s.nextAtMs } : nextFrom(s, this.store.now());
     const updated = await this.#supervisor.operate(() => this.store.setSchedulePaused(name, paused, next, this.store.now()));
     if (!updated) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
-    this.#trail.record({ action: paused ? "schedule.pause" : "schedule.resume", actor: this.actor, resource: `schedule/${name}`, details: {} });
+    this.audit.record({ action: paused ? "schedule.pause" : "schedule.resume", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return scheduleView(updated);
   }
 
@@ -791,7 +798,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         onError: (error, s) => this.safeEmit("engine:error", { error: new RelayMeshError(ErrorCode.INVALID_STATE, `schedule "${s.name}": ${error.message}`, { cause: error }) }),
       });
       for (const f of fired) {
-        this.#trail.record({ action: "schedule.fire", actor: `node:${this.nodeId}`, resource: `schedule/${f.name}`, task_id: f.taskId, details: { slot: f.slotKey } });
+        this.audit.record({ action: "schedule.fire", actor: `node:${this.nodeId}`, resource: `schedule/${f.name}`, task_id: f.taskId, details: { slot: f.slotKey } });
         this.safeEmit("task:submitted", { taskId: f.taskId, created: true });
       }
     })().catch((error: Error) => this.safeEmit("engine:error", { error })).finally(() => { this.#flowTicking = null; });
@@ -849,7 +856,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       }
       if (this.#reloadTimer) clearInterval(this.#reloadTimer);
       await attempt(() => this.#settingsWrites());
-      await attempt(() => { this.#trail.flush(); this.audit.close(); });
+      await attempt(async () => { await this.audit.close(); this.#auditFile.close(); });
       if (this.#pool) await attempt(() => this.#pool!.close());
       await attempt(() => this.store.close());
       this.#state = "closed";
@@ -864,7 +871,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   #auditSubmit(task: NewTask): void {
-    this.#trail.record({
+    this.audit.record({
       action: "task.submit", actor: this.actor, resource: `task/${task.taskId}`, task_id: task.taskId,
       trace_id: task.traceId, span_id: task.parentSpanId,
       details: { steps: task.steps.length, name: task.name, idempotencyKey: task.idempotencyKey },
@@ -872,7 +879,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   async #auditReplay(taskId: string, steps: string[], round: number): Promise<void> {
-    this.#trail.record({
+    this.audit.record({
       action: "task.replay", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
       details: { steps, round },
     });
@@ -906,10 +913,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const { maintenanceTick } = await import("./mesh/maintenance.js");
     const result = await this.#supervisor.maintain(() => maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o }));
     for (const m of result.membership) {
-      this.#trail.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });
+      this.audit.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });
     }
     if (result.reclaimedFromDead > 0 || result.pruned > 0) {
-      this.#trail.record({
+      this.audit.record({
         action: "mesh.maintenance", actor: `node:${this.nodeId}`, resource: "nodes",
         details: { reclaimedFromDead: result.reclaimedFromDead, reclaimedExpired: result.reclaimedExpired, pruned: result.pruned },
       });

@@ -1,4 +1,4 @@
-import type { NodeHeartbeat, NodeRecord, SettingsChange } from "./types.js";
+import type { AuditEntry, NodeHeartbeat, NodeRecord, SettingsChange } from "./types.js";
 
 /**
  * The tables a logical export carries, in load order, with the columns that are booleans
@@ -31,6 +31,7 @@ export const EXPORT_TABLES: readonly TableSpec[] = [
   { name: "rate_buckets", key: ["bucket"], booleans: [] },
   { name: "schedules", key: ["name"], booleans: ["paused"] },
   { name: "schedule_fires", key: ["name", "slot_key"], booleans: [] },
+  { name: "audit_records", key: ["id"], booleans: [], serial: "id" },
 ];
 
 /** How `importRows` loads a page. */
@@ -92,4 +93,17 @@ export function countsOf(rows: readonly { status: string; n: number }[]): Record
   const out: Record<string, number> = { ALIVE: 0, SUSPECT: 0, DEAD: 0, STOPPED: 0 };
   for (const r of rows) out[r.status] = Number(r.n);
   return out;
+}
+
+/** An audit_records row (both dialects). */
+export interface AuditRow {
+  id: number; at_ms: number; node_id: string; action: string; actor: string; resource: string; result: AuditEntry["result"];
+  trace_id: string | null; span_id: string | null; task_id: string | null; step_id: string | null; details_json: string;
+}
+
+export function toAuditEntry(r: AuditRow): AuditEntry {
+  return {
+    atMs: r.at_ms, nodeId: r.node_id, action: r.action, actor: r.actor, resource: r.resource, result: r.result,
+    traceId: r.trace_id, spanId: r.span_id, taskId: r.task_id, stepId: r.step_id, detailsJson: r.details_json,
+  };
 }

@@ -6,7 +6,7 @@ import { EXPORT_TABLES, toSettingsChange, type ImportOptions, type ImportResult,
 import type {
   CancelResult, CommitBatch, NodeHeartbeat, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
-  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
+  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "../types.js";
 import { PgBatch, emptyResult, isReadOnlyBatch, probe } from "./commit.js";
 import { RETRYABLE_SQLSTATES, isConnectionError, type Queryable } from "./db.js";
@@ -342,6 +342,14 @@ export class PostgresStore implements Store {
 
   async settingsHistory(limit: number): Promise<SettingsChange[]> {
     return (await this.#read("settingsHistory", (c) => ops.settingsHistory(c, limit))).map((r: SettingsRow) => toSettingsChange(r));
+  }
+
+  async appendAudit(entries: AuditEntry[]): Promise<void> {
+    await this.#read("appendAudit", (c) => ops.appendAudit(c, entries));
+  }
+
+  async auditEntries(filter: AuditFilter): Promise<AuditEntry[]> {
+    return this.#read("auditEntries", (c) => ops.auditEntries(c, filter));
   }
 
   async health(): Promise<HealthCheck[]> {

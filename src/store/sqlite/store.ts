@@ -7,7 +7,7 @@ import { MIGRATIONS } from "../migrations.js";
 import type { Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  NodeHeartbeat, ReplayResult, SettingsChange, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  NodeHeartbeat, ReplayResult, SettingsChange, AuditEntry, AuditFilter, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
@@ -404,6 +404,14 @@ export class SqliteStore implements Store {
 
   async settingsHistory(limit: number): Promise<SettingsChange[]> {
     return this.#guard(() => this.#o().settingsHistory(limit), "settingsHistory");
+  }
+
+  async appendAudit(entries: AuditEntry[]): Promise<void> {
+    if (entries.length > 0) this.#guard(() => this.#o().appendAudit(entries), "appendAudit");
+  }
+
+  async auditEntries(filter: AuditFilter): Promise<AuditEntry[]> {
+    return this.#guard(() => this.#o().auditEntries(filter), "auditEntries");
   }
 
   async health(): Promise<HealthCheck[]> {
