@@ -24,7 +24,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
 import type { MaintenanceResult } from "./mesh/maintenance.js";
-import { machineUsage } from "./mesh/claim-policy.js";
+import { machineUsage, relativeLoad } from "./mesh/claim-policy.js";
 import { CLUSTER_FIELDS, disagreements, publishClusterSettings, readClusterSettings, underCluster } from "./mesh/cluster-settings.js";
 import { agentDirectory, unservableAgents, type UnservableAgent } from "./mesh/agents.js";
 import { renderMetrics, slaFigures } from "./observe/metrics.js";
@@ -115,6 +115,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const parsed = EngineOptionsSchema.safeParse(options);
     if (!parsed.success) throw new InvalidOptionsError(`RelayMesh.open: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
     const o = parsed.data;
+    machineUsage(); // a bad RELAYMESH_TEST_MACHINE_USAGE is refused here, not on every heartbeat
     const paths = rootPaths(o.root ?? defaultRoot());
     const config = readRootConfig(paths, o.settings);
     const { agents, retryPolicies } = loadAgents(paths, config, o.agents);
@@ -667,7 +668,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (this.#options.nodeId !== undefined || this.#state === "running") {
       await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, this.store.now());
     }
-    return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: this.store.now() });
+    return this.#maintenance({ recoverLimit: options.recoverLimit ?? this.#settings.meshRecoverPerTick, prune: options.prune ?? true, nowMs: this.store.now() });
   }
 
   /** Deletes up to `limit` DEAD node rows older than `olderThanMs` (default: the settings'). */
@@ -902,9 +903,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       await this.#followClusterSettings();
       const now = this.store.now();
       const prune = now - this.#lastPruneMs >= this.#settings.meshPruneIntervalMs;
-      await this.#maintenance({ recoverLimit: MESH_RECOVER_PER_TICK, prune, nowMs: now });
+      await this.#maintenance({ recoverLimit: this.#settings.meshRecoverPerTick, prune, nowMs: now });
       if (prune) this.#lastPruneMs = now;
-      const me = (await this.store.listNodes()).find((n) => n.nodeId === this.nodeId);
+      const nodes = await this.store.listNodes();
+      const me = nodes.find((n) => n.nodeId === this.nodeId);
+      this.#supervisor.setRelativeLoad(this.#settings.claimPolicy === "resource_usage" ? relativeLoad(this.nodeId, nodes) : null);
       this.#supervisor.setPaused(this.#settings.pauseWorkerWhenLocalNotAlive && me !== undefined && me.status !== "ALIVE");
     })().catch((error: Error) => this.safeEmit("engine:error", { error })).finally(() => { this.#beating = false; });
   }
@@ -943,9 +946,6 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     }
   }
 }
-
-/** Steps of DEAD nodes reclaimed per maintenance tick at most. */
-const MESH_RECOVER_PER_TICK = 100;
 
 function settingsFingerprintPath(paths: RootPaths): string {
   return join(paths.auditDir, "settings-fingerprint.json");
