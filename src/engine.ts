@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { AgentRegistry } from "./agents/registry.js";
 import {
-  InvalidOptionsError, InvalidStateError, NotFoundError, RelayMeshError, ErrorCode, ShutdownTimeoutError,
+  InvalidOptionsError, InvalidStateError, LeaseLostError, NotFoundError, RelayMeshError, ErrorCode, ShutdownTimeoutError,
 } from "./errors.js";
 import { TypedEmitter, type EngineEventMap } from "./events.js";
 import { buildSingleTask, buildWorkflowTask, namedAgents, type BuildContext, type SubmitOptions } from "./model/build-task.js";
@@ -68,6 +68,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   #clusterVersion = 0;
   #nodeTimer: NodeJS.Timeout | null = null;
   #beating = false;
+  /** Monotonic time the last heartbeat the store took was sent (the others' DEAD verdict counts from about then). */
+  #beatTakenAt = performance.now();
+  /** Monotonic time of the last beat of the node timer (a long gap: this process was paused). */
+  #lastBeatAt = performance.now();
   #lastPruneMs = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
   readonly #pendingSettings = new Set<Promise<void>>();
@@ -892,13 +896,16 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** The node's own beat: heartbeat, then (while working) a maintenance tick and the safety-mode check. */
   #beatNode(): void {
+    this.#stopAttemptsIfCutOff();
     if (this.#beating) return;
     this.#beating = true;
     (async () => {
+      const sentAt = performance.now();
       await this.store.heartbeatNode({
         nodeId: this.nodeId, hostname: hostname(), pid: process.pid, agents: [...this.agents.ids()].sort(),
         load: { ...machineUsage(), running: this.#supervisor.inFlight, capacity: this.#supervisor.capacity },
       }, this.store.now());
+      this.#beatTakenAt = Math.max(this.#beatTakenAt, sentAt);
       if (this.#state !== "running") return;
       await this.#followClusterSettings();
       const now = this.store.now();
@@ -910,6 +917,28 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       this.#supervisor.setRelativeLoad(this.#settings.claimPolicy === "resource_usage" ? relativeLoad(this.nodeId, nodes) : null);
       this.#supervisor.setPaused(this.#settings.pauseWorkerWhenLocalNotAlive && me !== undefined && me.status !== "ALIVE");
     })().catch((error: Error) => this.safeEmit("engine:error", { error })).finally(() => { this.#beating = false; });
+  }
+
+  /**
+   * A node cut off from the store (its heartbeats hang or fail, no error needed) may be declared DEAD
+   * by the others `deadAfterMs` after the last heartbeat they saw, and its steps taken over even
+   * before their leases end: so it stops its attempts (their results dropped, as of a lost lease)
+   * once a fifth of that window is left. A beat far behind schedule means this process was paused
+   * (SIGSTOP), not cut off: its late results go to the store, to be refused and recorded there.
+   */
+  #stopAttemptsIfCutOff(): void {
+    const now = performance.now();
+    const paused = now - this.#lastBeatAt > 3 * Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3));
+    this.#lastBeatAt = now;
+    if (paused) {
+      this.#beatTakenAt = now;
+      return;
+    }
+    const silentMs = now - this.#beatTakenAt;
+    if (this.#supervisor.inFlight > 0 && silentMs > this.#settings.deadAfterMs * (1 - CUT_OFF_SAFETY_FRACTION)) {
+      this.#supervisor.abortAll("drop", new LeaseLostError(
+        `node ${this.nodeId} has not reached the store for ${Math.round(silentMs)} ms (deadAfterMs ${this.#settings.deadAfterMs}): other nodes may take its steps over, so its attempts stop`));
+    }
   }
 
   async #maintenance(o: { recoverLimit: number; prune: boolean; nowMs: number }): Promise<MaintenanceResult> {
@@ -946,6 +975,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     }
   }
 }
+
+/** A node whose heartbeats do not reach the store stops its attempts this fraction of `deadAfterMs` before others may declare it DEAD. */
+const CUT_OFF_SAFETY_FRACTION = 0.2;
 
 function settingsFingerprintPath(paths: RootPaths): string {
   return join(paths.auditDir, "settings-fingerprint.json");
