@@ -106,7 +106,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     );
     this.audit.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
-      store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? 3 * o.concurrency, settings,
+      store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? null, settings,
       pollIntervalMs: o.pollIntervalMs, emit: (event, payload) => this.safeEmit(event, payload),
     });
   }

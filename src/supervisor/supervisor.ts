@@ -15,6 +15,7 @@ import type { MaintenanceResult } from "../mesh/maintenance.js";
 import type { AgentMessage, KvOp, KvReply } from "../pool/protocol.js";
 import { newSpanId, traceparent } from "../observe/ids.js";
 import { PriorityPicker } from "./picker.js";
+import { ClaimAhead } from "./claim-ahead.js";
 import { claimLimit, machineLoad } from "../mesh/claim-policy.js";
 import { PersistentScriptHost } from "../agents/script-host.js";
 import type { ScriptAgentConfig } from "../agents/scripts.js";
@@ -28,8 +29,8 @@ export interface SupervisorOptions {
   agents: AgentRegistry;
   nodeId: string;
   concurrency: number;
-  /** Steps claimed beyond `concurrency`, leased and waiting locally for a free slot. */
-  prefetch: number;
+  /** Steps claimed beyond `concurrency`, leased and waiting locally for a free slot (null: adaptive, see ClaimAhead). */
+  prefetch: number | null;
   settings: Settings;
   /** How often an idle supervisor looks for work submitted by other processes. */
   pollIntervalMs: number;
@@ -101,6 +102,7 @@ export class Supervisor {
   #reclaimDue = true;
   #claiming = false;
   #flushScheduled = false;
+  #pumpScheduled = false;
   #lastAgentRenewal = 0;
   #paused = false;
   #heartbeatTimer: NodeJS.Timeout | null = null;
@@ -134,12 +136,14 @@ export class Supervisor {
   readonly #ran = new Map<string, { taskId: string; stepId: string; attempt: number; durationMs: number; traceId: string; spanId: string | null }>();
   /** Attempts this supervisor ran to an outcome (executed), and the outcomes committed (succeeded, failed). */
   readonly stats = { executed: 0, succeeded: 0, failed: 0 };
+  readonly #ahead: ClaimAhead;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
     this.#now = options.now ?? (() => options.store.now());
     this.#settings = options.settings;
     this.#picker = new PriorityPicker(options.settings.lowStarvationMaxPicks);
+    this.#ahead = new ClaimAhead(options.concurrency, options.prefetch);
     this.#hasCaps = options.agents.list().some((a) => options.agents.concurrency(a.id) !== undefined);
     this.#agentIds = [...options.agents.ids()].sort();
   }
@@ -151,7 +155,7 @@ export class Supervisor {
 
   /** Attempts this node holds at most (running and prefetched). */
   get capacity(): number {
-    return this.#o.concurrency + this.#o.prefetch;
+    return this.#o.concurrency + this.#ahead.prefetch;
   }
 
   attachPool(pool: AgentPool): void {
@@ -410,7 +414,7 @@ export class Supervisor {
 
   #free(): number {
     if (!this.#claiming || this.#paused) return 0;
-    return claimLimit(this.#settings.claimPolicy, this.#o.concurrency + this.#o.prefetch - this.#inflight.size, this.#inflight.size, this.#load);
+    return claimLimit(this.#settings.claimPolicy, this.capacity - this.#inflight.size, this.#inflight.size, this.#load);
   }
 
   /**
@@ -545,6 +549,7 @@ export class Supervisor {
     }
     this.#failedCommits = 0;
     this.#flushStartedAt = null;
+    if (completions.length + failures.length > 0 || result.claimed.length > 0) this.#ahead.commitTook(performance.now() - renewedAt);
     this.#acknowledge(submits, result);
     if (batch.claim) {
       const order = this.#picker.record(result.claimed.map((c) => c.priority), result.claimBacklog);
@@ -629,6 +634,19 @@ export class Supervisor {
       this.#waiting.push(f);
     }
     this.#pump();
+  }
+
+  /**
+   * A pump after the results that arrived in this turn of the event loop: the slots they freed
+   * are filled with one thread message per thread, not one message per result.
+   */
+  #pumpSoon(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
   }
 
   /** Hands waiting steps to the pool while slots are free, several per thread message. */
@@ -740,9 +758,10 @@ export class Supervisor {
       this.#running--;
       const capped = this.#capped.get(step.agent);
       if (capped !== undefined) this.#capped.set(step.agent, capped - 1);
-      this.#pump();
+      this.#pumpSoon();
     }
     const durationMs = performance.now() - f.startedAt;
+    if (f.running) this.#ahead.stepTook(durationMs);
     // An attempt whose thread was ended for another's sake runs again, uncounted.
     if (f.disposition === "release" || (f.disposition === "commit" && isWorkerLost(result))) this.#releases.push(step);
     else if (f.disposition === "commit") {
@@ -764,7 +783,7 @@ export class Supervisor {
    */
   #scheduleAfterResult(): void {
     if (this.#flushScheduled || this.#flushing) return;
-    const threshold = Math.ceil((this.#o.concurrency + this.#o.prefetch) / 2);
+    const threshold = Math.ceil(this.capacity / 2);
     const starving = this.#waiting.length === 0 && this.#running < this.#o.concurrency;
     if (!this.#claiming || starving || this.#free() >= threshold || this.#submits.length > 0) return this.#schedule();
     if (this.#windowTimer) return;

@@ -7,32 +7,79 @@ import { statements, type Queryable } from "./db.js";
 import { admitQueued, applyFlow, dedupe, hasStepFlow, setCancelReason, takeTokens, type RateRow } from "./flow.js";
 
 /**
+ * What a batch leaves for the next: the earliest timed wait (retry, delayed start, rate-limit
+ * token), whether steps wait QUEUED, and per priority class whether READY steps are left that
+ * this node could run (the claim's backlog). In the claim's own statement the steps it took
+ * are still READY in the snapshot, hence `NOT IN picked`.
+ */
+function tailSql(afterClaim: boolean): string {
+  return `LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
+      (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS queued,
+    ${[0, 1, 2].map((c) => `EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = ${c} AND ($1::text[] IS NULL OR agent = ANY($1::text[]))${
+      afterClaim ? " AND id NOT IN (SELECT id FROM picked)" : ""}) AS c${c}`).join(",\n    ")}`;
+}
+
+/**
+ * Claims up to $2 READY steps (of priority $6 with `oneClass`) for node $3, lease until $4,
+ * at $5, agents $1 (null: any), and returns them with their payloads: input, the outputs of
+ * their dependencies and their task's checkpoints, JSON members ready to join. Starts their
+ * tasks. One statement: claim_pick (migration 13: `SELECT ... ORDER BY ... LIMIT ... FOR UPDATE
+ * SKIP LOCKED` along the index steps_claim) in a WITH, never `IN (subquery LIMIT)` (PostgreSQL
+ * bug #15715). The class-wide claim also returns the tail (one row even when nothing is claimed).
+ * Their tasks start by primary key: `(status = 'PENDING') IS TRUE` is a filter no index serves,
+ * so stale statistics cannot turn it into a scan of every PENDING task.
+ */
+function claimSql(oneClass: boolean): string {
+  const picked = `picked AS (SELECT p AS id FROM claim_pick($2::int, $1::text[], ${oneClass ? "$6::int" : "NULL"}) AS p)`;
+  const claimed = `c AS (UPDATE steps s SET status = 'RUNNING', lease_owner = $3, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $4,
+        attempt = s.attempt + 1, started_at_ms = $5, finished_at_ms = NULL
+      FROM picked WHERE s.id = picked.id
+      RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
+        s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms,
+        s.deadline_at_ms, s.rate_bucket, s.rate_name, s.rate_per_sec, s.rate_burst),
+    st AS (UPDATE tasks SET status = 'RUNNING', updated_at_ms = $5
+      WHERE task_id = ANY(ARRAY(SELECT task_id FROM c)) AND (status = 'PENDING') IS TRUE)`;
+  const rows = `SELECT c.*, i.input_json,
+        CASE WHEN c.depends_on_json = '[]' THEN NULL ELSE (SELECT string_agg(to_json(d.step_id)::text || ':' || COALESCE(o.output_json, 'null'), ',')
+          FROM edges e JOIN steps d ON d.task_id = e.task_id AND d.step_id = e.from_step LEFT JOIN step_outputs o ON o.step_row_id = d.id
+          WHERE e.task_id = c.task_id AND e.to_step = c.step_id) END AS deps_json,
+        (SELECT string_agg(to_json(k.key)::text || ':' || k.value_json, ',') FROM kv k WHERE k.namespace = c.task_id AND NOT k.deleted) AS kv_json
+      FROM c LEFT JOIN step_inputs i ON i.step_row_id = c.id`;
+  return oneClass
+    ? `WITH ${picked}, ${claimed} ${rows}`
+    : `WITH ${picked}, ${claimed}, r AS (${rows}), t AS (SELECT ${tailSql(true)}) SELECT t.*, r.* FROM t LEFT JOIN r ON true`;
+}
+
+/**
  * The group commit on PostgreSQL: set-based statements (arrays through unnest), one round trip
  * per phase, all in the caller's transaction. Every fenced write checks (step, owner, epoch) in
  * its WHERE clause and what it did through RETURNING.
  */
 const SQL = {
-  insertTasks: `INSERT INTO tasks (task_id, name, status, priority, idempotency_key, fail_fast, trace_id, parent_span_id,
-      steps_total, steps_open, created_at_ms, updated_at_ms)
-    SELECT t.id, t.name, 'PENDING', t.pr, t.k, t.ff, t.tr, t.ps, t.n, t.n, $9, $9
-    FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::int[]) AS t(id, name, pr, k, ff, tr, ps, n)
-    ON CONFLICT DO NOTHING RETURNING task_id`,
-  tasksByKeys: `SELECT idempotency_key, task_id, steps_total FROM tasks WHERE idempotency_key = ANY($1::text[])`,
-  /** Steps, their inputs and their edges in one statement. */
-  insertSteps: `WITH u AS (
-      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[],
-        $10::int[], $11::int[], $12::int[]) WITH ORDINALITY
-        AS u(task_id, step_id, agent, priority, trace_id, deps, deps_open, dependents, max_attempts, base, maxb, timeout, ord)),
+  /**
+   * Tasks, their steps, inputs and edges in one statement; the steps of a task that was not
+   * inserted (its id or idempotency key exists) are not written. Returns the inserted task ids.
+   */
+  insertTasks: `WITH t AS (INSERT INTO tasks (task_id, name, status, priority, idempotency_key, fail_fast, trace_id, parent_span_id,
+        steps_total, steps_open, created_at_ms, updated_at_ms)
+      SELECT t.id, t.name, 'PENDING', t.pr, t.k, t.ff, t.tr, t.ps, t.n, t.n, $9, $9
+      FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::int[]) AS t(id, name, pr, k, ff, tr, ps, n)
+      ON CONFLICT DO NOTHING RETURNING task_id),
+    u AS (SELECT * FROM unnest($10::text[], $11::text[], $12::text[], $13::int[], $14::text[], $15::text[], $16::int[], $17::int[], $18::int[],
+        $19::int[], $20::int[], $21::int[], $22::text[]) WITH ORDINALITY
+        AS u(task_id, step_id, agent, priority, trace_id, deps, deps_open, dependents, max_attempts, base, maxb, timeout, input, ord)
+      WHERE u.task_id IN (SELECT task_id FROM t)),
     s AS (INSERT INTO steps (task_id, step_id, agent, status, priority, trace_id, depends_on_json, deps_open, dependents,
         max_attempts, base_backoff_ms, max_backoff_ms, timeout_ms, ready_at_ms)
       SELECT task_id, step_id, agent, CASE WHEN deps_open = 0 THEN 'READY' ELSE 'WAITING' END, priority, trace_id, deps, deps_open, dependents,
-        max_attempts, base, maxb, timeout, $13 FROM u ORDER BY ord
+        max_attempts, base, maxb, timeout, $9 FROM u ORDER BY ord
       RETURNING id, task_id, step_id),
-    e AS (INSERT INTO edges (task_id, from_step, to_step) SELECT * FROM unnest($15::text[], $16::text[], $17::text[]))
-    INSERT INTO step_inputs (step_row_id, input_json)
-    SELECT s.id, i.input FROM s JOIN unnest($1::text[], $2::text[], $14::text[]) AS i(task_id, step_id, input)
-      ON i.task_id = s.task_id AND i.step_id = s.step_id`,
-
+    e AS (INSERT INTO edges (task_id, from_step, to_step)
+      SELECT * FROM unnest($23::text[], $24::text[], $25::text[]) AS e(task_id, from_step, to_step) WHERE e.task_id IN (SELECT task_id FROM t)),
+    i AS (INSERT INTO step_inputs (step_row_id, input_json) SELECT s.id, u.input FROM s JOIN u ON u.task_id = s.task_id AND u.step_id = s.step_id)
+    SELECT task_id FROM t`,
+  tasksByKeys: `SELECT idempotency_key, task_id, steps_total FROM tasks WHERE idempotency_key = ANY($1::text[])`,
   fenceCheck: `SELECT id, lease_epoch FROM steps WHERE id = ANY($1::bigint[]) AND status = 'RUNNING' AND lease_owner = $2`,
   kvVersion: `SELECT nextval('kv_version_seq') AS v`,
   kvUpsert: `INSERT INTO kv (namespace, key, value_json, deleted, version, updated_at_ms, writer)
@@ -53,7 +100,10 @@ const SQL = {
     c AS (INSERT INTO counters (name, value) SELECT 'lease_conflict_total', COUNT(*) FROM ins
       ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value)
     SELECT * FROM ins`,
-  /** Completes steps, stores their outputs and resolves the DAG edges out of them. */
+  /**
+   * Completes steps, stores their outputs, resolves the DAG edges out of them and closes their
+   * tasks' counts (rows: one per completed step, then one per task it finished, with its status).
+   */
   complete: `WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[]) AS u(id, ep, out)),
     done AS (UPDATE steps SET status = 'SUCCESS', error_json = NULL, finished_at_ms = $4, lease_expires_at_ms = NULL
       FROM u WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $5 AND steps.lease_epoch = u.ep
@@ -66,8 +116,17 @@ const SQL = {
         ready_at_ms = CASE WHEN steps.deps_open = x.n AND steps.status = 'WAITING' THEN GREATEST($4, COALESCE(steps.not_before_ms, 0)) ELSE steps.ready_at_ms END
       FROM (SELECT e.task_id, e.to_step, COUNT(*)::int AS n FROM done JOIN edges e ON e.task_id = done.task_id AND e.from_step = done.step_id
         WHERE done.dependents > 0 GROUP BY e.task_id, e.to_step) AS x
-      WHERE steps.task_id = x.task_id AND steps.step_id = x.to_step RETURNING 1)
-    SELECT done.id, done.task_id, (SELECT COUNT(*) FROM unl)::int AS unlocked FROM done`,
+      WHERE steps.task_id = x.task_id AND steps.step_id = x.to_step RETURNING 1),
+    n AS (SELECT task_id, COUNT(*)::int AS closed FROM done GROUP BY task_id),
+    lk AS (SELECT t.task_id FROM tasks t WHERE t.task_id IN (SELECT task_id FROM n) ORDER BY t.task_id FOR UPDATE),
+    cl AS (UPDATE tasks SET steps_open = tasks.steps_open - n.closed, updated_at_ms = $4,
+        status = CASE WHEN tasks.steps_open > n.closed THEN tasks.status WHEN tasks.dead_count > 0 THEN 'DEAD_LETTER'
+          WHEN tasks.cancelled_count > 0 THEN 'CANCELLED' ELSE 'SUCCESS' END,
+        finished_at_ms = CASE WHEN tasks.steps_open > n.closed THEN tasks.finished_at_ms ELSE $4 END
+      FROM n JOIN lk ON lk.task_id = n.task_id WHERE tasks.task_id = n.task_id AND tasks.status IN ('PENDING', 'RUNNING')
+      RETURNING tasks.task_id, tasks.status, tasks.steps_open)
+    SELECT done.id, done.task_id, NULL AS status, (SELECT COUNT(*) FROM unl)::int AS unlocked FROM done
+    UNION ALL SELECT NULL, cl.task_id, cl.status, NULL FROM cl WHERE cl.steps_open <= 0`,
   retry: `UPDATE steps SET status = 'RETRY_WAIT', error_json = u.err, ready_at_ms = u.at, lease_expires_at_ms = NULL
     FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[]) AS u(id, ep, err, at)
     WHERE steps.id = u.id AND steps.status = 'RUNNING' AND steps.lease_owner = $5 AND steps.lease_epoch = u.ep
@@ -121,41 +180,14 @@ const SQL = {
     FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS d(task_id, closed, dead, cancelled)
     WHERE tasks.task_id = d.task_id AND tasks.status IN ('PENDING', 'RUNNING')
     RETURNING tasks.task_id, tasks.status, tasks.steps_open`,
-  /** The claim: one statement, the index steps_claim matches its ORDER BY. */
-  claim: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND ($5::text[] IS NULL OR agent = ANY($5::text[]))
-      ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-    UPDATE steps s SET status = 'RUNNING', lease_owner = $2, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $3,
-      attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
-    FROM picked WHERE s.id = picked.id
-    RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
-      s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms,
-      s.deadline_at_ms, s.rate_bucket, s.rate_name, s.rate_per_sec, s.rate_burst`,
+  /** The claim (see claimSql) and the tail that follows it, in one statement. */
+  claim: claimSql(false),
   /** A quota claim of one priority class (same index, equality on its first column). */
-  claimClass: `WITH picked AS (SELECT id FROM steps WHERE status = 'READY' AND priority = $5 AND ($6::text[] IS NULL OR agent = ANY($6::text[]))
-      ORDER BY priority DESC, ready_at_ms, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-    UPDATE steps s SET status = 'RUNNING', lease_owner = $2, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $3,
-      attempt = s.attempt + 1, started_at_ms = $4, finished_at_ms = NULL
-    FROM picked WHERE s.id = picked.id
-    RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
-      s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms,
-      s.deadline_at_ms, s.rate_bucket, s.rate_name, s.rate_per_sec, s.rate_burst`,
-  /** Inputs, dependency outputs and task checkpoints of claimed steps; starts their tasks. */
-  payloads: `WITH st AS (UPDATE tasks SET status = 'RUNNING', updated_at_ms = $4 WHERE task_id = ANY($3::text[]) AND status = 'PENDING')
-    SELECT 'i' AS kind, step_row_id AS for_id, NULL::text AS ns, NULL::text AS name, input_json AS value FROM step_inputs WHERE step_row_id = ANY($1::bigint[])
-    UNION ALL
-    SELECT 'd', c.id, NULL, d.step_id, o.output_json FROM steps c
-      JOIN edges e ON e.task_id = c.task_id AND e.to_step = c.step_id
-      JOIN steps d ON d.task_id = e.task_id AND d.step_id = e.from_step
-      LEFT JOIN step_outputs o ON o.step_row_id = d.id
-    WHERE c.id = ANY($2::bigint[])
-    UNION ALL
-    SELECT 'k', NULL, namespace, key, value_json FROM kv WHERE namespace = ANY($3::text[]) AND NOT deleted`,
-  tail: `SELECT LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
-      (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 0 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c0,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 1 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c1,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = 2 AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS c2`,
-  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) OR EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS ready,
+  claimClass: claimSql(true),
+  /** The tail alone, when no claim ran. */
+  tail: `SELECT ${tailSql(false)}`,
+  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS ready,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS queued,
     LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
       (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
     (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
@@ -172,6 +204,21 @@ interface ClaimRow extends RateRow {
   id: number; task_id: string; step_id: string; agent: string; depends_on_json: string; lease_epoch: number; attempt: number;
   max_attempts: number; base_backoff_ms: number; max_backoff_ms: number; timeout_ms: number | null; priority: number; trace_id: string;
   ready_at_ms: number; deadline_at_ms: number | null;
+  input_json: string | null; deps_json: string | null; kv_json: string | null;
+}
+
+interface TailRow { retry_at: number | null; queued: boolean; c0: boolean; c1: boolean; c2: boolean }
+
+/**
+ * What one store instance's last commit saw, so that the next can skip statements with nothing
+ * to do: the earliest timed wait (0: not known yet, release retries), whether steps wait
+ * QUEUED, and which priority classes had READY steps left (a quota claim of a class that is
+ * empty, or that no higher class competes with, is skipped: the class-wide claim takes its share).
+ */
+export interface CommitHints { retryAt: number | null; queued: boolean; ready: [boolean, boolean, boolean] }
+
+export function unknownHints(): CommitHints {
+  return { retryAt: 0, queued: true, ready: [true, true, true] };
 }
 
 const rowId = (key: string): number => Number(key);
@@ -182,10 +229,17 @@ export function isReadOnlyBatch(batch: CommitBatch): boolean {
     (batch.kvWrites?.length ?? 0) + (batch.progress?.length ?? 0) === 0;
 }
 
+function isSubmitOnly(batch: CommitBatch): boolean {
+  return batch.claim === null && batch.releaseRetriesLimit === 0 && batch.reclaimExpiredLimit === 0 && isReadOnlyBatch({ ...batch, submissions: [] });
+}
+
 /** A read outside any transaction: whether a write-free batch has anything to do, and the next retry time. */
-export async function probe(db: Queryable, batch: CommitBatch): Promise<{ busy: boolean; retryAtMs: number | null }> {
-  const [p] = await q<{ ready: boolean; retry_at: number | null; expires_at: number | null }>(db, "workProbe", [batch.claim?.agents ?? null]);
-  const busy = (batch.claim !== null && batch.claim.limit > 0 && p!.ready) ||
+export async function probe(db: Queryable, batch: CommitBatch, hints: CommitHints): Promise<{ busy: boolean; retryAtMs: number | null }> {
+  const [p] = await q<{ ready: boolean; queued: boolean; retry_at: number | null; expires_at: number | null }>(db, "workProbe", [batch.claim?.agents ?? null]);
+  hints.retryAt = p!.retry_at;
+  hints.queued = p!.queued;
+  hints.ready = [p!.ready, p!.ready, p!.ready];
+  const busy = (batch.claim !== null && batch.claim.limit > 0 && (p!.ready || p!.queued)) ||
     (batch.releaseRetriesLimit > 0 && p!.retry_at !== null && p!.retry_at <= batch.nowMs) ||
     (batch.reclaimExpiredLimit > 0 && p!.expires_at !== null && p!.expires_at < batch.nowMs);
   return { busy, retryAtMs: p!.retry_at };
@@ -209,7 +263,12 @@ export class PgBatch {
   #quotaTaken = [0, 0, 0];
   #highestRest = -1;
 
-  constructor(readonly db: Queryable, readonly nowMs: number, readonly nodeId: string) {}
+  /**
+   * @param careful each submission in a savepoint of its own (a batch whose fast path failed).
+   * @param hints what the previous commit's tail saw; updated by this batch.
+   */
+  constructor(readonly db: Queryable, readonly nowMs: number, readonly nodeId: string, readonly careful = true,
+    readonly hints: CommitHints = unknownHints()) {}
 
   /** Applies every part of `batch` in order (see CommitBatch). */
   async apply(batch: CommitBatch): Promise<CommitResult> {
@@ -223,28 +282,44 @@ export class PgBatch {
     if (batch.completions.length > 0) await this.complete(batch);
     if (batch.failures.length > 0) await this.fail(batch.failures);
     if (batch.releases.length > 0) await this.release(batch.releases);
-    let queued = false;
-    if (batch.releaseRetriesLimit > 0) {
+    let queued = this.hints.queued;
+    // Due retries and timed waits: skipped while the last tail saw none due (a wait another node
+    // adds meanwhile is seen by this batch's tail and released by the next commit).
+    if (batch.releaseRetriesLimit > 0 && this.hints.retryAt !== null && this.hints.retryAt <= this.nowMs) {
       const [r] = await q<{ ready: number; queued: boolean }>(this.db, "releaseRetries", [this.nowMs, batch.releaseRetriesLimit]);
       this.madeReady += r!.ready;
-      queued = r!.queued;
+      queued ||= r!.queued;
     }
     if (batch.reclaimExpiredLimit > 0) await this.reclaimExpired(batch.reclaimExpiredLimit);
     // Slots free up when steps close or leases are reclaimed; newcomers queue on submission or release.
     if (queued || batch.submissions.some((t) => t.steps.some((s) => s.concurrency != null))) {
-      this.madeReady += await admitQueued(this.db, this.nowMs, (taskId, reason) => this.cancelTask(taskId, reason));
+      const admitted = await admitQueued(this.db, this.nowMs, (taskId, reason) => this.cancelTask(taskId, reason));
+      this.madeReady += admitted.admitted;
+      this.hints.queued = admitted.queued;
     }
     await this.closeTasks();
-    if (batch.claim && batch.claim.limit > 0) await this.claim(batch);
-    const [tail] = await q<{ retry_at: number | null; c0: boolean; c1: boolean; c2: boolean }>(this.db, "tail", [batch.claim?.agents ?? null]);
-    this.result.nextRetryAtMs = tail!.retry_at;
-    if (batch.claim && this.result.claimed.length >= batch.claim.limit) this.result.claimBacklog = [tail!.c0, tail!.c1, tail!.c2];
+    const agents = batch.claim?.agents ?? null;
+    let tail = batch.claim && batch.claim.limit > 0 ? await this.claim(batch) : null;
+    // A commit of plain submissions only (pipelined) leaves the tail to the group commit behind it.
+    if (!tail && isSubmitOnly(batch) && !batch.submissions.some(hasStepFlow)) return this.result;
+    tail ??= (await q<TailRow>(this.db, "tail", [agents]))[0]!;
+    this.hints.retryAt = tail.retry_at;
+    this.hints.queued = tail.queued;
+    this.hints.ready = [tail.c0, tail.c1, tail.c2];
+    this.result.nextRetryAtMs = tail.retry_at;
+    if (batch.claim && this.result.claimed.length >= batch.claim.limit) this.result.claimBacklog = [tail.c0, tail.c1, tail.c2];
     const forced = countForced(this.#quotaTaken, this.#highestRest, this.result.claimBacklog);
     if (forced > 0) await q(this.db, "bumpCounter", ["low_starvation_count", forced]);
     return this.result;
   }
 
   async submit(tasks: NewTask[]): Promise<void> {
+    // The fast path writes them all at once; should that fail, the store runs the whole batch
+    // again carefully, where each submission is tried on its own.
+    if (!this.careful) {
+      this.result.submitted.push(...(await this.#insertTasks(tasks)));
+      return;
+    }
     await this.db.query("SAVEPOINT submissions");
     try {
       this.result.submitted.push(...(await this.#insertTasks(tasks)));
@@ -287,13 +362,12 @@ export class PgBatch {
     const col = <T>(f: (t: NewTask) => T) => tasks.map(f);
     const inserted = new Set((await q<{ task_id: string }>(this.db, "insertTasks", [
       col((t) => t.taskId), col((t) => t.name), col((t) => t.priority), col((t) => t.idempotencyKey), col((t) => t.failFast),
-      col((t) => t.traceId), col((t) => t.parentSpanId), col((t) => t.steps.length), this.nowMs,
+      col((t) => t.traceId), col((t) => t.parentSpanId), col((t) => t.steps.length), this.nowMs, ...stepColumns(tasks),
     ])).map((r) => r.task_id));
     const keys = tasks.filter((t) => !inserted.has(t.taskId) && t.idempotencyKey !== null).map((t) => t.idempotencyKey!);
     const existing = new Map<string, { task_id: string; steps_total: number }>();
     if (keys.length > 0) for (const r of await q<{ idempotency_key: string; task_id: string; steps_total: number }>(this.db, "tasksByKeys", [keys])) existing.set(r.idempotency_key, r);
     const created = tasks.filter((t) => inserted.has(t.taskId));
-    if (created.length > 0) await this.#insertSteps(created);
     const flowing = created.filter(hasStepFlow);
     if (flowing.length > 0) await applyFlow(this.db, flowing, this.nowMs);
     for (const t of created) if (t.steps.some((s) => s.dependsOn.length === 0)) this.madeReady++;
@@ -305,22 +379,6 @@ export class PgBatch {
       if (!found) throw new StoreError(`task ${t.taskId} exists already`);
       return { taskId: found.task_id, created: false, steps: found.steps_total };
     });
-  }
-
-  async #insertSteps(tasks: NewTask[]): Promise<void> {
-    const cols: unknown[][] = Array.from({ length: 14 }, () => []);
-    const edges: string[][] = [[], [], []];
-    for (const task of tasks) {
-      const dependents = new Map<string, number>();
-      for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
-      for (const s of task.steps) {
-        const row = [task.taskId, s.stepId, s.agent, s.priority, task.traceId, JSON.stringify(s.dependsOn), s.dependsOn.length,
-          dependents.get(s.stepId) ?? 0, s.maxAttempts, s.baseBackoffMs, s.maxBackoffMs, s.timeoutMs, null, s.inputJson];
-        row.forEach((v, i) => cols[i]!.push(v));
-        for (const dep of s.dependsOn) { edges[0]!.push(task.taskId); edges[1]!.push(dep); edges[2]!.push(s.stepId); }
-      }
-    }
-    await q(this.db, "insertSteps", [...cols.slice(0, 12), this.nowMs, cols[13], ...edges]);
   }
 
   async kvWrites(batch: CommitBatch): Promise<void> {
@@ -365,14 +423,16 @@ export class PgBatch {
       seen.add(c.stepKey);
       return true;
     });
-    const rows = await q<{ id: number; task_id: string; unlocked: number }>(this.db, "complete", [
+    const rows = await q<{ id: number | null; task_id: string; status: TaskStatus | null; unlocked: number | null }>(this.db, "complete", [
       unique.map((c) => rowId(c.stepKey)), unique.map((c) => c.leaseEpoch), unique.map((c) => c.outputJson), this.nowMs, this.nodeId,
     ]);
-    const done = new Set(rows.map((r) => String(r.id)));
-    this.madeReady += rows[0]?.unlocked ?? 0;
+    const done = new Set<string>();
+    for (const r of rows) {
+      if (r.id === null) this.result.finishedTasks.push({ taskId: r.task_id, status: r.status! });
+      else { done.add(String(r.id)); this.madeReady += done.size === 1 ? r.unlocked! : 0; }
+    }
     for (const c of unique) {
       if (!done.has(c.stepKey)) { this.#refusing.push({ ref: c, operation: "complete" }); continue; }
-      this.#close(c.taskId, 1, 0, 0);
       this.result.outcomes.push({ kind: "succeeded", ref: c });
     }
     await this.#flushRefusals();
@@ -487,7 +547,8 @@ export class PgBatch {
     for (const r of rows) if (r.steps_open <= 0) this.result.finishedTasks.push({ taskId: r.task_id, status: r.status });
   }
 
-  async claim(batch: CommitBatch): Promise<void> {
+  /** Claims for the batch; returns the tail of the last claim statement (null when it must be read again). */
+  async claim(batch: CommitBatch): Promise<TailRow | null> {
     const { limit, quotas = [0, 0, 0] } = batch.claim!;
     const agents = batch.claim!.agents ?? null;
     const expiresAtMs = this.nowMs + batch.leaseTimeoutMs;
@@ -495,37 +556,34 @@ export class PgBatch {
     const taken = [0, 0, 0];
     for (let c = 0; c < 2; c++) {
       const n = Math.min(quotas[c]!, limit - quotaRows.length);
-      if (n <= 0) continue;
-      const rows = await q<ClaimRow>(this.db, "claimClass", [n, this.nodeId, expiresAtMs, this.nowMs, c, agents]);
+      // A quota matters only while a higher class competes for the claim.
+      if (n <= 0 || !this.hints.ready[c] || !this.hints.ready.some((ready, h) => ready && h > c)) continue;
+      const rows = await q<ClaimRow>(this.db, "claimClass", [agents, n, this.nodeId, expiresAtMs, this.nowMs, c]);
       taken[c] = rows.length;
       quotaRows.push(...rows.sort(claimOrder));
     }
-    const rest = limit > quotaRows.length
-      ? (await q<ClaimRow>(this.db, "claim", [limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs, agents])).sort(claimOrder)
-      : [];
+    let tail: TailRow | null = null;
+    let rest: ClaimRow[] = [];
+    if (limit > quotaRows.length) {
+      const got = await q<ClaimRow & TailRow>(this.db, "claim", [agents, limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs]);
+      tail = got[0]!;
+      rest = got.filter((r) => r.id !== null).sort(claimOrder);
+    }
     let rows = [...quotaRows, ...rest];
     if (rows.some((r) => r.rate_bucket !== null)) {
       const taken = await takeTokens(this.db, rows, this.nowMs, batch.claim!.rateLimitedMax ?? Infinity);
       for (const [name, n] of taken.byLimit) await q(this.db, "bumpCounter", [`rate_limited_total:${name}`, n]);
-      if (taken.dropped.size > 0) rows = rows.filter((r) => !taken.dropped.has(r.id));
+      if (taken.dropped.size > 0) {
+        rows = rows.filter((r) => !taken.dropped.has(r.id));
+        tail = null;
+      }
     }
-    if (rows.length === 0) return;
-    const highestRest = rest.length > 0 ? rest[0]!.priority : -1;
-    const ids = rows.map((r) => r.id);
-    const withDeps = rows.filter((r) => r.depends_on_json !== "[]").map((r) => r.id);
-    const tasks = [...new Set(rows.map((r) => r.task_id))];
-    const inputs = new Map<number, string>();
-    const deps = new Map<number, string>();
-    const kv = new Map<string, string>();
-    for (const p of await q<{ kind: string; for_id: number | null; ns: string | null; name: string | null; value: string | null }>(this.db, "payloads",
-      [ids, withDeps, tasks, this.nowMs])) {
-      if (p.kind === "i") inputs.set(p.for_id!, p.value!);
-      else if (p.kind === "d") append(deps, p.for_id!, `${JSON.stringify(p.name)}:${p.value ?? "null"}`);
-      else append(kv, p.ns!, `${JSON.stringify(p.name)}:${p.value}`);
+    for (const r of rows) this.result.claimed.push(toClaimed(r, expiresAtMs));
+    if (rows.length > 0) {
+      this.#quotaTaken = taken;
+      this.#highestRest = rest.length > 0 ? rest[0]!.priority : -1;
     }
-    for (const r of rows) this.result.claimed.push(toClaimed(r, inputs.get(r.id) ?? "null", deps.get(r.id) ?? "", kv.get(r.task_id) ?? "", expiresAtMs));
-    this.#quotaTaken = taken;
-    this.#highestRest = highestRest;
+    return tail;
   }
 
   async #flushRefusals(): Promise<void> {
@@ -546,19 +604,31 @@ export class PgBatch {
   }
 }
 
+/** The step, input and edge columns of the insertTasks statement ($10–$25). */
+function stepColumns(tasks: NewTask[]): unknown[][] {
+  const cols: unknown[][] = Array.from({ length: 16 }, () => []);
+  for (const task of tasks) {
+    const dependents = new Map<string, number>();
+    for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
+    for (const s of task.steps) {
+      const row = [task.taskId, s.stepId, s.agent, s.priority, task.traceId, JSON.stringify(s.dependsOn), s.dependsOn.length,
+        dependents.get(s.stepId) ?? 0, s.maxAttempts, s.baseBackoffMs, s.maxBackoffMs, s.timeoutMs, s.inputJson];
+      row.forEach((v, i) => cols[i]!.push(v));
+      for (const dep of s.dependsOn) { cols[13]!.push(task.taskId); cols[14]!.push(dep); cols[15]!.push(s.stepId); }
+    }
+  }
+  return cols;
+}
+
 function claimOrder(a: ClaimRow, b: ClaimRow): number {
   return b.priority - a.priority || a.ready_at_ms - b.ready_at_ms || a.id - b.id;
 }
 
-function append<K>(map: Map<K, string>, key: K, entry: string): void {
-  const prev = map.get(key);
-  map.set(key, prev === undefined ? entry : `${prev},${entry}`);
-}
-
-function toClaimed(row: ClaimRow, input: string, deps: string, kv: string, leaseExpiresAtMs: number): ClaimedStep {
+function toClaimed(row: ClaimRow, leaseExpiresAtMs: number): ClaimedStep {
   return {
     stepKey: String(row.id), taskId: row.task_id, stepId: row.step_id, leaseEpoch: row.lease_epoch, agent: row.agent,
-    payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}${row.deadline_at_ms === null ? "" : `,"deadlineMs":${row.deadline_at_ms}`}}`,
+    payloadJson: `{"input":${row.input_json ?? "null"},"deps":{${row.deps_json ?? ""}},"kv":{${row.kv_json ?? ""}}${
+      row.deadline_at_ms === null ? "" : `,"deadlineMs":${row.deadline_at_ms}`}}`,
     attempt: row.attempt, maxAttempts: row.max_attempts, deadlineAtMs: row.deadline_at_ms,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
     traceId: row.trace_id, leaseExpiresAtMs,

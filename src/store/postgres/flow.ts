@@ -94,12 +94,12 @@ export async function dedupe(db: Queryable, task: NewTask, now: number): Promise
 
 /**
  * Admits QUEUED steps to READY while their key has free slots (see the SQLite store's
- * admitQueued for the rules). Keys are locked first (transaction advisory locks), then counted
+ * admitQueued for the rules); `queued`: whether any step waited QUEUED. Keys are locked first (transaction advisory locks), then counted
  * in a later statement, so its snapshot sees what the previous holder of the lock committed.
  */
-export async function admitQueued(db: Queryable, now: number, cancelTask: (taskId: string, reason: string) => Promise<void>): Promise<number> {
+export async function admitQueued(db: Queryable, now: number, cancelTask: (taskId: string, reason: string) => Promise<void>): Promise<{ admitted: number; queued: boolean }> {
   const keys = (await q<{ k: string }>(db, "queuedKeys", [KEYS_PER_PASS])).map((r) => r.k);
-  if (keys.length === 0) return 0;
+  if (keys.length === 0) return { admitted: 0, queued: false };
   await q(db, "lockKeys", [keys]);
   const held = new Map((await q<{ k: string; n: number }>(db, "holders", [keys])).map((r) => [r.k, r.n]));
   const queued = await q<{ id: number; task_id: string; k: string; lim: number; strategy: string }>(db, "queuedOf", [keys]);
@@ -130,7 +130,7 @@ export async function admitQueued(db: Queryable, now: number, cancelTask: (taskI
       full.add(row.k);
     }
   }
-  return admit.length > 0 ? (await q(db, "admit", [admit, now])).length : 0;
+  return { admitted: admit.length > 0 ? (await q(db, "admit", [admit, now])).length : 0, queued: true };
 }
 
 export async function setCancelReason(db: Queryable, taskId: string, reason: string): Promise<void> {

@@ -8,7 +8,7 @@ import type {
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "../types.js";
-import { PgBatch, emptyResult, isReadOnlyBatch, probe } from "./commit.js";
+import { PgBatch, emptyResult, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
 import { RETRYABLE_SQLSTATES, isConnectionError, type Queryable } from "./db.js";
 import { WakeChannel } from "./notify.js";
 import * as ops from "./ops.js";
@@ -57,6 +57,8 @@ export class PostgresStore implements Store {
   readonly #target: PgTarget;
   readonly #pool: pg.Pool;
   readonly #wake: WakeChannel;
+  /** What this store's last commit saw (statements the next may skip). */
+  readonly #hints = unknownHints();
   readonly #errorListeners = new Set<(error: Error) => void>();
   #offsetMs = 0;
   #clockTimer: NodeJS.Timeout | null = null;
@@ -141,16 +143,24 @@ export class PostgresStore implements Store {
     this.#assertOpen();
     // An idle poll reads; it takes no lock and writes no row.
     if (isReadOnlyBatch(batch)) {
-      const p = await this.#read("commit", (c) => probe(c, batch));
+      const p = await this.#read("commit", (c) => probe(c, batch, this.#hints));
       if (!p.busy) return { ...emptyResult(), nextRetryAtMs: p.retryAtMs };
     }
     let madeReady = 0;
-    const result = await this.#tx("commit", async (c) => {
-      const b = new PgBatch(c, batch.nowMs, batch.nodeId);
+    const apply = (careful: boolean) => this.#tx("commit", async (c) => {
+      const b = new PgBatch(c, batch.nowMs, batch.nodeId, careful, this.#hints);
       const r = await b.apply(batch);
       madeReady = b.madeReady;
       return r;
     });
+    let result: CommitResult;
+    try {
+      result = await apply(false);
+    } catch (error) {
+      // One bad submission must not fail the batch: again, each submission in a savepoint.
+      if (batch.submissions.length === 0 || isConnectionError((error as Error).cause ?? error)) throw error;
+      result = await apply(true);
+    }
     if (madeReady > result.claimed.length) this.#wake.hint();
     return result;
   }
