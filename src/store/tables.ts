@@ -107,3 +107,6 @@ export function toAuditEntry(r: AuditRow): AuditEntry {
     traceId: r.trace_id, spanId: r.span_id, taskId: r.task_id, stepId: r.step_id, detailsJson: r.details_json,
   };
 }
+
+/** Counter name prefix of failed store operations: `store_errors_total:<operation>:<code>` (both stores). */
+export const STORE_ERRORS_COUNTER = "store_errors_total";

@@ -23,6 +23,8 @@ const SQL = {
   taskStatuses: `SELECT task_id, status FROM tasks WHERE task_id = ANY($1::text[])`,
   conflicts: `SELECT * FROM lease_conflicts WHERE at_ms >= $1 ORDER BY at_ms DESC, id DESC LIMIT $2`,
   counters: `SELECT name, value FROM counters`,
+  bumpCounters: `INSERT INTO counters (name, value) SELECT * FROM unnest($1::text[], $2::bigint[])
+    ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
 
   lockTask: `SELECT status, replays FROM tasks WHERE task_id = $1 FOR UPDATE`,
   runningOf: `SELECT id, task_id, step_id, lease_epoch FROM steps WHERE task_id = $1 AND status = 'RUNNING'`,
@@ -160,6 +162,11 @@ export async function listLeaseConflicts(db: Queryable, query: { sinceMs: number
     taskId: r.task_id, stepId: r.step_id, expectedLeaseEpoch: r.expected_epoch, actualLeaseEpoch: r.actual_epoch,
     nodeId: r.node_id, operation: r.operation, atMs: r.at_ms,
   }));
+}
+
+/** Adds to several counters (creating them) in one statement. */
+export async function bumpCounters(db: Queryable, by: ReadonlyMap<string, number>): Promise<void> {
+  await q(db, "bumpCounters", [[...by.keys()], [...by.values()]]);
 }
 
 export async function counters(db: Queryable): Promise<Record<string, number>> {

@@ -11,7 +11,7 @@ import type {
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
-import { EXPORT_TABLES, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
+import { EXPORT_TABLES, STORE_ERRORS_COUNTER, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
@@ -27,8 +27,6 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-/** Counter name prefix of failed store operations: `store_errors_total:<operation>:<code>`. */
-export const STORE_ERRORS_COUNTER = "store_errors_total";
 
 /** Size of the file the disk probe of `health()` writes and syncs. */
 const DISK_PROBE_BYTES = 64 * 1024;
