@@ -505,7 +505,7 @@ export const MIGRATIONS: readonly Migration[] = [
       -- with sorts and bitmap scans off, so the only plan is steps_claim in order, LIMIT rows; ROWS
       -- tells the statement around it to expect a batch (index lookups, not a scan of steps).
       CREATE FUNCTION claim_pick(lim integer, agents text[], class integer) RETURNS SETOF bigint
-        LANGUAGE sql VOLATILE ROWS 32 SET enable_sort = off SET enable_bitmapscan = off SET enable_seqscan = off
+        LANGUAGE sql VOLATILE ROWS 32 SET search_path FROM CURRENT SET enable_sort = off SET enable_bitmapscan = off SET enable_seqscan = off
         AS 'SELECT id FROM steps WHERE status = ''READY'' AND (class IS NULL OR priority = class)
               AND (agents IS NULL OR agent = ANY(agents))
             ORDER BY priority DESC, ready_at_ms, id LIMIT lim FOR UPDATE SKIP LOCKED';

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { parsePgUrl } from "../../src/store/postgres/url.js";
 import type { Store } from "../../src/store/store.js";
-import { storeConformance, type StoreFactory } from "./conformance.js";
+import pg from "pg";
+import { T0, batch, newTask, storeConformance, type StoreFactory } from "./conformance.js";
 import { meshConformance } from "./mesh-conformance.js";
 import { PG_URL, pgSchemaUrl, skipPg } from "./pg.js";
 
@@ -72,6 +73,35 @@ describe("PostgresStore errors (PostgreSQL only)", { skip: skipPg }, () => {
     assert.equal((await b.counters())[name], 1, "written to the shared counters by the next commit, for every node's metrics");
     assert.equal((await a.counters())[name], 1, "and counted once");
     assert.equal((await b.opsSnapshot(Date.now())).counters[name], 1);
+  });
+});
+
+describe("PostgresStore claims (PostgreSQL only)", { skip: skipPg }, () => {
+  test("right after a burst (no statistics yet) a claim reads along steps_claim, not every READY step", async (t) => {
+    const { url, schema, drop } = pgSchemaUrl();
+    const store = PostgresStore.open({ url, poolSize: 2 });
+    const client = new pg.Client({ connectionString: PG_URL });
+    t.after(async () => { await client.end(); await store.close(); await drop(); });
+    await store.migrate();
+    await client.connect();
+    const blocks = async () => {
+      await client.query("BEGIN");
+      try {
+        const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM "${schema}".claim_pick(16, NULL, NULL)`);
+        const plan = rows[0]["QUERY PLAN"][0].Plan as { "Actual Rows": number; "Shared Hit Blocks": number; "Shared Read Blocks": number };
+        assert.equal(plan["Actual Rows"], 16);
+        return plan["Shared Hit Blocks"] + plan["Shared Read Blocks"];
+      } finally {
+        await client.query("ROLLBACK");
+      }
+    };
+    const submitMany = (n: number) => store.commit(batch(T0, { submissions: Array.from({ length: n }, () => newTask([{ id: "s" }])) }));
+    await submitMany(500);
+    const small = await blocks();
+    for (let i = 0; i < 8; i++) await submitMany(1_000);
+    const large = await blocks();
+    // A sort of the runnable set reads every READY row's page (17× more rows here); the index walk reads about the same few pages.
+    assert.ok(large <= small * 2 + 20, `blocks read by one claim: ${small} with 500 READY steps, ${large} with 8,500`);
   });
 });
 

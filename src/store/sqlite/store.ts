@@ -16,6 +16,7 @@ import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
 import { prepareFlow } from "./flow.js";
+import { exportSqliteFile } from "./export.js";
 import { prepareSchedules, type SqliteSchedules } from "./schedules.js";
 
 export interface SqliteStoreOptions {
@@ -338,26 +339,7 @@ export class SqliteStore implements Store {
 
   async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
     this.#o();
-    // One read transaction for the whole export: a consistent snapshot (WAL keeps writers going).
-    const pages: RowPage[] = [];
-    const counts = this.#guard(() => this.#db.transaction(() => {
-      const out: Record<string, number> = {};
-      for (const t of EXPORT_TABLES) {
-        let n = 0;
-        let page: Record<string, unknown>[] = [];
-        for (const row of this.#db.prepare(`SELECT * FROM ${t.name} ORDER BY ${t.key.join(", ")}`).iterate() as Iterable<Record<string, unknown>>) {
-          for (const b of t.booleans) row[b] = row[b] === 1;
-          page.push(row);
-          n++;
-          if (page.length === EXPORT_PAGE_ROWS) { pages.push({ table: t.name, rows: page }); page = []; }
-        }
-        if (page.length > 0) pages.push({ table: t.name, rows: page });
-        out[t.name] = n;
-      }
-      return out;
-    })(), "exportRows");
-    for (const page of pages) await sink(page);
-    return counts;
+    return exportSqliteFile(this.#path, sink);
   }
 
   async importRows(page: RowPage, options: ImportOptions = {}): Promise<ImportResult> {
@@ -509,9 +491,6 @@ export class SqliteStore implements Store {
     }
   }
 }
-
-/** Rows per page of a logical export. */
-const EXPORT_PAGE_ROWS = 1_000;
 
 /** A batch that writes nothing (the base of store-internal batches). */
 const IDLE_BATCH: CommitBatch = {

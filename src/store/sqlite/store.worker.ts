@@ -1,6 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { errorToWire } from "../../errors.js";
-import type { RowPage } from "../tables.js";
 import { SqliteStore } from "./store.js";
 import type { StoreReply, StoreRequest, StoreThreadData } from "./thread-protocol.js";
 
@@ -21,15 +20,9 @@ try {
 }
 
 port.on("message", (req: StoreRequest) => {
-  const run = req.type === "export-rows" ? exportRows() : (store[req.method] as (...a: unknown[]) => Promise<unknown>).apply(store, req.args);
+  const run = (store[req.method] as (...a: unknown[]) => Promise<unknown>).apply(store, req.args);
   run.then(
     (value) => post({ type: "reply", id: req.id, ok: true, value }),
     (error: unknown) => post({ type: "reply", id: req.id, ok: false, error: errorToWire(error) }),
   );
 });
-
-async function exportRows(): Promise<{ counts: Record<string, number>; pages: RowPage[] }> {
-  const pages: RowPage[] = [];
-  const counts = await store.exportRows((page) => { pages.push(page); });
-  return { counts, pages };
-}

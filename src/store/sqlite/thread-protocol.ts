@@ -2,7 +2,7 @@ import type { WireError } from "../../errors.js";
 import type { Store } from "../store.js";
 import type { SqliteStoreOptions } from "./store.js";
 
-/** The Store methods a store thread answers (everything but the synchronous members). */
+/** The Store methods a store thread answers (everything but the synchronous members, and exportRows: read on the main thread). */
 export type StoreMethod = Exclude<{ [K in keyof Store]-?: Store[K] extends (...args: never[]) => Promise<unknown> ? K : never }[keyof Store], "exportRows">;
 
 /** Main thread → store thread: what the thread is started with. */
@@ -11,9 +11,7 @@ export interface StoreThreadData {
 }
 
 /** Main thread → store thread: one Store call; calls run one after another, in the order sent. */
-export type StoreRequest =
-  | { type: "call"; id: number; method: StoreMethod; args: unknown[] }
-  | { type: "export-rows"; id: number };
+export type StoreRequest = { type: "call"; id: number; method: StoreMethod; args: unknown[] };
 
 /** Store thread → main thread: the outcome of a request (`ready` once the file is open and configured). */
 export type StoreReply =

@@ -7,6 +7,7 @@ import type {
   PurgeQuery, PurgeResult, ReplayResult, ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, TaskRecord, TaskStatus,
   TaskWithSteps,
 } from "../types.js";
+import { exportSqliteFile } from "./export.js";
 import type { SqliteStoreOptions } from "./store.js";
 import type { StoreMethod, StoreReply, StoreRequest, StoreThreadData } from "./thread-protocol.js";
 
@@ -29,8 +30,11 @@ export class SqliteThreadStore implements Store {
   /** Set once the thread is gone: every later call fails with it. */
   #gone: Error | null = null;
 
+  readonly #path: string;
+
   private constructor(worker: Worker, path: string) {
     this.#worker = worker;
+    this.#path = path;
     this.location = `sqlite:${path}`;
     worker.on("message", (reply: StoreReply) => {
       if (reply.type !== "reply") return;
@@ -66,17 +70,14 @@ export class SqliteThreadStore implements Store {
     return new SqliteThreadStore(worker, options.path);
   }
 
-  #request<T>(make: (id: number) => StoreRequest): Promise<T> {
+  #call<T>(method: StoreMethod, ...args: unknown[]): Promise<T> {
     if (this.#gone) return Promise.reject(this.#gone);
     const id = ++this.#seq;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.#worker.postMessage(make(id));
+      const request: StoreRequest = { type: "call", id, method, args };
+      this.#worker.postMessage(request);
     });
-  }
-
-  #call<T>(method: StoreMethod, ...args: unknown[]): Promise<T> {
-    return this.#request((id) => ({ type: "call", id, method, args }));
   }
 
   now(): number {
@@ -130,10 +131,10 @@ export class SqliteThreadStore implements Store {
   auditEntries(filter: AuditFilter): Promise<AuditEntry[]> { return this.#call("auditEntries", filter); }
   health(): Promise<HealthCheck[]> { return this.#call("health"); }
 
-  async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
-    const { counts, pages } = await this.#request<{ counts: Record<string, number>; pages: RowPage[] }>((id) => ({ type: "export-rows", id }));
-    for (const page of pages) await sink(page);
-    return counts;
+  /** Read here, on a read-only connection of its own (see exportSqliteFile): the thread keeps writing. */
+  exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
+    if (this.#gone) return Promise.reject(this.#gone);
+    return exportSqliteFile(this.#path, sink);
   }
 
   /** Closes the connection (after the calls already made), then ends the thread. Idempotent. */
