@@ -52,11 +52,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   readonly paths: RootPaths;
   readonly store: Store;
   readonly agents: AgentRegistry;
-  /**
-   * The audit: the root's JSONL file, or on a shared store (PostgreSQL) the cluster-wide records of
-   * every node. Writes are buffered and batched; reads write what is buffered first.
-   */
-  readonly audit: AuditTrail;
+  readonly #trail: AuditTrail;
   /** The root's JSONL audit file (read for the settings changes older roots recorded only there). */
   readonly #auditFile: AuditLog;
   /** Who this engine's actions are attributed to in the audit log. */
@@ -72,6 +68,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   #beatTakenAt = performance.now();
   /** Monotonic time of the last beat of the node timer (a long gap: this process was paused). */
   #lastBeatAt = performance.now();
+  /** The node timer's period. */
+  #beatIntervalMs = 0;
   #lastPruneMs = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
   readonly #pendingSettings = new Set<Promise<void>>();
@@ -100,11 +98,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
     this.actor = o.actor ?? "api";
     this.#auditFile = new AuditLog(join(paths.auditDir, "audit.log"));
-    this.audit = new AuditTrail(
+    this.#trail = new AuditTrail(
       store.shared ? new StoreAuditLog(store, this.nodeId) : this.#auditFile, (error) => this.safeEmit("engine:error", { error }),
       store.shared ? { delayMs: STORE_BATCH_MS, maxRecords: STORE_BATCH_RECORDS, now: () => store.now() } : FILE_BATCHING,
     );
-    this.audit.follow(this, this.nodeId);
+    this.#trail.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
       store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? null, settings,
       pollIntervalMs: o.pollIntervalMs, emit: (event, payload) => this.safeEmit(event, payload),
@@ -140,6 +138,14 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       });
     }
     return mesh;
+  }
+
+  /**
+   * The audit: the root's JSONL file, or on a shared store (PostgreSQL) the cluster-wide records of
+   * every node. Writes are buffered and batched; reads write what is buffered first.
+   */
+  get audit(): AuditTrail {
+    return this.#trail;
   }
 
   get state(): EngineState {
@@ -195,7 +201,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       this.#flowTimer.unref();
     }
     if (!this.#nodeTimer) {
-      this.#nodeTimer = setInterval(() => this.#beatNode(), Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3)));
+      this.#beatIntervalMs = Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3));
+      this.#nodeTimer = setInterval(() => this.#beatNode(), this.#beatIntervalMs);
       this.#nodeTimer.unref();
     }
     return this.#poolReady;
@@ -276,7 +283,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const result = await this.#supervisor.cancelTask(taskId, mode, options.reason);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
     if (result.cancelledSteps.length > 0) {
-      this.audit.record({
+      this.#trail.record({
         action: "task.cancel", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
         details: { mode, reason: options.reason ?? null, cancelledSteps: result.cancelledSteps, status: result.status },
       });
@@ -326,7 +333,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       finishedBeforeMs: days(retention.doneRetentionDays), deadBeforeMs: days(retention.deadRetentionDays),
       idempotencyBeforeMs: days(retention.idempotencyTtlDays), ...(options.namePrefix !== undefined ? { namePrefix: options.namePrefix } : {}),
     });
-    this.audit.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, namePrefix: options.namePrefix ?? null, ...counts } });
+    this.#trail.record({ action: "store.purge", actor: this.actor, resource: "tasks", details: { ...retention, namePrefix: options.namePrefix ?? null, ...counts } });
     return { ...counts, retention };
   }
 
@@ -493,7 +500,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#applySettings(underCluster(this.#fileSettings, cluster));
     const changed = changedFields(before, fingerprint(this.#settings));
     if (changed.length > 0) {
-      this.audit.record({ action: "settings.apply", actor: `node:${this.nodeId}`, resource: "settings", details: { changedFields: changed, clusterVersion: cluster.version, by: cluster.by } });
+      this.#trail.record({ action: "settings.apply", actor: `node:${this.nodeId}`, resource: "settings", details: { changedFields: changed, clusterVersion: cluster.version, by: cluster.by } });
     }
   }
 
@@ -505,7 +512,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Settings changes (field names only), newest first: the store's history and, for older roots, the audit log's. */
   async settingsHistory(limit: number): Promise<SettingsChange[]> {
-    await this.audit.flush();
+    await this.#trail.flush();
     return mergeSettingsHistory(await this.store.settingsHistory(limit), await legacySettingsHistory(this.#auditFile), limit);
   }
 
@@ -522,11 +529,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   /** Records a settings change (or a failed reload) in the audit log and the store's history. */
   #settingsChanged(actor: string, changed: string[], error: string | null): void {
     const entryId = randomUUID();
-    this.audit.record({
+    this.#trail.record({
       action: "settings.reload", actor, resource: "settings", ...(error !== null ? { result: "error" as const } : {}),
       details: error !== null ? { error, entryId } : { changedFields: changed, entryId },
     });
-    void this.audit.flush();
+    void this.#trail.flush();
     const write = this.store.addSettingsChange({ entryId, atMs: Date.now(), nodeId: this.nodeId, actor, result: error !== null ? "error" : "ok", changedFields: changed, error })
       .catch((e: Error) => this.safeEmit("engine:error", { error: e }))
       .finally(() => this.#pendingSettings.delete(write));
@@ -562,7 +569,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       write: async (ns, entries) => {
         this.#assertOpen("kv write");
         await this.#supervisor.kvWrite({ ref: null, namespace: ns, entries, writer: this.actor });
-        this.audit.record({
+        this.#trail.record({
           action: entries.some((e) => e.valueJson === null) ? "kv.delete" : "kv.put", actor: this.actor, resource: `kv/${ns}`,
           task_id: null, details: { namespace: ns, keys: entries.map((e) => e.key) },
         });
@@ -622,7 +629,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async bumpClusterEpoch(reason: string): Promise<{ clusterEpoch: number; fencedSteps: number }> {
     this.#assertOpen("bumpClusterEpoch");
     const { clusterEpoch, fencedSteps } = await this.#supervisor.bumpClusterEpoch();
-    this.audit.record({
+    this.#trail.record({
       action: "cluster.epoch-bump", actor: this.actor, resource: "cluster", details: { reason, clusterEpoch, fencedSteps: fencedSteps.length },
     });
     return { clusterEpoch, fencedSteps: fencedSteps.length };
@@ -630,10 +637,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** A consistent copy of this root (store, settings, agents, audit log) in a new folder. */
   async snapshotExport(outDir: string): Promise<{ out: string }> {
-    await this.audit.flush();
+    await this.#trail.flush();
     const { exportSnapshot } = await import("./ops/snapshot.js");
     const result = await exportSnapshot(this.store, this.paths, outDir);
-    this.audit.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
+    this.#trail.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
     return result;
   }
 
@@ -644,12 +651,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async migrateTo(url: string, options: { merge?: boolean } = {}): Promise<MigrateResult> {
     this.#assertOpen("migrateTo");
-    await this.audit.flush();
+    await this.#trail.flush();
     const target = await openStore(url, join(this.paths.dir, "relaymesh.db"), this.#settings);
     try {
       const { migrateStore } = await import("./ops/migrate.js");
       const result = await migrateStore(this.store, target, { merge: options.merge ?? false, nowMs: target.now(), legacySettings: await legacySettingsHistory(this.#auditFile) });
-      this.audit.record({ action: "store.migrate", actor: this.actor, resource: "store", details: { to: result.to, copied: result.copied, rerun: result.rerun } });
+      this.#trail.record({ action: "store.migrate", actor: this.actor, resource: "store", details: { to: result.to, copied: result.copied, rerun: result.rerun } });
       return result;
     } finally {
       await target.close();
@@ -679,7 +686,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   async meshPrune(options: { olderThanMs?: number; limit?: number } = {}): Promise<{ pruned: number }> {
     this.#assertOpen("meshPrune");
     const pruned = await this.store.pruneNodes(this.store.now() - (options.olderThanMs ?? this.#settings.meshPruneOlderThanMs), options.limit ?? this.#settings.meshPruneLimit);
-    if (pruned > 0) this.audit.record({ action: "mesh.prune", actor: this.actor, resource: "nodes", details: { pruned } });
+    if (pruned > 0) this.#trail.record({ action: "mesh.prune", actor: this.actor, resource: "nodes", details: { pruned } });
     return { pruned };
   }
 
@@ -711,7 +718,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     };
     const now = this.store.now();
     const { schedule, replaced } = await this.#supervisor.operate(() => this.store.putSchedule({ ...def, ...nextFrom(def, now) }, now));
-    this.audit.record({ action: replaced ? "schedule.replace" : "schedule.add", actor: this.actor, resource: `schedule/${s.name}`, details: { cron: s.cron, timezone: def.timezone } });
+    this.#trail.record({ action: replaced ? "schedule.replace" : "schedule.add", actor: this.actor, resource: `schedule/${s.name}`, details: { cron: s.cron, timezone: def.timezone } });
     return { schedule: scheduleView(schedule), replaced };
   }
 
@@ -740,7 +747,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#assertOpen("removeSchedule");
     const schedule = scheduleView(await this.#schedule(name));
     if (!(await this.#supervisor.operate(() => this.store.removeSchedule(name)))) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
-    this.audit.record({ action: "schedule.remove", actor: this.actor, resource: `schedule/${name}`, details: {} });
+    this.#trail.record({ action: "schedule.remove", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return { schedule, removed: true };
   }
 
@@ -754,7 +761,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       name, fires: [{ slotKey: `manual:${task.taskId}`, slotMs: now, task, outcome: "fired" }], missed: 0, nodeId: this.nodeId, nowMs: now,
     });
     if (result.created.length === 0) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
-    this.audit.record({ action: "schedule.trigger", actor: this.actor, resource: `schedule/${name}`, task_id: task.taskId, details: {} });
+    this.#trail.record({ action: "schedule.trigger", actor: this.actor, resource: `schedule/${name}`, task_id: task.taskId, details: {} });
     return { schedule: scheduleView(await this.#schedule(name)), taskId: result.created[0]!.taskId };
   }
 
@@ -770,7 +777,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const next = paused ? { nextSlotMs: s.nextSlotMs, nextAtMs: s.nextAtMs } : nextFrom(s, this.store.now());
     const updated = await this.#supervisor.operate(() => this.store.setSchedulePaused(name, paused, next, this.store.now()));
     if (!updated) throw new NotFoundError(`schedule "${name}" not found in ${this.store.location}`);
-    this.audit.record({ action: paused ? "schedule.pause" : "schedule.resume", actor: this.actor, resource: `schedule/${name}`, details: {} });
+    this.#trail.record({ action: paused ? "schedule.pause" : "schedule.resume", actor: this.actor, resource: `schedule/${name}`, details: {} });
     return scheduleView(updated);
   }
 
@@ -803,7 +810,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
         onError: (error, s) => this.safeEmit("engine:error", { error: new RelayMeshError(ErrorCode.INVALID_STATE, `schedule "${s.name}": ${error.message}`, { cause: error }) }),
       });
       for (const f of fired) {
-        this.audit.record({ action: "schedule.fire", actor: `node:${this.nodeId}`, resource: `schedule/${f.name}`, task_id: f.taskId, details: { slot: f.slotKey } });
+        this.#trail.record({ action: "schedule.fire", actor: `node:${this.nodeId}`, resource: `schedule/${f.name}`, task_id: f.taskId, details: { slot: f.slotKey } });
         this.safeEmit("task:submitted", { taskId: f.taskId, created: true });
       }
     })().catch((error: Error) => this.safeEmit("engine:error", { error })).finally(() => { this.#flowTicking = null; });
@@ -861,7 +868,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       }
       if (this.#reloadTimer) clearInterval(this.#reloadTimer);
       await attempt(() => this.#settingsWrites());
-      await attempt(async () => { await this.audit.close(); this.#auditFile.close(); });
+      await attempt(async () => { await this.#trail.close(); this.#auditFile.close(); });
       if (this.#pool) await attempt(() => this.#pool!.close());
       await attempt(() => this.store.close());
       this.#state = "closed";
@@ -876,7 +883,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   #auditSubmit(task: NewTask): void {
-    this.audit.record({
+    this.#trail.record({
       action: "task.submit", actor: this.actor, resource: `task/${task.taskId}`, task_id: task.taskId,
       trace_id: task.traceId, span_id: task.parentSpanId,
       details: { steps: task.steps.length, name: task.name, idempotencyKey: task.idempotencyKey },
@@ -884,7 +891,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 
   async #auditReplay(taskId: string, steps: string[], round: number): Promise<void> {
-    this.audit.record({
+    this.#trail.record({
       action: "task.replay", actor: this.actor, resource: `task/${taskId}`, task_id: taskId, trace_id: await this.#traceIdOf(taskId),
       details: { steps, round },
     });
@@ -928,7 +935,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   #stopAttemptsIfCutOff(): void {
     const now = performance.now();
-    const paused = now - this.#lastBeatAt > 3 * Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3));
+    const paused = now - this.#lastBeatAt > 3 * this.#beatIntervalMs;
     this.#lastBeatAt = now;
     if (paused) {
       this.#beatTakenAt = now;
@@ -945,10 +952,10 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const { maintenanceTick } = await import("./mesh/maintenance.js");
     const result = await this.#supervisor.maintain(() => maintenanceTick({ store: this.store, settings: this.#settings, nodeId: this.nodeId, ...o }));
     for (const m of result.membership) {
-      this.audit.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });
+      this.#trail.record({ action: "node.membership", actor: `node:${this.nodeId}`, resource: `node/${m.nodeId}`, details: { from: m.from, to: m.to } });
     }
     if (result.reclaimedFromDead > 0 || result.pruned > 0) {
-      this.audit.record({
+      this.#trail.record({
         action: "mesh.maintenance", actor: `node:${this.nodeId}`, resource: "nodes",
         details: { reclaimedFromDead: result.reclaimedFromDead, reclaimedExpired: result.reclaimedExpired, pruned: result.pruned },
       });
