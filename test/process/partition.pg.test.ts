@@ -122,6 +122,9 @@ test("partition: a worker cut off from PostgreSQL (its connections hang, no erro
     assert.ok(c.actualLeaseEpoch! > c.expectedLeaseEpoch);
   }
   assert.deepEqual(await state(), before, "no step output, checkpoint, epoch or owner changed after the heal");
+  // The cut-off node audited its refused writes, in the cluster-wide audit.
+  const audited = (await mesh.audit.query({ action: "lease.conflict", limit: 100 })).filter((r) => r.node_id === "cut");
+  assert.deepEqual(new Set(audited.map((r) => r.task_id)), new Set(refused.map((c) => c.taskId)), JSON.stringify(audited));
   // Nothing committed twice: every write of the cut-off node after the takeover is among the refused ones.
   const counters = await mesh.store.counters();
   assert.equal(counters.lease_conflict_total, refused.length, JSON.stringify(counters));
