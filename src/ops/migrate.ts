@@ -1,5 +1,9 @@
 import { InvalidInputError } from "../errors.js";
 import type { RowPage, Store } from "../store/store.js";
+import { EXPORT_TABLES } from "../store/tables.js";
+
+/** Rows that record what happened to tasks; copied once their tasks have landed. */
+const HISTORY: readonly string[] = ["lease_conflicts", "ownership_events"];
 import type { SettingsChange } from "../store/types.js";
 
 /** What `migrate` copied, per kind of row; rows the target already held are not counted. */
@@ -44,6 +48,13 @@ export interface MigrateOptions {
  * so a store in use can take them (`merge`). Steps RUNNING in the source arrive READY with a
  * bumped epoch (the interrupted attempt is not counted). Node rows stay behind: nodes register
  * themselves with the store they work on.
+ *
+ * A run cut short (kill, lost connection) leaves nothing half-copied that a rerun would skip: a
+ * task's row is written only after all of its steps, inputs, outputs and edges (a second pass
+ * over the tasks), so a task row in the target means a complete task, and a rerun first removes
+ * the rows of tasks whose row never arrived (Store.removeOrphanRows), then copies them again.
+ * Their history (lease conflicts, ownership events) is copied after their task rows; a run cut
+ * short between the two leaves that history out rather than copying it twice.
  */
 export async function migrateStore(source: Store, target: Store, o: MigrateOptions): Promise<MigrateResult> {
   const origin = await source.meta("origin");
@@ -64,6 +75,8 @@ export async function migrateStore(source: Store, target: Store, o: MigrateOptio
   const firstAtMs = earlier === null ? o.nowMs : (JSON.parse(earlier) as { firstAtMs: number }).firstAtMs;
   await target.setMeta(mark, JSON.stringify({ from: source.location, firstAtMs, lastAtMs: o.nowMs }));
 
+  if (earlier !== null) await target.removeOrphanRows();
+
   const copied: MigrateCounts = {
     tasks: 0, steps: 0, outputs: 0, edges: 0, kv: 0, idempotencyKeys: 0, leaseConflicts: 0, ownershipEvents: 0, settingsHistory: 0, counters: 0,
   };
@@ -74,17 +87,16 @@ export async function migrateStore(source: Store, target: Store, o: MigrateOptio
   const stepIds = new Map<number, number>();
   const ofNewTask = (r: Record<string, unknown>) => newTasks.has(r.task_id as string);
 
-  const copy = async (page: RowPage): Promise<void> => {
+  // Pass 1: which tasks are new, and all of their rows but the task row itself.
+  const copyRows = async (page: RowPage): Promise<void> => {
     const rows = page.rows;
     switch (page.table) {
       case "tasks": {
-        for (const r of rows) sourceTasks.add(r.task_id as string);
-        const r = await target.importRows(page, { returning: ["task_id"] });
-        const inserted = new Set(r.rows.map((x) => x.task_id as string));
-        for (const id of inserted) newTasks.add(id);
-        copied.tasks += r.inserted;
-        copied.idempotencyKeys += rows.filter((x) => inserted.has(x.task_id as string) && x.idempotency_key !== null).length;
-        present += rows.length - r.inserted;
+        const ids = rows.map((r) => r.task_id as string);
+        for (const id of ids) sourceTasks.add(id);
+        const held = await target.taskStatuses(ids);
+        for (const id of ids) if (!held.has(id)) newTasks.add(id);
+        present += held.size;
         return;
       }
       case "steps": {
@@ -116,13 +128,6 @@ export async function migrateStore(source: Store, target: Store, o: MigrateOptio
       case "edges":
         copied.edges += (await target.importRows({ table: "edges", rows: rows.filter(ofNewTask) })).inserted;
         return;
-      case "lease_conflicts":
-      case "ownership_events": {
-        const mine = rows.filter((r) => (r.task_id === null ? earlier === null : ofNewTask(r)));
-        const n = (await target.importRows({ table: page.table, rows: mine }, { freshIds: true })).inserted;
-        if (page.table === "lease_conflicts") copied.leaseConflicts += n; else copied.ownershipEvents += n;
-        return;
-      }
       case "kv": {
         // A task's checkpoints travel with it; shared namespaces key by key, never over the target's.
         const mine = rows.filter((r) => newTasks.has(r.namespace as string) || !sourceTasks.has(r.namespace as string));
@@ -136,10 +141,26 @@ export async function migrateStore(source: Store, target: Store, o: MigrateOptio
         copied.settingsHistory += (await target.importRows(page)).inserted;
         return;
       default:
-        return; // nodes: every node registers with the store it works on
+        return; // history waits for pass 3; nodes: every node registers with the store it works on
     }
   };
-  await source.exportRows(copy);
+  await source.exportRows(copyRows, { tables: EXPORT_TABLES.map((t) => t.name).filter((t) => !HISTORY.includes(t)) });
+
+  // Pass 2: the task rows, each now complete. Pass 3: their history.
+  const landed = new Set<string>();
+  await source.exportRows(async (page) => {
+    const mine = page.rows.filter(ofNewTask);
+    if (mine.length === 0) return;
+    const r = await target.importRows({ table: "tasks", rows: mine }, { returning: ["task_id"] });
+    for (const x of r.rows) landed.add(x.task_id as string);
+    copied.tasks += r.inserted;
+    copied.idempotencyKeys += mine.filter((x) => landed.has(x.task_id as string) && x.idempotency_key !== null).length;
+  }, { tables: ["tasks"] });
+  await source.exportRows(async (page) => {
+    const mine = page.rows.filter((r) => (r.task_id === null ? earlier === null : landed.has(r.task_id as string)));
+    const n = (await target.importRows({ table: page.table, rows: mine }, { freshIds: true })).inserted;
+    if (page.table === "lease_conflicts") copied.leaseConflicts += n; else copied.ownershipEvents += n;
+  }, { tables: HISTORY });
   if (o.legacySettings && o.legacySettings.length > 0) {
     copied.settingsHistory += (await target.importRows({ table: "settings_history", rows: o.legacySettings.map(settingsRow) })).inserted;
   }

@@ -3,7 +3,7 @@ import type { Settings } from "../model/settings.js";
 import { redactUrl } from "./postgres/url.js";
 import { SqliteStore } from "./sqlite/store.js";
 import { SqliteThreadStore } from "./sqlite/thread-store.js";
-import type { Store } from "./store.js";
+import { migrateOrClose, type Store } from "./store.js";
 
 /**
  * Opens and migrates the store named by `url`: undefined (or "sqlite:<path>") for SQLite, by
@@ -27,13 +27,7 @@ export async function openStore(url: string | undefined, defaultSqlitePath: stri
   } else {
     throw new InvalidOptionsError(`--store ${redact(url)}: unknown store URL (expected "postgres://…" or "sqlite:<path>", or omit it for SQLite in the root)`);
   }
-  try {
-    await store.migrate();
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
-  return store;
+  return migrateOrClose(store);
 }
 
 /** A store URL without its password, for messages. */

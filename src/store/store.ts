@@ -3,7 +3,7 @@ import type {
   ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent, SettingsChange, NodeHeartbeat,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "./types.js";
-import type { ImportOptions, ImportResult, RowPage } from "./tables.js";
+import type { ExportOptions, ImportOptions, ImportResult, RowPage } from "./tables.js";
 
 export * from "./types.js";
 export type { ImportOptions, ImportResult, RowPage } from "./tables.js";
@@ -188,7 +188,15 @@ export interface Store {
    * A logical export of the whole store: every row of every table (EXPORT_TABLES), in pages, from
    * one consistent snapshot, while the store stays in use. Returns the row count per table.
    */
-  exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>>;
+  exportRows(sink: (page: RowPage) => Promise<void> | void, options?: ExportOptions): Promise<Record<string, number>>;
+
+  /**
+   * Deletes the steps, step inputs and outputs, and edges of tasks the store does not hold: what
+   * an import cut short leaves (`migrate` writes a task's row after all of its rows, so a task
+   * row means a complete task). History (lease conflicts, ownership events) is kept: it outlives
+   * purged tasks. Returns how many rows were deleted.
+   */
+  removeOrphanRows(): Promise<number>;
 
   /**
    * Loads a page of rows written by `exportRows` (of either dialect) as they are, ids included
@@ -226,4 +234,15 @@ export interface Store {
 
   /** Closes the store. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Migrates a store just opened; closes it again when that fails. */
+export async function migrateOrClose<S extends Store>(store: S): Promise<S> {
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
 }

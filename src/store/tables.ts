@@ -1,3 +1,4 @@
+import { StoreError } from "../errors.js";
 import type { AuditEntry, NodeHeartbeat, NodeRecord, SettingsChange } from "./types.js";
 
 /**
@@ -33,6 +34,31 @@ export const EXPORT_TABLES: readonly TableSpec[] = [
   { name: "schedule_fires", key: ["name", "slot_key"], booleans: [] },
   { name: "audit_records", key: ["id"], booleans: [], serial: "id" },
 ];
+
+/** What `exportRows` reads. */
+export interface ExportOptions {
+  /** Only these tables (default: every table of EXPORT_TABLES). */
+  tables?: readonly string[];
+}
+
+/** The tables an export reads, in load order. */
+export function exportTables(options: ExportOptions = {}): readonly TableSpec[] {
+  return options.tables ? EXPORT_TABLES.filter((t) => options.tables!.includes(t.name)) : EXPORT_TABLES;
+}
+
+/**
+ * What an import of `page` writes: its table, the columns of its rows (the serial column left out
+ * with `freshIds`) and those to hand back, every name checked; null when the page is empty.
+ */
+export function importColumns(page: RowPage, options: ImportOptions): { spec: TableSpec; columns: string[]; returning: readonly string[] } | null {
+  const spec = EXPORT_TABLES.find((t) => t.name === page.table);
+  if (!spec) throw new StoreError(`import: unknown table "${page.table}"`);
+  if (page.rows.length === 0) return null;
+  const columns = Object.keys(page.rows[0]!).filter((c) => !(options.freshIds && c === spec.serial));
+  const returning = options.returning ?? [];
+  for (const c of [...columns, ...returning]) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
+  return { spec, columns, returning };
+}
 
 /** How `importRows` loads a page. */
 export interface ImportOptions {

@@ -188,6 +188,54 @@ export function meshConformance(name: string, factory: StoreFactory): void {
       assert.equal((await task(target, ids.pending)).status, "SUCCESS");
     });
 
+    test("migrateStore: a run cut short leaves no half-copied task; the rerun completes every task and copies nothing twice", async (t) => {
+      const source = await open(t);
+      const target = await open(t);
+      const ids = await populate(source);
+      const full = await migrateStore(source, await open(t), { merge: false, nowMs: T0 + 100 });
+      // The target's connection goes away while step outputs are written: steps and inputs are in.
+      const cut = new Proxy(target, {
+        get(store, name) {
+          if (name === "importRows") {
+            return (page: { table: string }, ...rest: unknown[]) =>
+              page.table === "step_outputs" ? Promise.reject(new Error("connection lost")) : (store.importRows as (...a: unknown[]) => unknown).call(store, page, ...rest);
+          }
+          const value = Reflect.get(store, name) as unknown;
+          return typeof value === "function" ? value.bind(store) : value;
+        },
+      });
+      await assert.rejects(migrateStore(source, cut, { merge: false, nowMs: T0 + 100 }), /connection lost/);
+      assert.equal((await target.listTasks({ limit: 1, offset: 0 })).total, 0, "no task row without all of its rows");
+      const rerun = await migrateStore(source, target, { merge: false, nowMs: T0 + 200 });
+      assert.equal(rerun.rerun, true);
+      // Checkpoints, counters and settings are keyed: the cut run's copies stay and are not made again.
+      const uncut = (c: typeof full.copied) => ({ ...c, kv: 0, counters: 0, settingsHistory: 0 });
+      assert.deepEqual(uncut(rerun.copied), uncut(full.copied));
+      for (const id of [ids.pending, ids.retrying, ids.dead, ids.cancelled, ids.done]) assert.deepEqual(await task(target, id), await task(source, id));
+      const rows = async (store: Store) => {
+        const n: Record<string, number> = Object.create(null) as Record<string, number>;
+        await store.exportRows((p) => { n[p.table] = (n[p.table] ?? 0) + p.rows.length; }, { tables: ["steps", "step_inputs", "step_outputs", "edges", "lease_conflicts", "kv"] });
+        return n;
+      };
+      assert.deepEqual(await rows(target), await rows(source), "every row once");
+      assert.equal(await target.removeOrphanRows(), 0);
+    });
+
+    test("removeOrphanRows: deletes steps, inputs, outputs and edges of tasks the store does not hold; keeps history", async (t) => {
+      const store = await open(t);
+      const kept = await submit(store, newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }]));
+      const c = await claimOne(store, T0 + 1);
+      await store.commit(batch(T0 + 2, { renewals: [{ ...ref(c), leaseEpoch: c.leaseEpoch + 1 }] }));
+      const pages: { table: string; rows: Record<string, unknown>[] }[] = [];
+      await store.exportRows((p) => { pages.push(p); }, { tables: ["steps", "step_inputs", "edges"] });
+      const other = await open(t);
+      for (const p of pages) await other.importRows(p);
+      assert.equal(await other.removeOrphanRows(), 2 + 2 + 1 + 0, "two steps, their inputs and the edge of a task it never held");
+      assert.equal(await store.removeOrphanRows(), 0, "a complete task is left alone");
+      assert.equal((await store.listLeaseConflicts({ sinceMs: 0, limit: 10 })).length, 1);
+      assert.equal((await task(store, kept)).steps.length, 2);
+    });
+
     test("migrateStore: a target holding another store's tasks is refused unless merge; merged steps get ids of their own", async (t) => {
       const source = await open(t);
       const target = await open(t);

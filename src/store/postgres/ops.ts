@@ -1,10 +1,10 @@
-import type { WireError } from "../../errors.js";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type KvChange, type KvEntry, type LeaseConflict, type LeaseRef,
-  type NodeRecord, type OpsSnapshot, type OwnershipEvent, type PurgeQuery, type PurgeResult, type ReplayResult, type StepRecord,
+  type NodeRecord, type OpsSnapshot, type OwnershipEvent, type PurgeQuery, type PurgeResult, type ReplayResult,
   type NodeHeartbeat, type SettingsChange, type StepStatus, type AuditEntry, type AuditFilter, type TaskRecord, type TaskStatus, type TaskWithSteps,
 } from "../types.js";
 import type { MembershipUpdate } from "../store.js";
+import { toStepRecord, toTaskRecord, type StepRow, type TaskRow } from "../rows.js";
 import { countsOf, heartbeatColumns, toAuditEntry, toNodeRecord, type AuditRow, type NodeRow, type SettingsRow } from "../tables.js";
 import { statements, type Queryable } from "./db.js";
 
@@ -56,6 +56,12 @@ const SQL = {
       steps_open = (SELECT COUNT(*) FROM steps WHERE task_id = $1 AND status IN ${OPEN}), finished_at_ms = NULL, updated_at_ms = $2
     WHERE task_id = $1 RETURNING replays`,
 
+  /** Rows of tasks the store does not hold (an import cut short), in one statement. */
+  removeOrphans: `WITH i AS (DELETE FROM step_inputs WHERE NOT EXISTS (SELECT 1 FROM steps s JOIN tasks t ON t.task_id = s.task_id WHERE s.id = step_inputs.step_row_id) RETURNING 1),
+    o AS (DELETE FROM step_outputs WHERE NOT EXISTS (SELECT 1 FROM steps s JOIN tasks t ON t.task_id = s.task_id WHERE s.id = step_outputs.step_row_id) RETURNING 1),
+    e AS (DELETE FROM edges WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = edges.task_id) RETURNING 1),
+    s AS (DELETE FROM steps WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = steps.task_id) RETURNING 1)
+    SELECT (SELECT COUNT(*) FROM i) + (SELECT COUNT(*) FROM o) + (SELECT COUNT(*) FROM e) + (SELECT COUNT(*) FROM s) AS n`,
   purgeTasks: `WITH t AS (SELECT task_id FROM tasks WHERE status = ANY($1::text[]) AND finished_at_ms < $2
       AND ($3::text IS NULL OR left(name, char_length($3::text)) = $3::text)),
     s AS (SELECT id FROM steps WHERE task_id IN (SELECT task_id FROM t)),
@@ -214,6 +220,10 @@ export async function purge(db: Queryable, query: PurgeQuery): Promise<PurgeResu
   };
 }
 
+export async function removeOrphanRows(db: Queryable): Promise<number> {
+  return Number((await q<{ n: number }>(db, "removeOrphans"))[0]!.n);
+}
+
 /** In a read-only repeatable-read transaction (one snapshot). */
 export async function snapshot(db: Queryable, now: number): Promise<OpsSnapshot> {
   const tasks = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
@@ -334,37 +344,4 @@ export async function kvChanges(db: Queryable, namespace: string, afterVersion: 
 
 function toEntry(r: KvRow): KvEntry {
   return { key: r.key, value: r.value_json === null ? null : JSON.parse(r.value_json), version: r.version, updatedAtMs: r.updated_at_ms, writer: r.writer };
-}
-
-interface TaskRow {
-  task_id: string; name: string | null; status: TaskStatus; priority: number; idempotency_key: string | null; fail_fast: boolean;
-  trace_id: string; created_at_ms: number; updated_at_ms: number; finished_at_ms: number | null;
-  deadline_at_ms: number | null; cancel_reason: string | null; schedule_name: string | null;
-}
-interface StepRow {
-  step_id: string; agent: string; status: StepStatus; priority: number; attempt: number; max_attempts: number;
-  depends_on_json: string; input_json: string; output_json: string | null; error_json: string | null; lease_owner: string | null;
-  lease_epoch: number; lease_expires_at_ms: number | null; ready_at_ms: number | null; started_at_ms: number | null; finished_at_ms: number | null;
-  progress_pct: number | null; progress_message: string | null; replays: number;
-  not_before_ms: number | null; concurrency_key: string | null; concurrency_limit: number | null; rate_name: string | null;
-}
-
-function toTaskRecord(r: TaskRow): TaskRecord {
-  return {
-    taskId: r.task_id, name: r.name, status: r.status, priority: r.priority, idempotencyKey: r.idempotency_key,
-    failFast: r.fail_fast, traceId: r.trace_id, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms, finishedAtMs: r.finished_at_ms,
-    deadlineAtMs: r.deadline_at_ms, cancelReason: r.cancel_reason, scheduleName: r.schedule_name,
-  };
-}
-
-function toStepRecord(r: StepRow): StepRecord {
-  return {
-    stepId: r.step_id, agent: r.agent, status: r.status, priority: r.priority, attempt: r.attempt, maxAttempts: r.max_attempts,
-    dependsOn: JSON.parse(r.depends_on_json) as string[], input: JSON.parse(r.input_json),
-    output: r.output_json === null ? null : JSON.parse(r.output_json), error: r.error_json === null ? null : (JSON.parse(r.error_json) as WireError),
-    leaseOwner: r.lease_owner, leaseEpoch: r.lease_epoch, leaseExpiresAtMs: r.lease_expires_at_ms, readyAtMs: r.ready_at_ms,
-    startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms, progressPct: r.progress_pct, progressMessage: r.progress_message,
-    replays: r.replays, notBeforeMs: r.not_before_ms, concurrencyKey: r.concurrency_key, concurrencyLimit: r.concurrency_limit,
-    rateLimit: r.rate_name,
-  };
 }

@@ -2,7 +2,7 @@ import pg from "pg";
 import { StoreError } from "../../errors.js";
 import { MIGRATIONS } from "../migrations.js";
 import type { MembershipUpdate, Store } from "../store.js";
-import { EXPORT_TABLES, STORE_ERRORS_COUNTER, toSettingsChange, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
+import { importColumns, exportTables, STORE_ERRORS_COUNTER, toSettingsChange, type ExportOptions, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
 import type {
   CancelResult, CommitBatch, NodeHeartbeat, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
@@ -211,6 +211,10 @@ export class PostgresStore implements Store {
     return this.#tx("purge", (c) => ops.purge(c, query));
   }
 
+  async removeOrphanRows(): Promise<number> {
+    return this.#tx("removeOrphanRows", (c) => ops.removeOrphanRows(c));
+  }
+
   async opsSnapshot(nowMs: number): Promise<OpsSnapshot> {
     const snapshot = await this.#tx("opsSnapshot", (c) => ops.snapshot(c, nowMs), { readOnly: true });
     return { ...snapshot, counters: this.#withUnrecorded(snapshot.counters) };
@@ -304,10 +308,10 @@ export class PostgresStore implements Store {
     return result;
   }
 
-  async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
+  async exportRows(sink: (page: RowPage) => Promise<void> | void, options?: ExportOptions): Promise<Record<string, number>> {
     return this.#tx("exportRows", async (c) => {
       const counts: Record<string, number> = {};
-      for (const t of EXPORT_TABLES) {
+      for (const t of exportTables(options)) {
         const keys = t.key.join(", ");
         let after: unknown[] | null = null;
         let n = 0;
@@ -329,12 +333,9 @@ export class PostgresStore implements Store {
   }
 
   async importRows(page: RowPage, options: ImportOptions = {}): Promise<ImportResult> {
-    const spec = EXPORT_TABLES.find((t) => t.name === page.table);
-    if (!spec) throw new StoreError(`import: unknown table "${page.table}"`);
-    if (page.rows.length === 0) return { inserted: 0, rows: [] };
-    const columns = Object.keys(page.rows[0]!).filter((c) => !(options.freshIds && c === spec.serial));
-    const returning = options.returning ?? [];
-    for (const c of [...columns, ...returning]) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
+    const plan = importColumns(page, options);
+    if (!plan) return { inserted: 0, rows: [] };
+    const { spec, columns, returning } = plan;
     const list = columns.join(", ");
     return this.#tx("importRows", async (c) => {
       const { rows } = await c.query<Record<string, unknown>>(`INSERT INTO ${spec.name} (${list}) SELECT ${list} FROM json_populate_recordset(NULL::${spec.name}, $1::json)

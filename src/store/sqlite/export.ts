@@ -1,18 +1,18 @@
 import Database from "better-sqlite3";
 import { StoreError } from "../../errors.js";
-import { EXPORT_TABLES, type RowPage } from "../tables.js";
+import { exportTables, type ExportOptions, type RowPage } from "../tables.js";
 
 /** Rows per page of a logical export. */
 export const EXPORT_PAGE_ROWS = 1_000;
 
 /**
- * The logical export of the SQLite database at `path` (see Store.exportRows): every table of
- * EXPORT_TABLES read by key in pages, each handed to `sink` before the next is read. A read-only
+ * The logical export of the SQLite database at `path` (see Store.exportRows): each table (all of
+ * EXPORT_TABLES unless `options.tables`) read by key in pages, each handed to `sink` before the next is read. A read-only
  * connection of its own holds one read transaction for the whole export, so the pages come from
  * one consistent snapshot while writers go on (WAL), at most one page is in memory however large
  * the store, and the store's own connection stays free for its writers.
  */
-export async function exportSqliteFile(path: string, sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
+export async function exportSqliteFile(path: string, sink: (page: RowPage) => Promise<void> | void, options: ExportOptions = {}): Promise<Record<string, number>> {
   const read = <T>(fn: () => T): T => {
     try {
       return fn();
@@ -27,7 +27,7 @@ export async function exportSqliteFile(path: string, sink: (page: RowPage) => Pr
       db.exec("BEGIN");
     });
     const counts: Record<string, number> = {};
-    for (const t of EXPORT_TABLES) {
+    for (const t of exportTables(options)) {
       const keys = t.key.join(", ");
       const first = read(() => db.prepare(`SELECT * FROM ${t.name} ORDER BY ${keys} LIMIT ?`));
       const next = read(() => db.prepare(`SELECT * FROM ${t.name} WHERE (${keys}) > (${t.key.map(() => "?").join(", ")}) ORDER BY ${keys} LIMIT ?`));

@@ -15,6 +15,7 @@ export interface SqliteOps {
   cancelTask(taskId: string, mode: "hard" | "soft", now: number, reason: string | null): CancelResult | null;
   replayTask(taskId: string, now: number): ReplayResult | null;
   purge(query: PurgeQuery): PurgeResult;
+  removeOrphanRows(): number;
   snapshot(now: number): OpsSnapshot;
   heartbeatNode(node: NodeHeartbeat, now: number): void;
   stopNode(node: { nodeId: string; pid: number }, now: number): void;
@@ -75,6 +76,10 @@ export function prepareOps(db: Database.Database): SqliteOps {
     purgeDedupe: db.prepare(`DELETE FROM dedupe_keys WHERE expires_at_ms < ?`),
     kvList: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND deleted = 0 AND key >= ? AND key < ? ORDER BY key LIMIT ?`),
     kvChanges: db.prepare(`SELECT * FROM kv WHERE namespace = ? AND version > ? ORDER BY version, key LIMIT ?`),
+    orphanInputs: db.prepare(`DELETE FROM step_inputs WHERE NOT EXISTS (SELECT 1 FROM steps s JOIN tasks t ON t.task_id = s.task_id WHERE s.id = step_inputs.step_row_id)`),
+    orphanOutputs: db.prepare(`DELETE FROM step_outputs WHERE NOT EXISTS (SELECT 1 FROM steps s JOIN tasks t ON t.task_id = s.task_id WHERE s.id = step_outputs.step_row_id)`),
+    orphanEdges: db.prepare(`DELETE FROM edges WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = edges.task_id)`),
+    orphanSteps: db.prepare(`DELETE FROM steps WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = steps.task_id)`),
     purgeTasks: db.prepare(`DELETE FROM tasks WHERE status IN (SELECT value FROM json_each(@statuses)) AND finished_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix)`),
     forgetKeys: db.prepare(`UPDATE tasks SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at_ms < @before AND (@prefix IS NULL OR substr(name, 1, length(@prefix)) = @prefix)`),
     taskCounts: db.prepare(`SELECT status, COUNT(*) AS n FROM tasks GROUP BY status`),
@@ -197,6 +202,9 @@ export function prepareOps(db: Database.Database): SqliteOps {
         idempotencyKeys: q.forgetKeys.run({ before: query.idempotencyBeforeMs, prefix }).changes + (prefix === null ? q.purgeDedupe.run(query.idempotencyBeforeMs).changes : 0),
       };
     }),
+
+    removeOrphanRows: write((): number =>
+      q.orphanInputs.run().changes + q.orphanOutputs.run().changes + q.orphanEdges.run().changes + q.orphanSteps.run().changes),
 
     snapshot: db.transaction((now: number): OpsSnapshot => {
       const tasks = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;

@@ -2,16 +2,16 @@ import { closeSync, fsyncSync, openSync, rmSync, statfsSync, writeSync } from "n
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { StoreError } from "../../errors.js";
-import type { WireError } from "../../errors.js";
 import { MIGRATIONS } from "../migrations.js";
-import type { Store } from "../store.js";
+import { migrateOrClose, type Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  NodeHeartbeat, ReplayResult, SettingsChange, AuditEntry, AuditFilter, StepRecord, StepStatus, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  NodeHeartbeat, ReplayResult, SettingsChange, AuditEntry, AuditFilter, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
-import { EXPORT_TABLES, STORE_ERRORS_COUNTER, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
+import { toStepRecord, toTaskRecord, type StepRow, type TaskRow } from "../rows.js";
+import { importColumns, STORE_ERRORS_COUNTER, type ExportOptions, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
@@ -89,14 +89,7 @@ export class SqliteStore implements Store {
 
   /** Opens and migrates a store file with full durability (snapshots, copies). */
   static async openMigrated(path: string): Promise<SqliteStore> {
-    const store = SqliteStore.open({ path, durability: "full" });
-    try {
-      await store.migrate();
-    } catch (error) {
-      await store.close();
-      throw error;
-    }
-    return store;
+    return migrateOrClose(SqliteStore.open({ path, durability: "full" }));
   }
 
   /** PRAGMAs as they are now, for health checks. */
@@ -337,19 +330,20 @@ export class SqliteStore implements Store {
     return this.#guard(() => this.#sch().fire(fire), "fireSchedule");
   }
 
-  async exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
+  async exportRows(sink: (page: RowPage) => Promise<void> | void, options?: ExportOptions): Promise<Record<string, number>> {
     this.#o();
-    return exportSqliteFile(this.#path, sink);
+    return exportSqliteFile(this.#path, sink, options);
+  }
+
+  async removeOrphanRows(): Promise<number> {
+    return this.#guard(() => this.#o().removeOrphanRows(), "removeOrphanRows");
   }
 
   async importRows(page: RowPage, options: ImportOptions = {}): Promise<ImportResult> {
     this.#o();
-    const spec = EXPORT_TABLES.find((t) => t.name === page.table);
-    if (!spec) throw new StoreError(`import: unknown table "${page.table}"`);
-    if (page.rows.length === 0) return { inserted: 0, rows: [] };
-    const columns = Object.keys(page.rows[0]!).filter((c) => !(options.freshIds && c === spec.serial));
-    const returning = options.returning ?? [];
-    for (const c of [...columns, ...returning]) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new StoreError(`import: bad column name "${c}" in table ${page.table}`);
+    const plan = importColumns(page, options);
+    if (!plan) return { inserted: 0, rows: [] };
+    const { spec, columns, returning } = plan;
     const insert = this.#db.prepare(`INSERT INTO ${spec.name} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")}) ON CONFLICT DO NOTHING` +
       (returning.length > 0 ? ` RETURNING ${returning.join(", ")}` : ""));
     return this.#guard(() => this.#db.transaction(() => {
@@ -497,36 +491,3 @@ const IDLE_BATCH: CommitBatch = {
   nowMs: 0, nodeId: "", leaseTimeoutMs: 0, submissions: [], completions: [], failures: [], renewals: [], releases: [],
   releaseRetriesLimit: 0, reclaimExpiredLimit: 0, claim: null,
 };
-
-interface TaskRow {
-  task_id: string; name: string | null; status: TaskStatus; priority: number; idempotency_key: string | null; fail_fast: number;
-  trace_id: string; created_at_ms: number; updated_at_ms: number; finished_at_ms: number | null;
-  deadline_at_ms: number | null; cancel_reason: string | null; schedule_name: string | null;
-}
-interface StepRow {
-  step_id: string; agent: string; status: StepStatus; priority: number; attempt: number; max_attempts: number;
-  depends_on_json: string; input_json: string; output_json: string | null; error_json: string | null; lease_owner: string | null;
-  lease_epoch: number; lease_expires_at_ms: number | null; ready_at_ms: number | null; started_at_ms: number | null; finished_at_ms: number | null;
-  progress_pct: number | null; progress_message: string | null; replays: number;
-  not_before_ms: number | null; concurrency_key: string | null; concurrency_limit: number | null; rate_name: string | null;
-}
-
-function toTaskRecord(r: TaskRow): TaskRecord {
-  return {
-    taskId: r.task_id, name: r.name, status: r.status, priority: r.priority, idempotencyKey: r.idempotency_key,
-    failFast: r.fail_fast === 1, traceId: r.trace_id, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms, finishedAtMs: r.finished_at_ms,
-    deadlineAtMs: r.deadline_at_ms, cancelReason: r.cancel_reason, scheduleName: r.schedule_name,
-  };
-}
-
-function toStepRecord(r: StepRow): StepRecord {
-  return {
-    stepId: r.step_id, agent: r.agent, status: r.status, priority: r.priority, attempt: r.attempt, maxAttempts: r.max_attempts,
-    dependsOn: JSON.parse(r.depends_on_json) as string[], input: JSON.parse(r.input_json),
-    output: r.output_json === null ? null : JSON.parse(r.output_json), error: r.error_json === null ? null : (JSON.parse(r.error_json) as WireError),
-    leaseOwner: r.lease_owner, leaseEpoch: r.lease_epoch, leaseExpiresAtMs: r.lease_expires_at_ms, readyAtMs: r.ready_at_ms,
-    startedAtMs: r.started_at_ms, finishedAtMs: r.finished_at_ms, progressPct: r.progress_pct, progressMessage: r.progress_message,
-    replays: r.replays, notBeforeMs: r.not_before_ms, concurrencyKey: r.concurrency_key, concurrencyLimit: r.concurrency_limit,
-    rateLimit: r.rate_name,
-  };
-}

@@ -1,7 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { ErrorCode, StoreError, errorFromWire } from "../../errors.js";
 import type { MembershipUpdate, Store } from "../store.js";
-import type { ImportOptions, ImportResult, RowPage } from "../tables.js";
+import type { ExportOptions, ImportOptions, ImportResult, RowPage } from "../tables.js";
 import type {
   CancelResult, CommitBatch, NodeHeartbeat, SettingsChange, AuditEntry, AuditFilter, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, TaskRecord, TaskStatus,
@@ -132,10 +132,12 @@ export class SqliteThreadStore implements Store {
   health(): Promise<HealthCheck[]> { return this.#call("health"); }
 
   /** Read here, on a read-only connection of its own (see exportSqliteFile): the thread keeps writing. */
-  exportRows(sink: (page: RowPage) => Promise<void> | void): Promise<Record<string, number>> {
+  exportRows(sink: (page: RowPage) => Promise<void> | void, options?: ExportOptions): Promise<Record<string, number>> {
     if (this.#gone) return Promise.reject(this.#gone);
-    return exportSqliteFile(this.#path, sink);
+    return exportSqliteFile(this.#path, sink, options);
   }
+
+  removeOrphanRows(): Promise<number> { return this.#call("removeOrphanRows"); }
 
   /** Closes the connection (after the calls already made), then ends the thread. Idempotent. */
   close(): Promise<void> {
