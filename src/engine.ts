@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { AgentRegistry } from "./agents/registry.js";
 import {
-  InvalidOptionsError, InvalidStateError, NotFoundError, RelayMeshError, ErrorCode, ShutdownTimeoutError,
+  InvalidOptionsError, InvalidStateError, LeaseLostError, NotFoundError, RelayMeshError, ErrorCode, ShutdownTimeoutError,
 } from "./errors.js";
 import { TypedEmitter, type EngineEventMap } from "./events.js";
 import { buildSingleTask, buildWorkflowTask, namedAgents, type BuildContext, type SubmitOptions } from "./model/build-task.js";
@@ -17,13 +17,14 @@ import type { Store } from "./store/store.js";
 import { TERMINAL_TASK_STATUSES, type LeaseConflict, type TaskRecord, type TaskStatus, type TaskWithSteps } from "./store/types.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { AuditLog } from "./observe/audit.js";
-import { AuditTrail } from "./observe/audit-trail.js";
+import { AuditTrail, FILE_BATCHING, STORE_BATCH_MS, STORE_BATCH_RECORDS } from "./observe/audit-trail.js";
+import { StoreAuditLog } from "./observe/store-audit.js";
 import { changedFields, fingerprint, type SettingsFingerprint } from "./model/settings-diff.js";
 import { existsSync, readFileSync } from "node:fs";
 import { writeJsonFile } from "./ops/exports.js";
 import { exportDeadLetters, exportTask } from "./ops/exports.js";
 import type { MaintenanceResult } from "./mesh/maintenance.js";
-import { machineUsage } from "./mesh/claim-policy.js";
+import { machineUsage, relativeLoad } from "./mesh/claim-policy.js";
 import { CLUSTER_FIELDS, disagreements, publishClusterSettings, readClusterSettings, underCluster } from "./mesh/cluster-settings.js";
 import { agentDirectory, unservableAgents, type UnservableAgent } from "./mesh/agents.js";
 import { renderMetrics, slaFigures } from "./observe/metrics.js";
@@ -51,9 +52,9 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   readonly paths: RootPaths;
   readonly store: Store;
   readonly agents: AgentRegistry;
-  /** The root's JSONL audit log. */
-  readonly audit: AuditLog;
   readonly #trail: AuditTrail;
+  /** The root's JSONL audit file (read for the settings changes older roots recorded only there). */
+  readonly #auditFile: AuditLog;
   /** Who this engine's actions are attributed to in the audit log. */
   readonly actor: string;
   #settings: Settings;
@@ -63,6 +64,12 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   #clusterVersion = 0;
   #nodeTimer: NodeJS.Timeout | null = null;
   #beating = false;
+  /** Monotonic time the last heartbeat the store took was sent (the others' DEAD verdict counts from about then). */
+  #beatTakenAt = performance.now();
+  /** Monotonic time of the last beat of the node timer (a long gap: this process was paused). */
+  #lastBeatAt = performance.now();
+  /** The node timer's period. */
+  #beatIntervalMs = 0;
   #lastPruneMs = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
   readonly #pendingSettings = new Set<Promise<void>>();
@@ -90,8 +97,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     this.#retryPolicies = retryPolicies;
     this.nodeId = o.nodeId ?? `${hostname()}-${process.pid}`;
     this.actor = o.actor ?? "api";
-    this.audit = new AuditLog(join(paths.auditDir, "audit.log"));
-    this.#trail = new AuditTrail(this.audit, (error) => this.safeEmit("engine:error", { error }));
+    this.#auditFile = new AuditLog(join(paths.auditDir, "audit.log"));
+    this.#trail = new AuditTrail(
+      store.shared ? new StoreAuditLog(store, this.nodeId) : this.#auditFile, (error) => this.safeEmit("engine:error", { error }),
+      store.shared ? { delayMs: STORE_BATCH_MS, maxRecords: STORE_BATCH_RECORDS, now: () => store.now() } : FILE_BATCHING,
+    );
     this.#trail.follow(this, this.nodeId);
     this.#supervisor = new Supervisor({
       store, pool: null, agents, nodeId: this.nodeId, concurrency: o.concurrency, prefetch: o.prefetch ?? null, settings,
@@ -107,6 +117,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     const parsed = EngineOptionsSchema.safeParse(options);
     if (!parsed.success) throw new InvalidOptionsError(`RelayMesh.open: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
     const o = parsed.data;
+    machineUsage(); // a bad RELAYMESH_TEST_MACHINE_USAGE is refused here, not on every heartbeat
     const paths = rootPaths(o.root ?? defaultRoot());
     const config = readRootConfig(paths, o.settings);
     const { agents, retryPolicies } = loadAgents(paths, config, o.agents);
@@ -127,6 +138,14 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       });
     }
     return mesh;
+  }
+
+  /**
+   * The audit: the root's JSONL file, or on a shared store (PostgreSQL) the cluster-wide records of
+   * every node. Writes are buffered and batched; reads write what is buffered first.
+   */
+  get audit(): AuditTrail {
+    return this.#trail;
   }
 
   get state(): EngineState {
@@ -182,7 +201,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       this.#flowTimer.unref();
     }
     if (!this.#nodeTimer) {
-      this.#nodeTimer = setInterval(() => this.#beatNode(), Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3)));
+      this.#beatIntervalMs = Math.max(100, Math.floor(this.#settings.suspectAfterMs / 3));
+      this.#nodeTimer = setInterval(() => this.#beatNode(), this.#beatIntervalMs);
       this.#nodeTimer.unref();
     }
     return this.#poolReady;
@@ -324,7 +344,6 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Writes one task, its workflow and its audit records to a JSON file. */
   async taskExport(taskId: string, out: string): Promise<{ out: string; count: number; auditRecords: number }> {
-    this.#trail.flush();
     const result = await exportTask(this.store, this.audit, taskId, out);
     if (!result) throw new NotFoundError(`task ${taskId} not found in ${this.store.location}`);
     return result;
@@ -493,8 +512,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** Settings changes (field names only), newest first: the store's history and, for older roots, the audit log's. */
   async settingsHistory(limit: number): Promise<SettingsChange[]> {
-    this.#trail.flush();
-    return mergeSettingsHistory(await this.store.settingsHistory(limit), await legacySettingsHistory(this.audit), limit);
+    await this.#trail.flush();
+    return mergeSettingsHistory(await this.store.settingsHistory(limit), await legacySettingsHistory(this.#auditFile), limit);
   }
 
   /** The settings file, validated; a failure is recorded as a failed reload by `actor` and thrown. */
@@ -514,7 +533,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       action: "settings.reload", actor, resource: "settings", ...(error !== null ? { result: "error" as const } : {}),
       details: error !== null ? { error, entryId } : { changedFields: changed, entryId },
     });
-    this.#trail.flush();
+    void this.#trail.flush();
     const write = this.store.addSettingsChange({ entryId, atMs: Date.now(), nodeId: this.nodeId, actor, result: error !== null ? "error" : "ok", changedFields: changed, error })
       .catch((e: Error) => this.safeEmit("engine:error", { error: e }))
       .finally(() => this.#pendingSettings.delete(write));
@@ -618,7 +637,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** A consistent copy of this root (store, settings, agents, audit log) in a new folder. */
   async snapshotExport(outDir: string): Promise<{ out: string }> {
-    this.#trail.flush();
+    await this.#trail.flush();
     const { exportSnapshot } = await import("./ops/snapshot.js");
     const result = await exportSnapshot(this.store, this.paths, outDir);
     this.#trail.record({ action: "root.snapshot-export", actor: this.actor, resource: "root", details: { out: result.out } });
@@ -632,11 +651,11 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
    */
   async migrateTo(url: string, options: { merge?: boolean } = {}): Promise<MigrateResult> {
     this.#assertOpen("migrateTo");
-    this.#trail.flush();
+    await this.#trail.flush();
     const target = await openStore(url, join(this.paths.dir, "relaymesh.db"), this.#settings);
     try {
       const { migrateStore } = await import("./ops/migrate.js");
-      const result = await migrateStore(this.store, target, { merge: options.merge ?? false, nowMs: target.now(), legacySettings: await legacySettingsHistory(this.audit) });
+      const result = await migrateStore(this.store, target, { merge: options.merge ?? false, nowMs: target.now(), legacySettings: await legacySettingsHistory(this.#auditFile) });
       this.#trail.record({ action: "store.migrate", actor: this.actor, resource: "store", details: { to: result.to, copied: result.copied, rerun: result.rerun } });
       return result;
     } finally {
@@ -660,7 +679,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     if (this.#options.nodeId !== undefined || this.#state === "running") {
       await this.store.heartbeatNode({ nodeId: this.nodeId, hostname: hostname(), pid: process.pid }, this.store.now());
     }
-    return this.#maintenance({ recoverLimit: options.recoverLimit ?? MESH_RECOVER_PER_TICK, prune: options.prune ?? true, nowMs: this.store.now() });
+    return this.#maintenance({ recoverLimit: options.recoverLimit ?? this.#settings.meshRecoverPerTick, prune: options.prune ?? true, nowMs: this.store.now() });
   }
 
   /** Deletes up to `limit` DEAD node rows older than `olderThanMs` (default: the settings'). */
@@ -849,7 +868,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
       }
       if (this.#reloadTimer) clearInterval(this.#reloadTimer);
       await attempt(() => this.#settingsWrites());
-      await attempt(() => { this.#trail.flush(); this.audit.close(); });
+      await attempt(async () => { await this.#trail.close(); this.#auditFile.close(); });
       if (this.#pool) await attempt(() => this.#pool!.close());
       await attempt(() => this.store.close());
       this.#state = "closed";
@@ -884,22 +903,49 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /** The node's own beat: heartbeat, then (while working) a maintenance tick and the safety-mode check. */
   #beatNode(): void {
+    this.#stopAttemptsIfCutOff();
     if (this.#beating) return;
     this.#beating = true;
     (async () => {
+      const sentAt = performance.now();
       await this.store.heartbeatNode({
         nodeId: this.nodeId, hostname: hostname(), pid: process.pid, agents: [...this.agents.ids()].sort(),
         load: { ...machineUsage(), running: this.#supervisor.inFlight, capacity: this.#supervisor.capacity },
       }, this.store.now());
+      this.#beatTakenAt = Math.max(this.#beatTakenAt, sentAt);
       if (this.#state !== "running") return;
       await this.#followClusterSettings();
       const now = this.store.now();
       const prune = now - this.#lastPruneMs >= this.#settings.meshPruneIntervalMs;
-      await this.#maintenance({ recoverLimit: MESH_RECOVER_PER_TICK, prune, nowMs: now });
+      await this.#maintenance({ recoverLimit: this.#settings.meshRecoverPerTick, prune, nowMs: now });
       if (prune) this.#lastPruneMs = now;
-      const me = (await this.store.listNodes()).find((n) => n.nodeId === this.nodeId);
+      const nodes = await this.store.listNodes();
+      const me = nodes.find((n) => n.nodeId === this.nodeId);
+      this.#supervisor.setRelativeLoad(this.#settings.claimPolicy === "resource_usage" ? relativeLoad(this.nodeId, nodes) : null);
       this.#supervisor.setPaused(this.#settings.pauseWorkerWhenLocalNotAlive && me !== undefined && me.status !== "ALIVE");
     })().catch((error: Error) => this.safeEmit("engine:error", { error })).finally(() => { this.#beating = false; });
+  }
+
+  /**
+   * A node cut off from the store (its heartbeats hang or fail, no error needed) may be declared DEAD
+   * by the others `deadAfterMs` after the last heartbeat they saw, and its steps taken over even
+   * before their leases end: so it stops its attempts (their results dropped, as of a lost lease)
+   * once a fifth of that window is left. A beat far behind schedule means this process was paused
+   * (SIGSTOP), not cut off: its late results go to the store, to be refused and recorded there.
+   */
+  #stopAttemptsIfCutOff(): void {
+    const now = performance.now();
+    const paused = now - this.#lastBeatAt > 3 * this.#beatIntervalMs;
+    this.#lastBeatAt = now;
+    if (paused) {
+      this.#beatTakenAt = now;
+      return;
+    }
+    const silentMs = now - this.#beatTakenAt;
+    if (this.#supervisor.inFlight > 0 && silentMs > this.#settings.deadAfterMs * (1 - CUT_OFF_SAFETY_FRACTION)) {
+      this.#supervisor.abortAll("drop", new LeaseLostError(
+        `node ${this.nodeId} has not reached the store for ${Math.round(silentMs)} ms (deadAfterMs ${this.#settings.deadAfterMs}): other nodes may take its steps over, so its attempts stop`));
+    }
   }
 
   async #maintenance(o: { recoverLimit: number; prune: boolean; nowMs: number }): Promise<MaintenanceResult> {
@@ -937,8 +983,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
   }
 }
 
-/** Steps of DEAD nodes reclaimed per maintenance tick at most. */
-const MESH_RECOVER_PER_TICK = 100;
+/** A node whose heartbeats do not reach the store stops its attempts this fraction of `deadAfterMs` before others may declare it DEAD. */
+const CUT_OFF_SAFETY_FRACTION = 0.2;
 
 function settingsFingerprintPath(paths: RootPaths): string {
   return join(paths.auditDir, "settings-fingerprint.json");

@@ -232,7 +232,7 @@ export function buildProgram(onResult: (result: CommandResult, globals: GlobalOp
 
   program.command("maintenance").description("one maintenance tick: standings, reclaims, prune")
     .option("--node-id <id>", "act as this node")
-    .option("--limit <n>", "steps taken from DEAD nodes at most (default: 100)")
+    .option("--limit <n>", "steps taken from DEAD nodes at most (default: meshRecoverPerTick)")
     .action(action(() => import("./commands/maintenance.js")));
 
   program.command("mesh-recover").description("reclaim the RUNNING steps of DEAD nodes")

@@ -36,6 +36,8 @@ export const SettingsSchema = z.strictObject({
   meshPruneLimit: z.number().int().min(1).default(1_000),
   /** mesh-prune: how often the maintenance tick prunes (default: 600000). */
   meshPruneIntervalMs: durationMs(1_000).default(600_000),
+  /** Steps of DEAD nodes each node's maintenance tick takes back at most, so their backlog spreads over ticks and nodes (default: 100). */
+  meshRecoverPerTick: z.number().int().min(1).max(100_000).default(100),
   /** Largest accepted input or output, in bytes of JSON (default: 10485760). */
   maxPayloadBytes: z.number().int().min(1_024).default(10 * 1024 * 1024),
   /** A waiting lower-priority step is forced through after this many higher picks (default: 10). */

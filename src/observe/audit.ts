@@ -22,6 +22,8 @@ export interface AuditRecord {
   task_id: string | null;
   step_id: string | null;
   details: Record<string, unknown>;
+  /** On a shared store (PostgreSQL): the node that wrote it. The root's JSONL file does not carry it. */
+  node_id?: string;
 }
 
 export type AuditInput = Omit<AuditRecord, "timestamp" | "trace_id" | "span_id" | "task_id" | "step_id" | "details" | "result"> &
@@ -39,10 +41,26 @@ export const AuditQuerySchema = z.strictObject({
 export type AuditQuery = z.input<typeof AuditQuerySchema>;
 
 /**
+ * Where audit records are kept: the root's JSONL file (`AuditLog`, the default) or, on a shared
+ * store, the store's cluster-wide table (`StoreAuditLog`). `AuditTrail` buffers writes in front of it.
+ */
+export interface AuditSink {
+  /** Where the records go, for error messages. */
+  readonly where: string;
+  /** Writes records (one write or statement for all of them). */
+  append(inputs: readonly AuditInput[]): void | Promise<void>;
+  /** The last `lines` records, oldest first. */
+  tail(lines: number): AuditRecord[] | Promise<AuditRecord[]>;
+  /** Records matching every given filter, newest first, at most `limit`. */
+  query(query: AuditQuery): Promise<AuditRecord[]>;
+  close(): void;
+}
+
+/**
  * The append-only JSONL audit log. Each append is one `write()` on a file opened with
  * O_APPEND, so records from several processes on one root never interleave.
  */
-export class AuditLog {
+export class AuditLog implements AuditSink {
   readonly path: string;
   #fd: number | null = null;
 
@@ -50,8 +68,12 @@ export class AuditLog {
     this.path = path;
   }
 
+  get where(): string {
+    return this.path;
+  }
+
   /** Appends records (one write for all of them). */
-  append(...inputs: AuditInput[]): void {
+  append(inputs: readonly AuditInput[]): void {
     if (inputs.length === 0) return;
     const text = inputs.map((i) => `${JSON.stringify(toRecord(i))}\n`).join("");
     if (this.#fd === null) {
@@ -108,7 +130,7 @@ export class AuditLog {
   }
 }
 
-function toRecord(i: AuditInput): AuditRecord {
+export function toRecord(i: AuditInput): AuditRecord {
   return {
     timestamp: new Date(i.atMs ?? Date.now()).toISOString(),
     action: i.action,

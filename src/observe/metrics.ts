@@ -61,7 +61,7 @@ export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: stri
   counter("relaymesh_lease_conflict_total", "Writes refused because the step's lease moved on.", s.counters.lease_conflict_total ?? 0);
   counter("relaymesh_dead_owner_reclaimed_total", "RUNNING steps reclaimed from nodes declared DEAD.", s.counters.dead_owner_reclaimed_total ?? 0);
   counter("relaymesh_lease_expired_reclaimed_total", "RUNNING steps reclaimed after their lease expired.", s.counters.lease_expired_reclaimed_total ?? 0);
-  const storeErrors = new Counter({ name: "relaymesh_store_errors_total", help: "Store operations that failed, by operation and error code (e.g. SQLITE_FULL).", labelNames: ["operation", "code"], registers: [registry] });
+  const storeErrors = new Counter({ name: "relaymesh_store_errors_total", help: "Store operations that failed, by operation and error code (e.g. SQLITE_FULL, or a PostgreSQL SQLSTATE such as 57014).", labelNames: ["operation", "code"], registers: [registry] });
   for (const [name, n] of Object.entries(s.counters)) {
     const [prefix, operation, code] = name.split(":");
     if (prefix === "store_errors_total" && operation !== undefined && code !== undefined) storeErrors.inc({ operation, code }, n);

@@ -1,7 +1,7 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { ensureDir, fileError } from "./dirs.js";
 import { dirname, resolve } from "node:path";
-import type { AuditLog } from "../observe/audit.js";
+import type { AuditTrail } from "../observe/audit-trail.js";
 import { taskView, workflowView } from "../model/views.js";
 import type { Store } from "../store/store.js";
 
@@ -32,7 +32,7 @@ export async function exportDeadLetters(store: Store, outPath: string, limit: nu
 }
 
 /** One task: the task, its workflow (steps and edges) and its audit records. */
-export async function exportTask(store: Store, audit: AuditLog, taskId: string, outPath: string): Promise<{ out: string; count: number; auditRecords: number } | null> {
+export async function exportTask(store: Store, audit: Pick<AuditTrail, "query">, taskId: string, outPath: string): Promise<{ out: string; count: number; auditRecords: number } | null> {
   const task = await store.getTask(taskId);
   if (!task) return null;
   const records = (await audit.query({ taskId, limit: 100_000 })).reverse();

@@ -452,6 +452,47 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    id: 11,
+    name: "cluster-wide audit records (written in batches by every node of a shared store)",
+    sqlite: `
+      -- SQLite keeps its audit in the root's JSONL file; this table holds the audit of a PostgreSQL snapshot imported here.
+      CREATE TABLE audit_records (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        node_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        result TEXT NOT NULL,
+        trace_id TEXT,
+        span_id TEXT,
+        task_id TEXT,
+        step_id TEXT,
+        details_json TEXT NOT NULL
+      );
+      CREATE INDEX audit_records_at ON audit_records (at_ms, id);
+      CREATE INDEX audit_records_task ON audit_records (task_id, at_ms) WHERE task_id IS NOT NULL;
+    `,
+    pg: `
+      CREATE TABLE audit_records (
+        id BIGSERIAL PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        node_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        result TEXT NOT NULL,
+        trace_id TEXT,
+        span_id TEXT,
+        task_id TEXT,
+        step_id TEXT,
+        details_json TEXT NOT NULL
+      );
+      CREATE INDEX audit_records_at ON audit_records (at_ms, id);
+      CREATE INDEX audit_records_task ON audit_records (task_id, at_ms) WHERE task_id IS NOT NULL;
+    `,
+  },
+  {
     id: 13,
     name: "PostgreSQL: the claim walks its index in order whatever the statistics say",
     sqlite: `

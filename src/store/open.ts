@@ -20,7 +20,10 @@ export async function openStore(url: string | undefined, defaultSqlitePath: stri
   } else if (/^postgres(ql)?:\/\//.test(url)) {
     // Loaded here: SQLite users never load pg.
     const { PostgresStore } = await import("./postgres/store.js");
-    store = PostgresStore.open({ url, poolSize: (options.concurrency ?? 4) + 2 });
+    // A transaction left open by a node cut off mid-way holds its row locks no longer than a lease:
+    // the steps it locked can be taken over once their leases end.
+    const idleInTransactionTimeoutMs = Math.min(60_000, Math.max(1_000, settings.leaseTimeoutMs));
+    store = PostgresStore.open({ url, poolSize: (options.concurrency ?? 4) + 2, idleInTransactionTimeoutMs });
   } else {
     throw new InvalidOptionsError(`--store ${redact(url)}: unknown store URL (expected "postgres://…" or "sqlite:<path>", or omit it for SQLite in the root)`);
   }

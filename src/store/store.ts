@@ -1,7 +1,7 @@
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
   ReplayResult, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent, SettingsChange, NodeHeartbeat,
-  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
+  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "./types.js";
 import type { ExportOptions, ImportOptions, ImportResult, RowPage } from "./tables.js";
 
@@ -218,6 +218,16 @@ export interface Store {
 
   /** Settings changes, newest first. */
   settingsHistory(limit: number): Promise<SettingsChange[]>;
+
+  /**
+   * Appends audit entries, all in one statement (the engine buffers them and writes a batch every
+   * ~100 ms). On PostgreSQL this is the cluster-wide audit; on SQLite the root's JSONL file stays
+   * the audit log and the table only holds what a snapshot of a PostgreSQL store brought in.
+   */
+  appendAudit(entries: AuditEntry[]): Promise<void>;
+
+  /** Audit entries matching the filter, newest first (ties: the later written first), at most `limit`. */
+  auditEntries(filter: AuditFilter): Promise<AuditEntry[]>;
 
   /** The store's own health checks: reachable, writable, configured as asked. */
   health(): Promise<HealthCheck[]>;

@@ -1,5 +1,5 @@
 import { StoreError } from "../errors.js";
-import type { NodeHeartbeat, NodeRecord, SettingsChange } from "./types.js";
+import type { AuditEntry, NodeHeartbeat, NodeRecord, SettingsChange } from "./types.js";
 
 /**
  * The tables a logical export carries, in load order, with the columns that are booleans
@@ -32,6 +32,7 @@ export const EXPORT_TABLES: readonly TableSpec[] = [
   { name: "rate_buckets", key: ["bucket"], booleans: [] },
   { name: "schedules", key: ["name"], booleans: ["paused"] },
   { name: "schedule_fires", key: ["name", "slot_key"], booleans: [] },
+  { name: "audit_records", key: ["id"], booleans: [], serial: "id" },
 ];
 
 /** What `exportRows` reads. */
@@ -119,3 +120,19 @@ export function countsOf(rows: readonly { status: string; n: number }[]): Record
   for (const r of rows) out[r.status] = Number(r.n);
   return out;
 }
+
+/** An audit_records row (both dialects). */
+export interface AuditRow {
+  id: number; at_ms: number; node_id: string; action: string; actor: string; resource: string; result: AuditEntry["result"];
+  trace_id: string | null; span_id: string | null; task_id: string | null; step_id: string | null; details_json: string;
+}
+
+export function toAuditEntry(r: AuditRow): AuditEntry {
+  return {
+    atMs: r.at_ms, nodeId: r.node_id, action: r.action, actor: r.actor, resource: r.resource, result: r.result,
+    traceId: r.trace_id, spanId: r.span_id, taskId: r.task_id, stepId: r.step_id, detailsJson: r.details_json,
+  };
+}
+
+/** Counter name prefix of failed store operations: `store_errors_total:<operation>:<code>` (both stores). */
+export const STORE_ERRORS_COUNTER = "store_errors_total";

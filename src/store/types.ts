@@ -415,6 +415,34 @@ export interface SettingsChange {
   error: string | null;
 }
 
+/**
+ * One audit record as a shared store keeps it (the cluster-wide audit on PostgreSQL): the fields
+ * of a line of the root's JSONL audit file, the time from the store's clock, and the node that wrote it.
+ */
+export interface AuditEntry {
+  atMs: number;
+  nodeId: string;
+  action: string;
+  actor: string;
+  resource: string;
+  result: "ok" | "refused" | "error";
+  traceId: string | null;
+  spanId: string | null;
+  taskId: string | null;
+  stepId: string | null;
+  /** The record's `details`, as JSON. */
+  detailsJson: string;
+}
+
+/** Which audit entries to read: every given filter must match; times are inclusive bounds in ms. */
+export interface AuditFilter {
+  taskId?: string;
+  action?: string;
+  fromMs?: number;
+  toMs?: number;
+  limit: number;
+}
+
 /** What to do when a slot falls due while the previous slot's task is still open. */
 export type ScheduleOverlap = "skip" | "allow" | "cancel-previous";
 /** Which missed slots run after downtime: none, the latest one, or all (within the catch-up window). */

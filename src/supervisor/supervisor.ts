@@ -108,6 +108,7 @@ export class Supervisor {
   #heartbeatTimer: NodeJS.Timeout | null = null;
   #loadValue = 0;
   #loadAt = -Infinity;
+  #relativeLoad: number | null = null;
   #scriptHost: PersistentScriptHost | null = null;
   /** Running attempts of agents that have a concurrency cap of their own. */
   readonly #capped = new Map<string, number>();
@@ -416,8 +417,17 @@ export class Supervisor {
     return claimLimit(this.#settings.claimPolicy, this.capacity - this.#inflight.size, this.#inflight.size, this.#load);
   }
 
-  /** The machine's load, read at most once a second (claims can be frequent). */
+  /**
+   * Sets this node's load next to the other live nodes' (see `relativeLoad`), which `resource_usage`
+   * claims scale by from then on; null: the machine's own load.
+   */
+  setRelativeLoad(load: number | null): void {
+    this.#relativeLoad = load;
+  }
+
+  /** The node's load for `resource_usage`: relative to the other nodes once known, else the machine's, read at most once a second. */
   readonly #load = (): number => {
+    if (this.#relativeLoad !== null) return this.#relativeLoad;
     const now = performance.now();
     if (now - this.#loadAt > 1_000) { this.#loadValue = machineLoad(); this.#loadAt = now; }
     return this.#loadValue;

@@ -71,7 +71,7 @@ export function createWebConsole(mesh: RelayMesh, options: WebConsoleOptions): W
     const viaGet = req.method === "GET";
     const taskIdParam = typeof params.taskId === "string" && params.taskId !== "" ? params.taskId : null;
     const audit = (result: "ok" | "refused" | "error", status: number, details: Record<string, unknown>, taskId = taskIdParam) =>
-      mesh.audit.append({
+      mesh.audit.record({
         action: "web.write", actor: `web:${origin.remoteAddress ?? "unknown"}`, resource: taskId ? `task/${taskId}` : path.slice(1),
         result, task_id: taskId, details: { ...details, ...origin, status, viaGet, access },
       });

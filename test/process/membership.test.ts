@@ -64,7 +64,7 @@ test("health: exit 1 when running nodes exist but none has a fresh heartbeat, or
   assert.equal(doc.ok, true);
   assert.deepEqual(doc.checks.map((c) => c.name), TEST_STORE === "sqlite"
     ? ["store-open", "store-integrity", "store-writable", "store-disk", "pragmas", "node-heartbeats"]
-    : ["store-open", "store-writable", "dead-tuples", "oldest-transaction", "clock", "node-heartbeats", "cluster-settings"]);
+    : ["store-open", "store-writable", "dead-tuples", "oldest-transaction", "connections", "clock", "node-heartbeats", "cluster-settings"]);
 
   const w1 = spawnCli(["worker", "--root", root, "--node-id", "w1"]);
   t.after(() => { w1.child.kill("SIGKILL"); });

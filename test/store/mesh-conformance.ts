@@ -56,6 +56,25 @@ export function meshConformance(name: string, factory: StoreFactory): void {
       assert.deepEqual([n!.agents, n!.load, n!.lastHeartbeatMs], [["a", "echo"], load, T0 + 2]);
     });
 
+    test("audit: entries of every node in one statement, read back newest first (ties: later written first) with filters", async (t) => {
+      const store = await open(t);
+      const entry = (atMs: number, nodeId: string, action: string, taskId: string | null) => ({
+        atMs, nodeId, action, actor: `node:${nodeId}`, resource: taskId ? `task/${taskId}` : "nodes", result: "ok" as const,
+        traceId: taskId ? "t".repeat(32) : null, spanId: null, taskId, stepId: null, detailsJson: JSON.stringify({ n: atMs - T0, who: nodeId }),
+      });
+      await store.appendAudit([]);
+      await store.appendAudit([entry(T0 + 2, "b", "task.submit", "x"), entry(T0, "a", "task.submit", "y")]);
+      await store.appendAudit([entry(T0 + 1, "a", "node.membership", null), entry(T0 + 2, "a", "task.cancel", "x")]);
+      const all = await store.auditEntries({ limit: 10 });
+      assert.deepEqual(all.map((e) => [e.atMs - T0, e.nodeId, e.action]),
+        [[2, "a", "task.cancel"], [2, "b", "task.submit"], [1, "a", "node.membership"], [0, "a", "task.submit"]]);
+      assert.deepEqual(all[1], entry(T0 + 2, "b", "task.submit", "x"), "every field comes back as written");
+      assert.deepEqual((await store.auditEntries({ taskId: "x", limit: 10 })).map((e) => e.action), ["task.cancel", "task.submit"]);
+      assert.deepEqual((await store.auditEntries({ action: "task.submit", limit: 10 })).map((e) => e.nodeId), ["b", "a"]);
+      assert.deepEqual((await store.auditEntries({ fromMs: T0 + 1, toMs: T0 + 1, limit: 10 })).map((e) => e.action), ["node.membership"]);
+      assert.deepEqual((await store.auditEntries({ limit: 1 })).map((e) => e.action), ["task.cancel"]);
+    });
+
     test("commit: a claim limited to some agents takes only their steps; an idle probe for them writes nothing", async (t) => {
       const a = await open(t);
       const tk = newTask([{ id: "x", agent: "resize" }, { id: "y", agent: "echo" }, { id: "z", agent: "resize", priority: 2 }]);

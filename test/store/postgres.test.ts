@@ -45,7 +45,34 @@ describe("PostgresStore (PostgreSQL only)", { skip: skipPg }, () => {
     const byName = new Map(checks.map((c) => [c.name, c]));
     assert.match(byName.get("dead-tuples")!.detail, /steps: \d+ dead \/ \d+ live|no statistics yet/);
     assert.match(byName.get("oldest-transaction")!.detail, /oldest open transaction: \d+ ms/);
+    assert.match(byName.get("connections")!.detail, /^\d+ of the server's \d+ connections in use, [1-9]\d* by RelayMesh/);
     assert.ok(checks.every((c) => c.ok), JSON.stringify(checks));
+  });
+});
+
+describe("PostgresStore errors (PostgreSQL only)", { skip: skipPg }, () => {
+  test("a failed operation is counted by operation and SQLSTATE (store_errors_total), at once in this process and in the shared counters after the next commit", async (t) => {
+    const { url, drop } = pgSchemaUrl();
+    const [a, b] = [PostgresStore.open({ url, poolSize: 2 }), PostgresStore.open({ url, poolSize: 2 })];
+    t.after(async () => { await a.close(); await b.close(); await drop(); });
+    await a.migrate();
+    await b.migrate();
+    // A NUL byte is not valid in a PostgreSQL text value: the server refuses the statement (22021).
+    await assert.rejects(a.findTaskByIdempotencyKey("bad\u0000key"), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "RELAYMESH_ERR_STORE");
+      assert.match(e.message, /PostgreSQL findTaskByIdempotencyKey failed .*\(22021\)/);
+      return true;
+    });
+    const name = "store_errors_total:findTaskByIdempotencyKey:22021";
+    assert.equal((await a.counters())[name], 1, "counted at once in the process that saw it");
+    assert.equal((await b.counters())[name], undefined, "not yet in the shared counters");
+    await a.commit({
+      nowMs: Date.now(), nodeId: "n", leaseTimeoutMs: 1_000, submissions: [], completions: [], failures: [], renewals: [], releases: [],
+      kvWrites: [{ ref: null, namespace: "ns", entries: [{ key: "k", valueJson: "1" }], writer: "op" }], releaseRetriesLimit: 0, reclaimExpiredLimit: 0, claim: null,
+    });
+    assert.equal((await b.counters())[name], 1, "written to the shared counters by the next commit, for every node's metrics");
+    assert.equal((await a.counters())[name], 1, "and counted once");
+    assert.equal((await b.opsSnapshot(Date.now())).counters[name], 1);
   });
 });
 

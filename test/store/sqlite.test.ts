@@ -30,8 +30,8 @@ const sqliteFactory: StoreFactory = async () => {
 storeConformance("sqlite", sqliteFactory);
 meshConformance("sqlite", sqliteFactory);
 
-// The same suite through the store thread the engine uses (calls cross a thread; errors are rebuilt from their codes).
-storeConformance("sqlite-thread", async () => {
+// The same suites through the store thread the engine uses (calls cross a thread; errors are rebuilt from their codes).
+const threadFactory: StoreFactory = async () => {
   const { root, cleanup } = tempRoot("relaymesh-store-thread-");
   const path = join(root, "relaymesh.db");
   const opened: SqliteThreadStore[] = [];
@@ -43,7 +43,9 @@ storeConformance("sqlite-thread", async () => {
   };
   const store = await open();
   return { store, another: open, async cleanup() { for (const s of opened) await s.close(); cleanup(); } };
-});
+};
+storeConformance("sqlite-thread", threadFactory);
+meshConformance("sqlite-thread", threadFactory);
 
 function oneStepTask(): NewTask {
   return {

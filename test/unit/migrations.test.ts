@@ -18,6 +18,7 @@ const RELEASED: Record<number, string> = {
   8: "38f57fb30ae6a4a3d85cf631a83a75fdd039e7eb30aef52e67c4ebd5b2c1ffa6",
   9: "9633f598955f9370aef9eabb0ab7d5f56476ced7ccfcf6a9a711a061281e6325",
   10: "a3aecc9a13fd55e4f195f0b1ca98348e74b2bfde551dc0b1b7f87dc7d1791ae1",
+  11: "dfe03b04d716e3668e53496ad2971a83a660dbee6d6c6db1fb518d6737011c1a",
 };
 
 test("migrations: numbered in increasing order (numbers may be reserved), with both dialects, and no released one was edited", () => {

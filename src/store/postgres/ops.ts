@@ -1,11 +1,11 @@
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type KvChange, type KvEntry, type LeaseConflict, type LeaseRef,
   type NodeRecord, type OpsSnapshot, type OwnershipEvent, type PurgeQuery, type PurgeResult, type ReplayResult,
-  type NodeHeartbeat, type SettingsChange, type StepStatus, type TaskRecord, type TaskStatus, type TaskWithSteps,
+  type NodeHeartbeat, type SettingsChange, type StepStatus, type AuditEntry, type AuditFilter, type TaskRecord, type TaskStatus, type TaskWithSteps,
 } from "../types.js";
 import type { MembershipUpdate } from "../store.js";
 import { toStepRecord, toTaskRecord, type StepRow, type TaskRow } from "../rows.js";
-import { countsOf, heartbeatColumns, toNodeRecord, type NodeRow, type SettingsRow } from "../tables.js";
+import { countsOf, heartbeatColumns, toAuditEntry, toNodeRecord, type AuditRow, type NodeRow, type SettingsRow } from "../tables.js";
 import { statements, type Queryable } from "./db.js";
 
 const OPEN = `('WAITING', 'SCHEDULED', 'QUEUED', 'THROTTLED', 'READY', 'RETRY_WAIT', 'RUNNING')`;
@@ -23,6 +23,8 @@ const SQL = {
   taskStatuses: `SELECT task_id, status FROM tasks WHERE task_id = ANY($1::text[])`,
   conflicts: `SELECT * FROM lease_conflicts WHERE at_ms >= $1 ORDER BY at_ms DESC, id DESC LIMIT $2`,
   counters: `SELECT name, value FROM counters`,
+  bumpCounters: `INSERT INTO counters (name, value) SELECT * FROM unnest($1::text[], $2::bigint[])
+    ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
 
   lockTask: `SELECT status, replays FROM tasks WHERE task_id = $1 FOR UPDATE`,
   runningOf: `SELECT id, task_id, step_id, lease_epoch FROM steps WHERE task_id = $1 AND status = 'RUNNING'`,
@@ -120,6 +122,12 @@ const SQL = {
   addSettingsChange: `INSERT INTO settings_history (entry_id, at_ms, node_id, actor, result, changed_fields_json, error)
     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
   settingsHistory: `SELECT * FROM settings_history ORDER BY at_ms DESC, entry_id COLLATE "C" DESC LIMIT $1`,
+  appendAudit: `INSERT INTO audit_records (at_ms, node_id, action, actor, resource, result, trace_id, span_id, task_id, step_id, details_json)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+      $10::text[], $11::text[])`,
+  auditEntries: `SELECT * FROM audit_records WHERE ($1::text IS NULL OR task_id = $1) AND ($2::text IS NULL OR action = $2)
+      AND ($3::bigint IS NULL OR at_ms >= $3) AND ($4::bigint IS NULL OR at_ms <= $4)
+    ORDER BY at_ms DESC, id DESC LIMIT $5`,
 
   kvGet: `SELECT * FROM kv WHERE namespace = $1 AND key = $2 AND NOT deleted`,
   kvList: `SELECT * FROM kv WHERE namespace = $1 AND NOT deleted AND starts_with(key, $2) ORDER BY key COLLATE "C" LIMIT $3`,
@@ -160,6 +168,11 @@ export async function listLeaseConflicts(db: Queryable, query: { sinceMs: number
     taskId: r.task_id, stepId: r.step_id, expectedLeaseEpoch: r.expected_epoch, actualLeaseEpoch: r.actual_epoch,
     nodeId: r.node_id, operation: r.operation, atMs: r.at_ms,
   }));
+}
+
+/** Adds to several counters (creating them) in one statement. */
+export async function bumpCounters(db: Queryable, by: ReadonlyMap<string, number>): Promise<void> {
+  await q(db, "bumpCounters", [[...by.keys()], [...by.values()]]);
 }
 
 export async function counters(db: Queryable): Promise<Record<string, number>> {
@@ -300,6 +313,20 @@ export async function addSettingsChange(db: Queryable, c: SettingsChange): Promi
 
 export async function settingsHistory(db: Queryable, limit: number): Promise<SettingsRow[]> {
   return q<SettingsRow>(db, "settingsHistory", [limit]);
+}
+
+/** One multi-row insert of every entry (column arrays through unnest). */
+export async function appendAudit(db: Queryable, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await q(db, "appendAudit", [
+    entries.map((e) => e.atMs), entries.map((e) => e.nodeId), entries.map((e) => e.action), entries.map((e) => e.actor),
+    entries.map((e) => e.resource), entries.map((e) => e.result), entries.map((e) => e.traceId), entries.map((e) => e.spanId),
+    entries.map((e) => e.taskId), entries.map((e) => e.stepId), entries.map((e) => e.detailsJson),
+  ]);
+}
+
+export async function auditEntries(db: Queryable, f: AuditFilter): Promise<AuditEntry[]> {
+  return (await q<AuditRow>(db, "auditEntries", [f.taskId ?? null, f.action ?? null, f.fromMs ?? null, f.toMs ?? null, f.limit])).map(toAuditEntry);
 }
 
 export async function kvGet(db: Queryable, namespace: string, key: string): Promise<KvEntry | null> {

@@ -2,11 +2,11 @@ import pg from "pg";
 import { StoreError } from "../../errors.js";
 import { MIGRATIONS } from "../migrations.js";
 import type { MembershipUpdate, Store } from "../store.js";
-import { importColumns, exportTables, toSettingsChange, type ExportOptions, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
+import { importColumns, exportTables, STORE_ERRORS_COUNTER, toSettingsChange, type ExportOptions, type ImportOptions, type ImportResult, type RowPage, type SettingsRow } from "../tables.js";
 import type {
   CancelResult, CommitBatch, NodeHeartbeat, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
-  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
+  ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "../types.js";
 import { PgBatch, emptyResult, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
 import { RETRYABLE_SQLSTATES, isConnectionError, type Queryable } from "./db.js";
@@ -44,6 +44,8 @@ const HOT_TABLES = ["steps", "tasks", "nodes", "counters", "kv"];
 /** Health fails past these: a transaction open this long stops vacuum; this many dead tuples slow claims. */
 const OLDEST_TX_LIMIT_MS = 5 * 60_000;
 const DEAD_TUPLES_LIMIT = 5_000_000;
+/** Health fails when this share of the server's max_connections is in use: one more node could not connect. */
+const CONNECTIONS_LIMIT_SHARE = 0.9;
 
 /**
  * The PostgreSQL store: many processes on many machines share one schema. Claims take READY
@@ -60,6 +62,8 @@ export class PostgresStore implements Store {
   /** What this store's last commit saw (statements the next may skip). */
   readonly #hints = unknownHints();
   readonly #errorListeners = new Set<(error: Error) => void>();
+  /** Failed operations not yet added to the counters table (added after the next commit that succeeds). */
+  readonly #unrecordedErrors = new Map<string, number>();
   #offsetMs = 0;
   #clockTimer: NodeJS.Timeout | null = null;
   #migrated = false;
@@ -152,16 +156,20 @@ export class PostgresStore implements Store {
       const r = await b.apply(batch);
       madeReady = b.madeReady;
       return r;
-    });
+    }, { counted: careful });
     let result: CommitResult;
     try {
       result = await apply(false);
     } catch (error) {
       // One bad submission must not fail the batch: again, each submission in a savepoint.
-      if (batch.submissions.length === 0 || isConnectionError((error as Error).cause ?? error)) throw error;
+      if (batch.submissions.length === 0 || isConnectionError((error as Error).cause ?? error)) {
+        this.#count("commit", error);
+        throw error;
+      }
       result = await apply(true);
     }
     if (madeReady > result.claimed.length) this.#wake.hint();
+    if (this.#unrecordedErrors.size > 0) await this.#recordErrors();
     return result;
   }
 
@@ -186,7 +194,7 @@ export class PostgresStore implements Store {
   }
 
   async counters(): Promise<Record<string, number>> {
-    return this.#read("counters", (c) => ops.counters(c));
+    return this.#withUnrecorded(await this.#read("counters", (c) => ops.counters(c)));
   }
 
   async cancelTask(taskId: string, mode: "hard" | "soft", nowMs: number, reason?: string): Promise<CancelResult | null> {
@@ -208,7 +216,8 @@ export class PostgresStore implements Store {
   }
 
   async opsSnapshot(nowMs: number): Promise<OpsSnapshot> {
-    return this.#tx("opsSnapshot", (c) => ops.snapshot(c, nowMs), { readOnly: true });
+    const snapshot = await this.#tx("opsSnapshot", (c) => ops.snapshot(c, nowMs), { readOnly: true });
+    return { ...snapshot, counters: this.#withUnrecorded(snapshot.counters) };
   }
 
   async heartbeatNode(node: NodeHeartbeat, nowMs: number): Promise<void> {
@@ -355,6 +364,14 @@ export class PostgresStore implements Store {
     return (await this.#read("settingsHistory", (c) => ops.settingsHistory(c, limit))).map((r: SettingsRow) => toSettingsChange(r));
   }
 
+  async appendAudit(entries: AuditEntry[]): Promise<void> {
+    await this.#read("appendAudit", (c) => ops.appendAudit(c, entries));
+  }
+
+  async auditEntries(filter: AuditFilter): Promise<AuditEntry[]> {
+    return this.#read("auditEntries", (c) => ops.auditEntries(c, filter));
+  }
+
   async health(): Promise<HealthCheck[]> {
     const checks: HealthCheck[] = [];
     const check = async (name: string, fn: () => Promise<string | { ok: boolean; detail: string }>) => {
@@ -388,6 +405,16 @@ export class PostgresStore implements Store {
       const ms = rows[0]!.ms;
       return { ok: ms < OLDEST_TX_LIMIT_MS, detail: `oldest open transaction: ${ms} ms (vacuum cannot clean past it; limit ${OLDEST_TX_LIMIT_MS} ms)` };
     });
+    await check("connections", async () => {
+      const { rows } = await this.#pool.query<{ used: number; max: number; ours: number }>(
+        `SELECT (SELECT COUNT(*) FROM pg_stat_activity)::bigint AS used, current_setting('max_connections')::bigint AS max,
+           (SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'relaymesh' AND datname = current_database())::bigint AS ours`);
+      const { used, max, ours } = rows[0]!;
+      return {
+        ok: used < max * CONNECTIONS_LIMIT_SHARE,
+        detail: `${used} of the server's ${max} connections in use, ${ours} by RelayMesh (each working node opens concurrency + 3); fails past ${Math.round(CONNECTIONS_LIMIT_SHARE * 100)}%`,
+      };
+    });
     await check("clock", async () => `server clock is ${Math.round(this.#offsetMs)} ms ahead of this machine's; leases use the server's`);
     return checks;
   }
@@ -407,6 +434,34 @@ export class PostgresStore implements Store {
     this.#offsetMs = Math.round(rows[0]!.ms - (t0 + t1) / 2);
   }
 
+  /** Counts a failed operation by its SQLSTATE (or Node error code; "unknown" without one), for `relaymesh_store_errors_total`. */
+  #count(operation: string, error: unknown): void {
+    // A StoreError without a cause is the store's own refusal (closed, not migrated), not a failed operation.
+    const cause = error instanceof StoreError ? error.cause : error;
+    if (cause === undefined || cause === null) return;
+    const code = (cause as { code?: unknown }).code;
+    const name = `${STORE_ERRORS_COUNTER}:${operation}:${typeof code === "string" && code !== "" ? code : "unknown"}`;
+    this.#unrecordedErrors.set(name, (this.#unrecordedErrors.get(name) ?? 0) + 1);
+  }
+
+  /** Adds the failures counted since the last successful commit to the shared counters (kept for later if this fails too). */
+  async #recordErrors(): Promise<void> {
+    const errors = new Map(this.#unrecordedErrors);
+    this.#unrecordedErrors.clear();
+    try {
+      await ops.bumpCounters(this.#pool, errors);
+    } catch {
+      for (const [name, n] of errors) this.#unrecordedErrors.set(name, (this.#unrecordedErrors.get(name) ?? 0) + n);
+    }
+  }
+
+  /** Counters read from the store plus this process's failures not yet written there. */
+  #withUnrecorded(counters: Record<string, number>): Record<string, number> {
+    const out = { ...counters };
+    for (const [name, n] of this.#unrecordedErrors) out[name] = (out[name] ?? 0) + n;
+    return out;
+  }
+
   #reportError(error: Error): void {
     for (const l of this.#errorListeners) l(error);
   }
@@ -421,19 +476,24 @@ export class PostgresStore implements Store {
     try {
       return await fn(this.#pool);
     } catch (error) {
+      this.#count(operation, error);
       throw this.#wrap(error, operation);
     }
   }
 
   /** A transaction on one connection; tried again after a deadlock or serialization failure. */
-  async #tx<T>(operation: string, fn: (db: pg.PoolClient) => Promise<T>, options: { readOnly?: boolean } = {}): Promise<T> {
+  async #tx<T>(operation: string, fn: (db: pg.PoolClient) => Promise<T>, options: { readOnly?: boolean; counted?: boolean } = {}): Promise<T> {
     if (this.#closed) throw new StoreError("store is closed");
+    const fail = (error: unknown): StoreError => {
+      if (options.counted ?? true) this.#count(operation, error);
+      return this.#wrap(error, operation);
+    };
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
       try {
         client = await this.#pool.connect();
       } catch (error) {
-        throw this.#wrap(error, operation);
+        throw fail(error);
       }
       let broken = false;
       try {
@@ -446,7 +506,7 @@ export class PostgresStore implements Store {
         if (!broken) await client.query("ROLLBACK").catch(() => { broken = true; });
         const code = (error as { code?: string }).code;
         if (!broken && code !== undefined && RETRYABLE_SQLSTATES.has(code) && attempt < TX_TRIES) continue;
-        throw this.#wrap(error, operation);
+        throw fail(error);
       } finally {
         client.release(broken || undefined);
       }

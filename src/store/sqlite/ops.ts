@@ -2,9 +2,9 @@ import type Database from "better-sqlite3";
 import {
   STEP_DURATION_BUCKETS_MS, STEP_STATUSES, TASK_STATUSES, type CancelResult, type LeaseRef, type NodeRecord, type OpsSnapshot,
   type PurgeQuery, type PurgeResult, type ReplayResult, type StepStatus, type TaskStatus, type KvEntry, type KvChange, type OwnershipEvent,
-  type SettingsChange, type NodeHeartbeat,
+  type SettingsChange, type NodeHeartbeat, type AuditEntry, type AuditFilter,
 } from "../types.js";
-import { countsOf, heartbeatColumns, toNodeRecord, toSettingsChange, type NodeRow, type SettingsRow } from "../tables.js";
+import { countsOf, heartbeatColumns, toAuditEntry, toNodeRecord, toSettingsChange, type AuditRow, type NodeRow, type SettingsRow } from "../tables.js";
 
 interface KvRow { namespace: string; key: string; value_json: string | null; deleted: number; version: number; updated_at_ms: number; writer: string }
 
@@ -33,6 +33,8 @@ export interface SqliteOps {
   setMeta(name: string, value: string): void;
   addSettingsChange(change: SettingsChange): void;
   settingsHistory(limit: number): SettingsChange[];
+  appendAudit(entries: readonly AuditEntry[]): void;
+  auditEntries(filter: AuditFilter): AuditEntry[];
   /** Adds `by` to a counter (creating it). The caller brings the transaction. */
   bumpCounter(name: string, by: number): void;
 }
@@ -134,6 +136,11 @@ export function prepareOps(db: Database.Database): SqliteOps {
     addSettingsChange: db.prepare(`INSERT INTO settings_history (entry_id, at_ms, node_id, actor, result, changed_fields_json, error)
       VALUES (@entryId, @atMs, @nodeId, @actor, @result, @changedFieldsJson, @error) ON CONFLICT DO NOTHING`),
     settingsHistory: db.prepare(`SELECT * FROM settings_history ORDER BY at_ms DESC, entry_id DESC LIMIT ?`),
+    appendAudit: db.prepare(`INSERT INTO audit_records (at_ms, node_id, action, actor, resource, result, trace_id, span_id, task_id, step_id, details_json)
+      VALUES (@atMs, @nodeId, @action, @actor, @resource, @result, @traceId, @spanId, @taskId, @stepId, @detailsJson)`),
+    auditEntries: db.prepare(`SELECT * FROM audit_records WHERE (@taskId IS NULL OR task_id = @taskId) AND (@action IS NULL OR action = @action)
+        AND (@fromMs IS NULL OR at_ms >= @fromMs) AND (@toMs IS NULL OR at_ms <= @toMs)
+      ORDER BY at_ms DESC, id DESC LIMIT @limit`),
   };
   /** A write transaction that takes the write lock up front (no SQLITE_BUSY on upgrade). */
   const write = <A extends unknown[], R>(fn: (...args: A) => R) => {
@@ -267,6 +274,10 @@ export function prepareOps(db: Database.Database): SqliteOps {
       q.addSettingsChange.run({ ...c, changedFieldsJson: JSON.stringify(c.changedFields) });
     },
     settingsHistory: (limit) => (q.settingsHistory.all(limit) as SettingsRow[]).map(toSettingsChange),
+    appendAudit: write((entries: readonly AuditEntry[]) => { for (const e of entries) q.appendAudit.run(e); }),
+    auditEntries: (f) => (q.auditEntries.all({
+      taskId: f.taskId ?? null, action: f.action ?? null, fromMs: f.fromMs ?? null, toMs: f.toMs ?? null, limit: f.limit,
+    }) as AuditRow[]).map(toAuditEntry),
     heartbeatNode: (node: NodeHeartbeat, now: number) => {
       q.upsertNode.run({ nodeId: node.nodeId, hostname: node.hostname, pid: node.pid, now, ...heartbeatColumns(node) });
     },

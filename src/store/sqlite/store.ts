@@ -6,12 +6,12 @@ import { MIGRATIONS } from "../migrations.js";
 import { migrateOrClose, type Store } from "../store.js";
 import type {
   CancelResult, CommitBatch, CommitResult, HealthCheck, LeaseConflict, NodeRecord, OpsSnapshot, PurgeQuery, PurgeResult,
-  NodeHeartbeat, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
+  NodeHeartbeat, ReplayResult, SettingsChange, AuditEntry, AuditFilter, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
 import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
 import { toStepRecord, toTaskRecord, type StepRow, type TaskRow } from "../rows.js";
-import { importColumns, type ExportOptions, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
+import { importColumns, STORE_ERRORS_COUNTER, type ExportOptions, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
 import { prepareOps, type SqliteOps } from "./ops.js";
 import { prepareStatements, type Statements } from "./statements.js";
@@ -28,8 +28,6 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-/** Counter name prefix of failed store operations: `store_errors_total:<operation>:<code>`. */
-export const STORE_ERRORS_COUNTER = "store_errors_total";
 
 /** Size of the file the disk probe of `health()` writes and syncs. */
 const DISK_PROBE_BYTES = 64 * 1024;
@@ -380,6 +378,14 @@ export class SqliteStore implements Store {
 
   async settingsHistory(limit: number): Promise<SettingsChange[]> {
     return this.#guard(() => this.#o().settingsHistory(limit), "settingsHistory");
+  }
+
+  async appendAudit(entries: AuditEntry[]): Promise<void> {
+    if (entries.length > 0) this.#guard(() => this.#o().appendAudit(entries), "appendAudit");
+  }
+
+  async auditEntries(filter: AuditFilter): Promise<AuditEntry[]> {
+    return this.#guard(() => this.#o().auditEntries(filter), "auditEntries");
   }
 
   async health(): Promise<HealthCheck[]> {

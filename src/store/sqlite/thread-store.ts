@@ -3,7 +3,7 @@ import { ErrorCode, StoreError, errorFromWire } from "../../errors.js";
 import type { MembershipUpdate, Store } from "../store.js";
 import type { ExportOptions, ImportOptions, ImportResult, RowPage } from "../tables.js";
 import type {
-  CancelResult, CommitBatch, NodeHeartbeat, SettingsChange, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
+  CancelResult, CommitBatch, NodeHeartbeat, SettingsChange, AuditEntry, AuditFilter, CommitResult, HealthCheck, KvChange, KvEntry, LeaseConflict, NodeRecord, OpsSnapshot, OwnershipEvent,
   PurgeQuery, PurgeResult, ReplayResult, ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, TaskRecord, TaskStatus,
   TaskWithSteps,
 } from "../types.js";
@@ -127,6 +127,8 @@ export class SqliteThreadStore implements Store {
   setMeta(name: string, value: string): Promise<void> { return this.#call("setMeta", name, value); }
   addSettingsChange(change: SettingsChange): Promise<void> { return this.#call("addSettingsChange", change); }
   settingsHistory(limit: number): Promise<SettingsChange[]> { return this.#call("settingsHistory", limit); }
+  appendAudit(entries: AuditEntry[]): Promise<void> { return this.#call("appendAudit", entries); }
+  auditEntries(filter: AuditFilter): Promise<AuditEntry[]> { return this.#call("auditEntries", filter); }
   health(): Promise<HealthCheck[]> { return this.#call("health"); }
 
   /** Read here, on a read-only connection of its own (see exportSqliteFile): the thread keeps writing. */
