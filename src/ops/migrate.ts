@@ -2,8 +2,8 @@ import { InvalidInputError } from "../errors.js";
 import type { RowPage, Store } from "../store/store.js";
 import { EXPORT_TABLES } from "../store/tables.js";
 
-/** Rows that record what happened to tasks; copied once their tasks have landed. */
-const HISTORY: readonly string[] = ["lease_conflicts", "ownership_events"];
+/** Rows that record what happened to tasks; copied once their tasks have landed (those of no task: on the first run). */
+const HISTORY: readonly string[] = ["lease_conflicts", "ownership_events", "audit_records"];
 import type { SettingsChange } from "../store/types.js";
 
 /** What `migrate` copied, per kind of row; rows the target already held are not counted. */
@@ -16,6 +16,8 @@ export interface MigrateCounts {
   idempotencyKeys: number;
   leaseConflicts: number;
   ownershipEvents: number;
+  /** Records of the store's own audit (a PostgreSQL source); a SQLite root's audit file stays in the root. */
+  auditRecords: number;
   settingsHistory: number;
   counters: number;
 }
@@ -53,8 +55,8 @@ export interface MigrateOptions {
  * task's row is written only after all of its steps, inputs, outputs and edges (a second pass
  * over the tasks), so a task row in the target means a complete task, and a rerun first removes
  * the rows of tasks whose row never arrived (Store.removeOrphanRows), then copies them again.
- * Their history (lease conflicts, ownership events) is copied after their task rows; a run cut
- * short between the two leaves that history out rather than copying it twice.
+ * Their history (lease conflicts, ownership events, audit records) is copied after their task
+ * rows; a run cut short between the two leaves that history out rather than copying it twice.
  */
 export async function migrateStore(source: Store, target: Store, o: MigrateOptions): Promise<MigrateResult> {
   const origin = await source.meta("origin");
@@ -72,13 +74,14 @@ export async function migrateStore(source: Store, target: Store, o: MigrateOptio
     }]);
   }
   // Marked first: a run cut short is a rerun, never refused as "another store".
-  const firstAtMs = earlier === null ? o.nowMs : (JSON.parse(earlier) as { firstAtMs: number }).firstAtMs;
-  await target.setMeta(mark, JSON.stringify({ from: source.location, firstAtMs, lastAtMs: o.nowMs }));
+  const before = earlier === null ? null : (JSON.parse(earlier) as { firstAtMs: number; historyFrom?: number });
+  const runMark = { from: source.location, firstAtMs: before?.firstAtMs ?? o.nowMs, lastAtMs: o.nowMs, ...(before?.historyFrom ? { historyFrom: before.historyFrom } : {}) };
+  await target.setMeta(mark, JSON.stringify(runMark));
 
   if (earlier !== null) await target.removeOrphanRows();
 
   const copied: MigrateCounts = {
-    tasks: 0, steps: 0, outputs: 0, edges: 0, kv: 0, idempotencyKeys: 0, leaseConflicts: 0, ownershipEvents: 0, settingsHistory: 0, counters: 0,
+    tasks: 0, steps: 0, outputs: 0, edges: 0, kv: 0, idempotencyKeys: 0, leaseConflicts: 0, ownershipEvents: 0, auditRecords: 0, settingsHistory: 0, counters: 0,
   };
   let present = 0;
   let requeued = 0;
@@ -156,10 +159,15 @@ export async function migrateStore(source: Store, target: Store, o: MigrateOptio
     copied.tasks += r.inserted;
     copied.idempotencyKeys += mine.filter((x) => landed.has(x.task_id as string) && x.idempotency_key !== null).length;
   }, { tables: ["tasks"] });
+  // History of no task goes over once: with the first run that reaches it (one cut short in it leaves the rest out rather than copying twice).
+  const taskless = before?.historyFrom === undefined;
+  if (taskless) await target.setMeta(mark, JSON.stringify({ ...runMark, historyFrom: o.nowMs }));
   await source.exportRows(async (page) => {
-    const mine = page.rows.filter((r) => (r.task_id === null ? earlier === null : landed.has(r.task_id as string)));
+    const mine = page.rows.filter((r) => (r.task_id === null ? taskless : landed.has(r.task_id as string)));
     const n = (await target.importRows({ table: page.table, rows: mine }, { freshIds: true })).inserted;
-    if (page.table === "lease_conflicts") copied.leaseConflicts += n; else copied.ownershipEvents += n;
+    if (page.table === "lease_conflicts") copied.leaseConflicts += n;
+    else if (page.table === "ownership_events") copied.ownershipEvents += n;
+    else copied.auditRecords += n;
   }, { tables: HISTORY });
   if (o.legacySettings && o.legacySettings.length > 0) {
     copied.settingsHistory += (await target.importRows({ table: "settings_history", rows: o.legacySettings.map(settingsRow) })).inserted;

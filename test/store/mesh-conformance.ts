@@ -8,7 +8,7 @@ import { migrateStore } from "../../src/ops/migrate.js";
 import type { Store } from "../../src/store/store.js";
 import { ERROR, NODE, T0, batch, claimOne, newTask, payload, ref, step, submit, task, type StoreFactory } from "./conformance.js";
 
-/** A source store with a task in every status, a lease conflict, checkpoints and a settings change. */
+/** A source store with a task in every status, a lease conflict, checkpoints, a settings change and audit records. */
 async function populate(store: Store) {
   const running = await submit(store, newTask([{ id: "r", input: { n: 2 } }]));
   const live = await claimOne(store, T0 + 1);
@@ -34,6 +34,11 @@ async function populate(store: Store) {
   await store.commit(batch(T0 + 20, { completions: [{ ...ref(live), leaseEpoch: live.leaseEpoch - 1, outputJson: "0" }] }));
   await store.commit(batch(T0 + 21, { kvWrites: [{ ref: null, namespace: "shared", entries: [{ key: "x", valueJson: "1" }], writer: "op" }] }));
   await store.addSettingsChange({ entryId: randomUUID(), atMs: T0, nodeId: "n1", actor: "cli:me", result: "ok", changedFields: ["maxAttempts"], error: null });
+  const audit = { nodeId: "n1", actor: "cli:me", result: "ok" as const, traceId: null, spanId: null, stepId: null, detailsJson: "{}" };
+  await store.appendAudit([
+    { ...audit, atMs: T0 + 10, action: "task.submit", resource: `task/${done}`, taskId: done },
+    { ...audit, atMs: T0 + 22, action: "settings.reload", resource: "settings", taskId: null },
+  ]);
   return { pending, running, live, retrying, dead, cancelled, done };
 }
 
@@ -156,7 +161,7 @@ export function meshConformance(name: string, factory: StoreFactory): void {
       const ids = await populate(source);
       const r = await migrateStore(source, target, { merge: false, nowMs: T0 + 100 });
       assert.deepEqual(r.copied, {
-        tasks: 6, steps: 8, outputs: 2, edges: 2, kv: 3, idempotencyKeys: 1, leaseConflicts: 1, ownershipEvents: 0, settingsHistory: 1,
+        tasks: 6, steps: 8, outputs: 2, edges: 2, kv: 3, idempotencyKeys: 1, leaseConflicts: 1, ownershipEvents: 0, auditRecords: 2, settingsHistory: 1,
         counters: r.copied.counters,
       });
       assert.deepEqual([r.requeued, r.rerun, r.alreadyPresent.tasks], [1, false, 0]);
@@ -214,7 +219,7 @@ export function meshConformance(name: string, factory: StoreFactory): void {
       for (const id of [ids.pending, ids.retrying, ids.dead, ids.cancelled, ids.done]) assert.deepEqual(await task(target, id), await task(source, id));
       const rows = async (store: Store) => {
         const n: Record<string, number> = Object.create(null) as Record<string, number>;
-        await store.exportRows((p) => { n[p.table] = (n[p.table] ?? 0) + p.rows.length; }, { tables: ["steps", "step_inputs", "step_outputs", "edges", "lease_conflicts", "kv"] });
+        await store.exportRows((p) => { n[p.table] = (n[p.table] ?? 0) + p.rows.length; }, { tables: ["steps", "step_inputs", "step_outputs", "edges", "lease_conflicts", "kv", "audit_records"] });
         return n;
       };
       assert.deepEqual(await rows(target), await rows(source), "every row once");
