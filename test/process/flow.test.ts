@@ -114,10 +114,15 @@ test("concurrency: a key with limit 2 never has 3 steps running across three wor
   assert.ok(lines.find((l) => l.taskId === free && l.kind === "start")!.at < lastKeyedStart, "the unkeyed task did not wait behind the full key");
 });
 
-test("rate limit: 20/s shared by three workers is never exceeded in any 1-second window, and every step finishes", async (t) => {
+test("rate limit: 20/s shared by three workers (named by workflows and by an agent's config) is never exceeded in any 1-second window, and every step finishes", async (t) => {
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
   prepareRoot(root, { leaseTimeoutMs: 30_000, rateLimits: { api: { perSecond: 20, burst: 1 } } });
+  // "limited" is the "timed" agent whose config names the limit: its steps take a token without naming it.
+  const modules = join(root, "agents", "modules.json");
+  const spec = JSON.parse(readFileSync(modules, "utf8")) as { agents: Record<string, unknown>[] };
+  spec.agents.push({ ...spec.agents.find((a) => a.id === "timed")!, id: "limited", rateLimit: "api" });
+  writeFileSync(modules, JSON.stringify(spec));
   const log = join(root, "log");
   const mesh = await reader(root);
   t.after(() => mesh.close());
@@ -126,7 +131,9 @@ test("rate limit: 20/s shared by three workers is never exceeded in any 1-second
   await Promise.all(ws.map((w) => w.waitForStderr("running on")));
   await Promise.all(Array.from({ length: 24 }, () => mesh.submit({ agent: "echo", input: 1 })));
   await waitUntil(async () => (await statusCounts(mesh)).SUCCESS === 24, "warm-up tasks SUCCESS", 60_000);
-  await Promise.all(Array.from({ length: 60 }, () => mesh.submitWorkflow({ rateLimit: "api", steps: [{ id: "a", agent: "timed", input: { ms: 0 } }] })));
+  await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 === 0
+    ? mesh.submitWorkflow({ rateLimit: "api", steps: [{ id: "a", agent: "timed", input: { ms: 0 } }] })
+    : mesh.submit({ agent: "limited", input: { ms: 0 } }))));
   await waitUntil(async () => (await statusCounts(mesh)).SUCCESS === 84, "60 tasks SUCCESS", 60_000);
   await stop(ws);
 
@@ -251,4 +258,29 @@ test("bad definitions: schedule add and submit-workflow exit 2 naming the field,
     assert.equal(r.stderr.trim().split("\n").length, 1, "one line");
     assert.equal(existsSync(root), false, `${args.join(" ")} wrote nothing`);
   }
+});
+
+test("bad limit definitions: a malformed rate limit in the settings, or an agent config naming an unknown one, exits 2 naming it; nothing is written", async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  prepareRoot(root, { rateLimits: { api: { perSecond: 0 } } });
+  const db = join(root, "relaymesh.db");
+  const flow = join(root, "flow.json");
+  writeFileSync(flow, JSON.stringify({ steps: [{ id: "a", agent: "echo" }] }));
+  const commands = [["submit", "--agent", "echo"], ["submit-workflow", "--file", flow], ["schedule", "add", "--name", "s", "--cron", "* * * * *", "--file", flow], ["worker", "--once"]];
+  const expectRefused = async (re: RegExp) => {
+    for (const args of commands) {
+      const r = await runCli([...args, "--root", root]);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, re, args.join(" "));
+      assert.equal(existsSync(db), false, `${args.join(" ")} wrote nothing`);
+    }
+  };
+  await expectRefused(/rateLimits\.api\.perSecond/);
+  prepareRoot(root, { rateLimits: { api: { perSecond: 20 } } });
+  const modules = join(root, "agents", "modules.json");
+  const spec = JSON.parse(readFileSync(modules, "utf8")) as { agents: Record<string, unknown>[] };
+  spec.agents[0]!.rateLimit = { name: "openai", key: "{{input.tenant}}" };
+  writeFileSync(modules, JSON.stringify(spec));
+  await expectRefused(/agent "record"\.rateLimit: unknown rate limit "openai" \(settings rateLimits has api\)/);
 });

@@ -178,6 +178,8 @@ export function flowConformance(name: string, factory: () => ReturnType<Factory>
       const lr = await store.commit(batch(T0 + 3, { submissions: [late] }));
       assert.equal(lr.submitted[0]!.created, true, "a started task is not replaced: a new one is created");
       assert.equal((await store.getTask(pending.taskId))!.steps[0]!.input, "new");
+      const counters = await store.counters();
+      assert.deepEqual([counters["dedupe_total:dropped"], counters["dedupe_total:replaced"]], [1, 1], "each absorbed submission counted by outcome");
     });
 
     test("dueDeadlines: lists open tasks past their deadline; a claimed step carries the deadline; cancelTask keeps the reason", async (t) => {

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import type { NewTask, SubmitOutcome } from "../types.js";
+import { DEDUPE_COUNTER, type NewTask, type SubmitOutcome } from "../types.js";
+import type { Statements } from "./statements.js";
 
 /** Statements of time and flow control (delays, concurrency keys, rate limits, dedupe), prepared once at open. */
 const SQL = {
@@ -115,14 +116,18 @@ export function takeTokens(f: FlowStatements, rows: readonly RateRow[], now: num
  * ("dropped", or "replaced" when its steps have not started), else null after recording the
  * new task as the key's holder (call before inserting it).
  */
-export function dedupe(f: FlowStatements, task: NewTask, now: number): SubmitOutcome | null {
+export function dedupe(s: Statements, f: FlowStatements, task: NewTask, now: number): SubmitOutcome | null {
   const d = task.dedupe!;
   const existing = f.dedupeGet.get(d.key) as { task_id: string; expires_at_ms: number; status: string; steps_total: number } | undefined;
   if (existing && existing.expires_at_ms > now) {
     const outcome = { taskId: existing.task_id, created: false, steps: existing.steps_total };
-    if (d.mode === "drop") return { ...outcome, deduplicated: "dropped" };
+    if (d.mode === "drop") {
+      s.bumpCounter.run(`${DEDUPE_COUNTER}:dropped`, 1);
+      return { ...outcome, deduplicated: "dropped" };
+    }
     if (existing.status === "PENDING" && (f.startedSteps.get(existing.task_id) as { n: number }).n === 0) {
       for (const step of task.steps) f.replaceInput.run(step.inputJson, existing.task_id, step.stepId);
+      s.bumpCounter.run(`${DEDUPE_COUNTER}:replaced`, 1);
       return { ...outcome, deduplicated: "replaced" };
     }
   }
