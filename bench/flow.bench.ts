@@ -3,12 +3,16 @@
  *   - the claim of one READY step (its submission before and completion after are not timed),
  *     and an idle claim (nothing READY), with and without 100,000 SCHEDULED (delayed) steps
  *     waiting in the store: they must not slow claims;
- *   - a schedule tick (src/schedule/scheduler.ts, as a working node runs it every poll interval)
- *     with 1,000 schedules none of which is due: the SQL statements it runs are counted from the
- *     connection's trace and each one's query plan is printed (one indexed read, not one per schedule).
+ *   - a flow tick as a working node runs it every poll interval (the deadlines due, then
+ *     src/schedule/scheduler.ts's schedule tick) with 1,000 schedules none of which is due: the SQL
+ *     statements it runs are counted from the connection's trace and each one's query plan is
+ *     printed (one indexed read for the schedules, not one per schedule).
  * Each rival has its own database file; seeding runs before the timing.
  *
- *   npm run bench:flow -- [--quick] [--json out.json]
+ * The rivals of each pair are timed alternately, sample by sample, so that load from other work
+ * on a shared machine falls on both alike; compare their ratio rather than absolute figures.
+ *
+ *   npm run bench:flow -- [--quick] [--durability full|normal] [--json out.json]
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -16,12 +20,13 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
-import { Bench } from "tinybench";
 import { scheduleTick } from "../src/schedule/scheduler.js";
 import { SqliteStore } from "../src/store/sqlite/store.js";
 import type { ClaimedStep, CommitBatch, NewTask } from "../src/store/types.js";
 
-const { values: args } = parseArgs({ options: { quick: { type: "boolean" }, json: { type: "string" } } });
+const { values: args } = parseArgs({ options: { quick: { type: "boolean" }, json: { type: "string" }, durability: { type: "string", default: "full" } } });
+if (args.durability !== "full" && args.durability !== "normal") throw new Error(`--durability: full or normal, got "${args.durability}"`);
+const DURABILITY: "full" | "normal" = args.durability;
 const DELAYED = args.quick ? 10_000 : 100_000;
 const SCHEDULES = 1_000;
 const NODE = "bench";
@@ -51,7 +56,7 @@ class Fixture {
   async open(): Promise<void> {
     this.#dir = mkdtempSync(join(tmpdir(), "relaymesh-flow-bench-"));
     this.path = join(this.#dir, "relaymesh.db");
-    this.store = SqliteStore.open({ path: this.path, durability: "full", trace: (sql) => this.tracing?.push(sql) });
+    this.store = SqliteStore.open({ path: this.path, durability: DURABILITY, trace: (sql) => this.tracing?.push(sql) });
     await this.store.migrate();
     const far = Date.now() + 30 * 86_400_000;
     for (let i = 0; i < this.delayed; i += 1_000) {
@@ -85,8 +90,9 @@ class Fixture {
     const claimed = (await this.store.commit(batchOf({ claim: { limit: 8 } }))).claimed;
     if (claimed.length !== 0) throw new Error(`flow bench: an idle claim claimed ${claimed.length}`);
   }
-  /** Timed: one schedule tick at `nowMs`; nothing is due, so it must fire nothing. */
+  /** Timed: a working node's flow tick (deadlines due, then schedules due); nothing is due, so it must do nothing. */
   async tick(): Promise<void> {
+    if ((await this.store.dueDeadlines(Date.now(), 100)).length !== 0) throw new Error("flow bench: no deadline is due");
     const fired = await scheduleTick({
       store: this.store, nodeId: NODE, nowMs: Date.now(),
       build: () => { throw new Error("flow bench: no schedule is due"); },
@@ -121,32 +127,52 @@ const plans = tickStatements.map((sql) => ({
   plan: (reader.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail),
 }));
 reader.close();
-console.log(`\nOne schedule tick with ${SCHEDULES} schedules, none due: ${tickStatements.length} SQL statement(s)`);
+console.log(`\nOne flow tick with ${SCHEDULES} schedules, none due: ${tickStatements.length} SQL statement(s)`);
 for (const p of plans) console.log(`  ${p.sql}\n    plan: ${p.plan.join("; ")}`);
 
-const bench = new Bench({ time: args.quick ? 500 : 3_000, warmupTime: 200, throws: true });
-const claimHooks = (f: Fixture) => ({ beforeEach: () => f.submit(), afterEach: () => f.complete() });
+/**
+ * Times `a` and `b` alternately (which goes first alternates too), `n` samples each, so load from
+ * other work on the machine falls on both alike. `before`/`after` run untimed around each sample.
+ */
+interface Rival { name: string; run(): Promise<void>; before?(): Promise<void>; after?(): Promise<void> }
+async function interleaved(a: Rival, b: Rival, n: number): Promise<{ name: string; samples: number[] }[]> {
+  const samples: [number[], number[]] = [[], []];
+  const once = async (r: Rival, into: number[]) => {
+    await r.before?.();
+    const t0 = performance.now();
+    await r.run();
+    into.push(performance.now() - t0);
+    await r.after?.();
+  };
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) { await once(a, samples[0]); await once(b, samples[1]); } else { await once(b, samples[1]); await once(a, samples[0]); }
+  }
+  return [{ name: a.name, samples: samples[0] }, { name: b.name, samples: samples[1] }];
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+const N = args.quick ? 300 : 3_000;
 const delayed = `${DELAYED.toLocaleString("en")} delayed steps waiting`;
-bench
-  .add("claim one READY step, no delayed steps", () => plain.claim(), claimHooks(plain))
-  .add(`claim one READY step, ${delayed}`, () => busy.claim(), claimHooks(busy))
-  .add("idle claim (nothing READY), no delayed steps", () => plain.idleClaim())
-  .add(`idle claim (nothing READY), ${delayed}`, () => busy.idleClaim())
-  .add("schedule tick, no schedules", () => plain.tick())
-  .add(`schedule tick, ${SCHEDULES} schedules none due`, () => busy.tick());
-await bench.run();
-console.table(bench.table());
-const rows = bench.tasks.map((t) => {
-  const r = t.result;
-  if (r.state !== "completed") throw new Error(`task "${t.name}" ended ${r.state}`);
-  return { name: t.name, samples: r.latency.samplesCount, meanMs: r.latency.mean, p50Ms: r.latency.p50!, p99Ms: r.latency.p99! };
+const claimOf = (f: Fixture, name: string): Rival => ({ name, before: () => f.submit(), run: () => f.claim(), after: () => f.complete() });
+const pairs = [
+  await interleaved(claimOf(plain, "claim one READY step, no delayed steps"), claimOf(busy, `claim one READY step, ${delayed}`), N),
+  await interleaved({ name: "idle claim (nothing READY), no delayed steps", run: () => plain.idleClaim() },
+    { name: `idle claim (nothing READY), ${delayed}`, run: () => busy.idleClaim() }, N * 10),
+  await interleaved({ name: "flow tick, no schedules", run: () => plain.tick() }, { name: `flow tick, ${SCHEDULES} schedules none due`, run: () => busy.tick() }, N * 10),
+];
+console.log(`\n(durability ${DURABILITY}; each pair timed alternately)`);
+const rows = pairs.flat().map(({ name, samples }) => {
+  const sorted = [...samples].sort((x, y) => x - y);
+  return { name, samples: sorted.length, meanMs: sorted.reduce((sum, x) => sum + x, 0) / sorted.length, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99) };
 });
 for (const r of rows) console.log(`${r.name}: p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms (mean ${r.meanMs.toFixed(3)} ms, ${r.samples} samples)`);
-const ratio = (a: string, b: string) => rows.find((r) => r.name.startsWith(b) && r.name.includes("delayed steps waiting"))!.p99Ms / rows.find((r) => r.name.startsWith(a))!.p99Ms;
-console.log(`\nclaim p99 with/without ${delayed}: ×${ratio("claim one READY step, no", "claim one READY step").toFixed(2)}; ` +
-  `idle claim p99: ×${ratio("idle claim (nothing READY), no", "idle claim").toFixed(2)}`);
+const ratios = pairs.map(([without, withThem]) => {
+  const [a, b] = [rows.find((r) => r.name === without!.name)!, rows.find((r) => r.name === withThem!.name)!];
+  return `${b.name}: p50 ×${(b.p50Ms / a.p50Ms).toFixed(2)}, p99 ×${(b.p99Ms / a.p99Ms).toFixed(2)}`;
+});
+console.log(`\nagainst the empty store:\n  ${ratios.join("\n  ")}`);
 const loadEnd = load();
 console.log(`load average at start ${loadStart}, at end ${loadEnd}`);
-if (args.json) writeFileSync(args.json, `${JSON.stringify({ delayed: DELAYED, schedules: SCHEDULES, loadStart, loadEnd, tick: { statements: plans.length, plans }, rows }, null, 2)}\n`);
+if (args.json) writeFileSync(args.json, `${JSON.stringify({ delayed: DELAYED, schedules: SCHEDULES, durability: DURABILITY, loadStart, loadEnd, tick: { statements: plans.length, plans }, rows }, null, 2)}\n`);
 await plain.close();
 await busy.close();
