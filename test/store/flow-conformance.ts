@@ -124,6 +124,22 @@ export function flowConformance(name: string, factory: () => ReturnType<Factory>
       assert.equal(await stepStatus(store, holder.taskId), "READY");
     });
 
+    test("commit: more keys with free slots than one pass looks at: the rest are admitted by the next commit, none starves", async (t) => {
+      const store = await open(t);
+      const keys = 520;
+      const tasks = Array.from({ length: keys * 2 }, (_, i) => task([{ concurrency: { key: `key-${String(i % keys).padStart(4, "0")}`, limit: 1, strategy: "queue" } }]));
+      await store.commit(batch(T0, { submissions: tasks }));
+      await store.commit(batch(T0 + 1, { claim: claim(1) }));
+      await store.commit(batch(T0 + 2, { claim: claim(1) }));
+      const filled = new Map<string, number>();
+      for (const x of tasks) {
+        const step = (await store.getTask(x.taskId))!.steps[0]!;
+        if (step.status !== "QUEUED") filled.set(step.concurrencyKey!, (filled.get(step.concurrencyKey!) ?? 0) + 1);
+      }
+      assert.equal(filled.size, keys, "every key has its one slot filled");
+      assert.ok([...filled.values()].every((n) => n === 1), "and no more than its limit");
+    });
+
     test("commit: concurrency strategy cancel-newest cancels the newcomer's task; cancel-in-progress the holder's", async (t) => {
       const store = await open(t);
       const c = (strategy: "cancel-newest" | "cancel-in-progress", key: string) => ({ concurrency: { key, limit: 1, strategy } });

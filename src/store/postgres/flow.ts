@@ -25,7 +25,23 @@ const SQL = {
     FROM tasks t WHERE t.task_id = $1 FOR UPDATE`,
   replaceInputs: `UPDATE step_inputs i SET input_json = u.input FROM steps s, unnest($2::text[], $3::text[]) AS u(step_id, input)
     WHERE s.task_id = $1 AND s.step_id = u.step_id AND i.step_row_id = s.id AND s.status IN ('WAITING', 'SCHEDULED', 'QUEUED', 'READY')`,
-  queuedKeys: `SELECT DISTINCT concurrency_key AS k FROM steps WHERE status = 'QUEUED' LIMIT $1`,
+  /**
+   * Keys with QUEUED steps that a pass could change: the head (oldest QUEUED step) has a slot free,
+   * or its strategy cancels. Keys are walked one index seek each (a skip scan of steps_queued),
+   * not by reading every QUEUED step. Read before the keys are locked: a key seen full here was
+   * full in a committed state, and the transaction that frees a slot admits in its own pass.
+   */
+  queuedKeys: `WITH RECURSIVE k(key) AS (
+      (SELECT concurrency_key FROM steps WHERE status = 'QUEUED' ORDER BY concurrency_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT concurrency_key FROM steps WHERE status = 'QUEUED' AND concurrency_key > k.key ORDER BY concurrency_key LIMIT 1)
+      FROM k WHERE k.key IS NOT NULL)
+    SELECT k.key AS k FROM k
+      JOIN LATERAL (SELECT concurrency_limit AS lim, concurrency_strategy AS strategy FROM steps
+        WHERE status = 'QUEUED' AND concurrency_key = k.key ORDER BY ready_at_ms, id LIMIT 1) h ON TRUE
+    WHERE k.key IS NOT NULL AND (h.strategy <> 'queue' OR h.lim > (SELECT COUNT(*) FROM steps
+      WHERE concurrency_key = k.key AND status IN ('READY', 'RUNNING', 'RETRY_WAIT', 'THROTTLED')))
+    LIMIT $1`,
   /** Transaction-scoped locks (fine behind PgBouncer), one per key, taken in key order. */
   lockKeys: `SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) x`,
   holders: `SELECT concurrency_key AS k, COUNT(*)::int AS n FROM steps

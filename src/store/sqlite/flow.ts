@@ -19,13 +19,13 @@ const SQL = {
   queuedKeys: `WITH RECURSIVE k(key) AS (
       SELECT (SELECT MIN(concurrency_key) FROM steps WHERE status = 'QUEUED')
       UNION ALL
-      SELECT (SELECT MIN(concurrency_key) FROM steps WHERE status = 'QUEUED' AND concurrency_key > k.key) FROM k WHERE k.key IS NOT NULL LIMIT ?)
+      SELECT (SELECT MIN(concurrency_key) FROM steps WHERE status = 'QUEUED' AND concurrency_key > k.key) FROM k WHERE k.key IS NOT NULL)
     SELECT key AS k FROM (
       SELECT key, h.concurrency_limit AS lim, h.concurrency_strategy AS strategy,
         (SELECT COUNT(*) FROM steps WHERE concurrency_key = key AND status IN ('READY', 'RUNNING', 'RETRY_WAIT', 'THROTTLED')) AS held
       FROM k JOIN steps h ON h.id = (SELECT id FROM steps WHERE status = 'QUEUED' AND concurrency_key = key ORDER BY ready_at_ms, id LIMIT 1)
       WHERE key IS NOT NULL)
-    WHERE held < lim OR strategy <> 'queue'`,
+    WHERE held < lim OR strategy <> 'queue' LIMIT ?`,
   holders: `SELECT COUNT(*) AS n FROM steps WHERE concurrency_key = ? AND status IN ('READY', 'RUNNING', 'RETRY_WAIT', 'THROTTLED')`,
   queuedOf: `SELECT id, task_id, concurrency_limit AS lim, concurrency_strategy AS strategy FROM steps
     WHERE status = 'QUEUED' AND concurrency_key = ? ORDER BY ready_at_ms, id LIMIT ?`,
