@@ -6,6 +6,7 @@ import { loadRetryPolicies } from "./agents/retry-policies.js";
 import { loadScriptAgents, type ScriptAgentConfig } from "./agents/scripts.js";
 import type { RetryOverride } from "./model/workflow.js";
 import { SettingsSchema, type Settings } from "./model/settings.js";
+import { knownRateLimits, rateLimitSetting } from "./model/resolve-flow.js";
 import { zodProblems } from "./model/problems.js";
 import { readJsonFile } from "./model/json-file.js";
 import { ensureDir } from "./ops/dirs.js";
@@ -66,8 +67,20 @@ export function readRootConfig(paths: RootPaths, overrides: Record<string, unkno
   return { settings: settings.data, modules, scripts: loadScriptAgents(paths.dir) };
 }
 
-/** The agents of a root (and of the embedding code), with their retry policies checked against them. */
+/**
+ * The agents of a root (and of the embedding code), with their retry policies checked against
+ * them and the rate limits their configs name checked against the settings.
+ */
 export function loadAgents(paths: RootPaths, config: RootConfig, extraModules: RootConfig["modules"] = []): { agents: AgentRegistry; retryPolicies: Map<string, RetryOverride> } {
   const agents = new AgentRegistry([...config.modules, ...extraModules], paths.dir, config.scripts);
+  const unknown = agents.rateLimited().filter((a) => !rateLimitSetting(config.settings, typeof a.rateLimit === "string" ? a.rateLimit : a.rateLimit.name));
+  if (unknown.length > 0) {
+    const file = (id: string) => (config.scripts.some((s) => s.id === id) ? join(paths.agentsDir, "scripts.json")
+      : config.modules.some((m) => m.id === id) ? paths.modules : "options.agents");
+    throw new InvalidInputError(unknown.map(({ id, rateLimit }) => ({
+      where: `${file(id)}: agent "${id}".rateLimit`,
+      message: `unknown rate limit "${typeof rateLimit === "string" ? rateLimit : rateLimit.name}" (${knownRateLimits(config.settings)})`,
+    })));
+  }
   return { agents, retryPolicies: loadRetryPolicies(paths.retryPolicies, agents.ids()) };
 }

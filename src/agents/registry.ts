@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import type { AgentRef } from "../pool/protocol.js";
+import { RateLimitRefSchema, type RateLimitRef } from "../model/flow.js";
 import { BUILTIN_AGENTS } from "./builtins.js";
 import type { ScriptAgentConfig } from "./scripts.js";
 
@@ -13,13 +14,15 @@ export const ModuleAgentSchema = z.strictObject({
   module: z.string().min(1),
   /** Export name (default: "default"). */
   export: z.string().min(1).default("default"),
+  /** A named rate limit (settings `rateLimits`) every step of this agent takes a token of, unless the step or workflow names its own. */
+  rateLimit: RateLimitRefSchema.optional(),
 });
 export type ModuleAgentConfig = z.input<typeof ModuleAgentSchema>;
 
 /** `<root>/agents/modules.json`. */
 export const ModuleAgentsFileSchema = z.strictObject({ agents: z.array(ModuleAgentSchema) });
 
-interface Entry { kind: AgentKind; ref: AgentRef; inputSchema?: z.ZodType; concurrency?: number; mode?: "oneshot" | "persistent" }
+interface Entry { kind: AgentKind; ref: AgentRef; inputSchema?: z.ZodType; concurrency?: number; mode?: "oneshot" | "persistent"; rateLimit?: RateLimitRef }
 
 /** Every agent this engine can run, by id. */
 export class AgentRegistry {
@@ -31,12 +34,13 @@ export class AgentRegistry {
     }
     for (const m of modules) {
       const module = isAbsolute(m.module) ? m.module : resolve(baseDir, m.module);
-      this.#entries.set(m.id, { kind: "module", ref: { kind: "module", module, exportName: m.export } });
+      this.#entries.set(m.id, { kind: "module", ref: { kind: "module", module, exportName: m.export }, ...(m.rateLimit !== undefined ? { rateLimit: m.rateLimit } : {}) });
     }
     for (const config of scripts) {
       this.#entries.set(config.id, {
         kind: "script", ref: { kind: "script", config }, mode: config.mode,
         ...(config.concurrency !== undefined ? { concurrency: config.concurrency } : {}),
+        ...(config.rateLimit !== undefined ? { rateLimit: config.rateLimit } : {}),
       });
     }
   }
@@ -62,6 +66,16 @@ export class AgentRegistry {
   /** At most this many attempts of the agent at once on a node; undefined: no cap of its own. */
   concurrency(id: string): number | undefined {
     return this.#entries.get(id)?.concurrency;
+  }
+
+  /** The rate limit the agent's config names for its steps; undefined: none. */
+  rateLimit(id: string): RateLimitRef | undefined {
+    return this.#entries.get(id)?.rateLimit;
+  }
+
+  /** Every agent whose config names a rate limit. */
+  rateLimited(): { id: string; rateLimit: RateLimitRef }[] {
+    return [...this.#entries].flatMap(([id, e]) => (e.rateLimit !== undefined ? [{ id, rateLimit: e.rateLimit }] : []));
   }
 
   /** Script agents kept running between steps (hosted on the supervisor's thread). */

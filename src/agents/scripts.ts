@@ -4,6 +4,7 @@ import { z } from "zod";
 import { InvalidInputError, type Problem } from "../errors.js";
 import { zodProblems } from "../model/problems.js";
 import { durationMs } from "../model/duration.js";
+import { RateLimitRefSchema, type RateLimitRef } from "../model/flow.js";
 
 /**
  * One entry of `<root>/agents/scripts.json`: a program in any language, run without a shell.
@@ -27,6 +28,8 @@ export const ScriptAgentSchema = z
     instances: z.number().int().min(1).optional(),
     /** Working directory (relative: against the root; default: the engine's). */
     cwd: z.string().min(1).optional(),
+    /** A named rate limit (settings `rateLimits`) every step of this agent takes a token of, unless the step or workflow names its own. */
+    rateLimit: RateLimitRefSchema.optional(),
   })
   .superRefine((agent, ctx) => {
     if (agent.instances !== undefined && agent.mode !== "persistent") {
@@ -54,6 +57,7 @@ export interface ScriptAgentConfig {
   instances: number;
   /** Absolute, when given. */
   cwd?: string;
+  rateLimit?: RateLimitRef;
 }
 
 /**
@@ -98,6 +102,7 @@ function resolveAgent(agent: z.output<typeof ScriptAgentSchema>, dir: string): S
   if (agent.env !== undefined) config.env = agent.env;
   if (agent.concurrency !== undefined) config.concurrency = agent.concurrency;
   if (agent.cwd !== undefined) config.cwd = resolve(dir, agent.cwd);
+  if (agent.rateLimit !== undefined) config.rateLimit = agent.rateLimit;
   return config;
 }
 

@@ -62,7 +62,7 @@ export function buildWorkflowTask(raw: unknown, ctx: BuildContext, options: Subm
     if (error instanceof InvalidInputError) throw new InvalidInputError([...problems, ...error.problems]);
     throw error;
   }
-  const flow = resolveFlow(spec, { ...ctx, nowMs: ctx.nowMs ?? Date.now() }, options, problems);
+  const flow = resolveFlow(spec, { ...ctx, nowMs: ctx.nowMs ?? Date.now(), agentRateLimit: (agent) => ctx.agents.rateLimit(agent) }, options, problems);
   if (problems.length > 0) throw new InvalidInputError(problems);
   const taskPriority = spec.priority ?? "normal";
   const s = ctx.settings;

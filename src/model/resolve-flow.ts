@@ -15,12 +15,14 @@ export interface ResolvedFlow {
 
 /**
  * Resolves a workflow's flow-control fields into absolute times, keys and buckets. Workflow
- * fields are defaults for its steps; `{{input.…}}` templates read the step's own input on a
- * step, and the first step's input on the workflow. Problems are appended to `problems`.
+ * fields are defaults for its steps; a step with no rate limit of its own or from its workflow
+ * takes the one its agent's config names (`agentRateLimit`). `{{input.…}}` templates read the
+ * step's own input on a step or agent, and the first step's input on the workflow. Problems are
+ * appended to `problems`.
  */
 export function resolveFlow(
   spec: WorkflowSpec,
-  ctx: { settings: Settings; source: string; nowMs: number },
+  ctx: { settings: Settings; source: string; nowMs: number; agentRateLimit?: ((agent: string) => RateLimitRef | undefined) | undefined },
   options: { delayMs?: number | undefined; notBefore?: string | number | undefined },
   problems: Problem[],
 ): ResolvedFlow {
@@ -42,17 +44,21 @@ export function resolveFlow(
     if (o.notBefore !== undefined) return parseTimeMs(o.notBefore);
     return o.delayMs !== undefined ? now + o.delayMs : null;
   };
-  const rate = (ref: RateLimitRef, input: unknown, stepId?: string): StepFlow["rateLimit"] => {
+  const rate = (ref: RateLimitRef, input: unknown, stepId?: string, agent?: string): StepFlow["rateLimit"] => {
     const name = typeof ref === "string" ? ref : ref.name;
-    const limits = ctx.settings.rateLimits;
-    const setting = Object.hasOwn(limits, name) ? limits[name] : undefined;
+    const setting = rateLimitSetting(ctx.settings, name);
     if (!setting) {
-      const known = Object.keys(limits).sort();
-      problems.push({ where: where("rateLimit", stepId), message: `unknown rate limit "${name}" (settings rateLimits has ${known.length ? known.join(", ") : "none"})` });
+      const by = agent === undefined ? "" : ` named by agent "${agent}"'s config`;
+      problems.push({ where: where("rateLimit", stepId), message: `unknown rate limit "${name}"${by} (${knownRateLimits(ctx.settings)})` });
       return null;
     }
     const k = typeof ref === "string" || ref.key === undefined ? null : key(ref.key, input, "rateLimit.key", stepId);
     return { name, bucket: k === null ? name : `${name}\u001f${k}`, perSecond: setting.perSecond, burst: setting.burst ?? 1 };
+  };
+
+  const agentRate = (agent: string, input: unknown, stepId: string): StepFlow["rateLimit"] => {
+    const ref = ctx.agentRateLimit?.(agent);
+    return ref === undefined ? null : rate(ref, input, stepId, agent);
   };
 
   const given = options.delayMs !== undefined || options.notBefore !== undefined;
@@ -78,8 +84,19 @@ export function resolveFlow(
     return {
       notBeforeMs: notBeforeMs !== null && notBeforeMs > now ? notBeforeMs : null,
       concurrency: c ? { key: c.key, limit: c.limit, strategy: c.strategy ?? "queue" } : null,
-      rateLimit: step.rateLimit !== undefined ? rate(step.rateLimit, step.input, step.id) : wfRate,
+      rateLimit: step.rateLimit !== undefined ? rate(step.rateLimit, step.input, step.id) : spec.rateLimit !== undefined ? wfRate : agentRate(step.agent, step.input, step.id),
     };
   });
   return { deadlineAtMs, dedupe, steps };
+}
+
+/** The settings of a named rate limit; undefined when there is none (never an inherited property). */
+export function rateLimitSetting(settings: Settings, name: string): Settings["rateLimits"][string] | undefined {
+  return Object.hasOwn(settings.rateLimits, name) ? settings.rateLimits[name] : undefined;
+}
+
+/** "settings rateLimits has a, b" (or "none"), for messages about an unknown name. */
+export function knownRateLimits(settings: Settings): string {
+  const known = Object.keys(settings.rateLimits).sort();
+  return `settings rateLimits has ${known.length ? known.join(", ") : "none"}`;
 }

@@ -1,4 +1,4 @@
-import type { OpsSnapshot } from "../store/types.js";
+import { DEDUPE_COUNTER, type OpsSnapshot } from "../store/types.js";
 
 /** Percentile (nearest rank) of an ascending array; null when empty. */
 export function percentile(sorted: readonly number[], p: number): number | null {
@@ -17,15 +17,23 @@ export function slaFigures(s: OpsSnapshot) {
   };
 }
 
+/** The counters `<prefix>:<label>`, by label (a null-prototype object: labels are user strings). */
+function labelled(s: OpsSnapshot, prefix: string): Record<string, number> {
+  const out: Record<string, number> = Object.create(null);
+  for (const [name, value] of Object.entries(s.counters)) if (name.startsWith(`${prefix}:`)) out[name.slice(prefix.length + 1)] = value;
+  return out;
+}
+
 /** What waits on time and flow control, for `stats`. */
 function flowFigures(s: OpsSnapshot) {
-  const rateLimited: Record<string, number> = Object.create(null);
-  for (const [name, value] of Object.entries(s.counters)) if (name.startsWith("rate_limited_total:")) rateLimited[name.slice(19)] = value;
+  const rateLimited = labelled(s, "rate_limited_total");
+  const deduplicated = labelled(s, DEDUPE_COUNTER);
   return {
     scheduledSteps: s.steps.SCHEDULED ?? 0, queuedSteps: s.steps.QUEUED ?? 0, throttledSteps: s.steps.THROTTLED ?? 0,
     schedules: s.flow!.schedules, schedulesPaused: s.flow!.schedulesPaused, scheduleFired: s.counters.schedule_fired_total ?? 0,
     scheduleSkipped: s.counters.schedule_skipped_total ?? 0, openWithDeadline: s.flow!.openWithDeadline,
     cancelledByReason: s.flow!.cancelledByReason, rateLimited,
+    deduplicated: { dropped: deduplicated.dropped ?? 0, replaced: deduplicated.replaced ?? 0 },
   };
 }
 
@@ -69,9 +77,9 @@ export async function renderMetrics(s: OpsSnapshot): Promise<{ contentType: stri
   counter("relaymesh_schedule_fired_total", "Tasks fired by cron schedules.", s.counters.schedule_fired_total ?? 0);
   counter("relaymesh_schedule_skipped_total", "Schedule slots not fired: overlap skip, or missed and not caught up.", s.counters.schedule_skipped_total ?? 0);
   const limited = new Counter({ name: "relaymesh_rate_limited_total", help: "Times a step found no token of its rate limit and waited (THROTTLED).", labelNames: ["limit"], registers: [registry] });
-  for (const [name, value] of Object.entries(s.counters)) {
-    if (name.startsWith("rate_limited_total:")) limited.inc({ limit: name.slice("rate_limited_total:".length) }, value);
-  }
+  for (const [limit, value] of Object.entries(labelled(s, "rate_limited_total"))) limited.inc({ limit }, value);
+  const deduplicated = new Counter({ name: "relaymesh_dedupe_total", help: "Submissions a dedupe window absorbed, by outcome (dropped: the first task returned; replaced: its inputs replaced).", labelNames: ["outcome"], registers: [registry] });
+  for (const [outcome, value] of Object.entries(labelled(s, DEDUPE_COUNTER))) deduplicated.inc({ outcome }, value);
   if (s.flow) {
     gauge("relaymesh_schedules", "Cron schedules in the store.").set(s.flow.schedules);
     gauge("relaymesh_schedules_paused", "Paused cron schedules.").set(s.flow.schedulesPaused);

@@ -177,6 +177,9 @@ export interface CommitResult {
   nextRetryAtMs: number | null;
 }
 
+/** Counter prefix of submissions a dedupe window absorbed: `dedupe_total:dropped`, `dedupe_total:replaced`. */
+export const DEDUPE_COUNTER = "dedupe_total";
+
 export interface SubmitOutcome {
   taskId: string;
   created: boolean;

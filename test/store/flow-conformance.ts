@@ -102,6 +102,44 @@ export function flowConformance(name: string, factory: () => ReturnType<Factory>
       assert.deepEqual(done.claimed.map((c) => c.taskId), [three[2]!.taskId]);
     });
 
+    test("commit: long queues: a key admits exactly its free slots past the first page, full keys stay put, cancel-newest cancels every newcomer", async (t) => {
+      const store = await open(t);
+      const k = (key: string, limit: number, strategy: "queue" | "cancel-newest" = "queue") => ({ concurrency: { key, limit, strategy } });
+      const wide = Array.from({ length: 100 }, () => task([k("wide", 45)]));
+      const full = Array.from({ length: 40 }, () => task([k("full", 1)]));
+      await store.commit(batch(T0, { submissions: [...wide, ...full] }));
+      const statuses = async (ts: NewTask[]) => {
+        const out = new Map<string, number>();
+        for (const x of ts) { const st = await stepStatus(store, x.taskId); out.set(st, (out.get(st) ?? 0) + 1); }
+        return Object.fromEntries(out);
+      };
+      assert.deepEqual(await statuses(wide), { READY: 45, QUEUED: 55 }, "45 slots filled in order, over more than one page");
+      for (const x of wide.slice(0, 45)) assert.equal(await stepStatus(store, x.taskId), "READY", "the oldest first");
+      assert.deepEqual(await statuses(full), { READY: 1, QUEUED: 39 });
+      const holder = task([k("n", 1, "cancel-newest")]);
+      await store.commit(batch(T0 + 1, { submissions: [holder] }));
+      const newcomers = Array.from({ length: 40 }, () => task([k("n", 1, "cancel-newest")]));
+      await store.commit(batch(T0 + 2, { submissions: newcomers }));
+      assert.deepEqual(await statuses(newcomers), { CANCELLED: 40 });
+      assert.equal(await stepStatus(store, holder.taskId), "READY");
+    });
+
+    test("commit: more keys with free slots than one pass looks at: the rest are admitted by the next commit, none starves", async (t) => {
+      const store = await open(t);
+      const keys = 520;
+      const tasks = Array.from({ length: keys * 2 }, (_, i) => task([{ concurrency: { key: `key-${String(i % keys).padStart(4, "0")}`, limit: 1, strategy: "queue" } }]));
+      await store.commit(batch(T0, { submissions: tasks }));
+      await store.commit(batch(T0 + 1, { claim: claim(1) }));
+      await store.commit(batch(T0 + 2, { claim: claim(1) }));
+      const filled = new Map<string, number>();
+      for (const x of tasks) {
+        const step = (await store.getTask(x.taskId))!.steps[0]!;
+        if (step.status !== "QUEUED") filled.set(step.concurrencyKey!, (filled.get(step.concurrencyKey!) ?? 0) + 1);
+      }
+      assert.equal(filled.size, keys, "every key has its one slot filled");
+      assert.ok([...filled.values()].every((n) => n === 1), "and no more than its limit");
+    });
+
     test("commit: concurrency strategy cancel-newest cancels the newcomer's task; cancel-in-progress the holder's", async (t) => {
       const store = await open(t);
       const c = (strategy: "cancel-newest" | "cancel-in-progress", key: string) => ({ concurrency: { key, limit: 1, strategy } });
@@ -178,6 +216,8 @@ export function flowConformance(name: string, factory: () => ReturnType<Factory>
       const lr = await store.commit(batch(T0 + 3, { submissions: [late] }));
       assert.equal(lr.submitted[0]!.created, true, "a started task is not replaced: a new one is created");
       assert.equal((await store.getTask(pending.taskId))!.steps[0]!.input, "new");
+      const counters = await store.counters();
+      assert.deepEqual([counters["dedupe_total:dropped"], counters["dedupe_total:replaced"]], [1, 1], "each absorbed submission counted by outcome");
     });
 
     test("dueDeadlines: lists open tasks past their deadline; a claimed step carries the deadline; cancelTask keeps the reason", async (t) => {

@@ -1,10 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { buildSingleTask, buildWorkflowTask } from "../../src/model/build-task.js";
 import { AgentRegistry } from "../../src/agents/registry.js";
 import { SettingsSchema } from "../../src/model/settings.js";
 import { InvalidInputError } from "../../src/errors.js";
 import { parseDurationMs, parseTimeMs, resolveKey } from "../../src/model/flow.js";
+import { loadAgents, readRootConfig, rootPaths } from "../../src/root.js";
 
 const NOW = 1_800_000_000_000;
 const settings = SettingsSchema.parse({ rateLimits: { openai: { perSecond: 20, burst: 40 }, slow: { perSecond: 0.5 } } });
@@ -87,6 +91,63 @@ test("buildWorkflowTask: bad flow fields are rejected, each problem naming its f
   assert.match(problems({ deadlineMs: 10, delayMs: 100, steps: [{ id: "a", agent: "echo" }] }).join(), /deadlineMs: the deadline falls before/);
   assert.match(problems({ delayMs: 1, notBefore: NOW, steps: [{ id: "a", agent: "echo" }] }).join(), /not both/);
   assert.match(problems({ concurrency: { key: "{{secret}}", limit: 1 }, steps: [{ id: "a", agent: "echo" }] }).join(), /concurrency\.key: only \{\{input\}\}/);
+});
+
+test("an agent's config names a rate limit: its steps take it unless the step or workflow names one; a key reads the step's input", () => {
+  const agents = new AgentRegistry([
+    { id: "llm", module: "llm.mjs", export: "default", rateLimit: { name: "openai", key: "{{input.tenant}}" } },
+    { id: "plain", module: "plain.mjs", export: "default" },
+  ], "/tmp", [{ id: "script", command: ["true"], timeoutMs: 1_000, mode: "oneshot", instances: 1, rateLimit: "slow" }]);
+  const withAgents = { ...ctx, agents };
+  const task = buildWorkflowTask({
+    steps: [
+      { id: "a", agent: "llm", input: { tenant: "acme" } },
+      { id: "b", agent: "llm", input: { tenant: "zen" }, rateLimit: "slow" },
+      { id: "c", agent: "script" },
+      { id: "d", agent: "plain" },
+    ],
+  }, withAgents);
+  assert.deepEqual(task.steps.map((s) => s.rateLimit?.bucket ?? null), ["openai\u001facme", "slow", "slow", null]);
+  assert.deepEqual(task.steps[0]!.rateLimit, { name: "openai", bucket: "openai\u001facme", perSecond: 20, burst: 40 });
+  // A workflow-wide rate limit is its steps' own: it wins over the agent's.
+  assert.deepEqual(buildWorkflowTask({ rateLimit: "slow", steps: [{ id: "a", agent: "llm", input: { tenant: "x" } }] }, withAgents).steps[0]!.rateLimit!.bucket, "slow");
+  // One-step tasks too.
+  assert.equal(buildSingleTask({ agent: "llm", input: { tenant: "t1" } }, withAgents).steps[0]!.rateLimit!.bucket, "openai\u001ft1");
+  // The agent's key template needs its field in the step's input; a limit gone from the settings names the agent.
+  assert.throws(() => buildWorkflowTask({ steps: [{ id: "a", agent: "llm", input: {} }] }, withAgents), (e: unknown) =>
+    e instanceof InvalidInputError && e.problems.some((p) => /step "a"\.rateLimit\.key/.test(p.where)));
+  assert.throws(() => buildWorkflowTask({ steps: [{ id: "a", agent: "script" }] }, { ...withAgents, settings: SettingsSchema.parse({}) }), (e: unknown) =>
+    e instanceof InvalidInputError && e.problems.some((p) => /step "a"\.rateLimit$/.test(p.where) && /unknown rate limit "slow" named by agent "script"'s config/.test(p.message)));
+});
+
+test("loadAgents: an agent config naming an unknown rate limit is refused, naming the file, agent and limit", () => {
+  const dir = mkdtempSync(join(tmpdir(), "relaymesh-agent-rate-"));
+  try {
+    const paths = rootPaths(dir);
+    mkdirSync(paths.agentsDir);
+    writeFileSync(paths.modules, JSON.stringify({ agents: [{ id: "llm", module: "llm.mjs", rateLimit: { name: "openai", key: "{{input.t}}" } }] }));
+    writeFileSync(join(paths.agentsDir, "scripts.json"), JSON.stringify({ agents: [{ id: "sh", command: ["true"], timeoutMs: 1_000, rateLimit: "nope" }] }));
+    const bad = (rateLimits: Record<string, unknown>, extra: { id: string; module: string; export: string; rateLimit?: string }[] = []) => {
+      writeFileSync(paths.settings, JSON.stringify({ rateLimits }));
+      try {
+        loadAgents(paths, readRootConfig(paths), extra);
+        return [];
+      } catch (error) {
+        assert.ok(error instanceof InvalidInputError, String(error));
+        return error.problems.map((p) => `${p.where}: ${p.message}`);
+      }
+    };
+    assert.deepEqual(bad({ openai: { perSecond: 1 } }), [`${join(paths.agentsDir, "scripts.json")}: agent "sh".rateLimit: unknown rate limit "nope" (settings rateLimits has openai)`]);
+    assert.deepEqual(bad({ nope: { perSecond: 1 } }), [`${paths.modules}: agent "llm".rateLimit: unknown rate limit "openai" (settings rateLimits has nope)`]);
+    assert.deepEqual(bad({ nope: { perSecond: 1 }, openai: { perSecond: 1 } }, [{ id: "api", module: "x.mjs", export: "default", rateLimit: "other" }]),
+      [`options.agents: agent "api".rateLimit: unknown rate limit "other" (settings rateLimits has nope, openai)`]);
+    assert.deepEqual(bad({ nope: { perSecond: 1 }, openai: { perSecond: 1 } }), []);
+    // A bad reference is a schema error of the file.
+    writeFileSync(paths.modules, JSON.stringify({ agents: [{ id: "llm", module: "llm.mjs", rateLimit: { name: "openai", keys: "x" } }] }));
+    assert.throws(() => readRootConfig(paths), (e: unknown) => e instanceof InvalidInputError && e.problems.some((p) => /rateLimit/.test(p.where)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("SettingsSchema: rateLimits validated; a name that could reach a prototype is refused", () => {

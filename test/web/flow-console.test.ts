@@ -12,6 +12,9 @@ test("serve-web: /api/schedules lists schedules; a task's steps say why they wai
   t.after(() => mesh.close());
   await mesh.addSchedule({ name: "nightly", cron: "0 3 * * *", timezone: "Europe/Paris", workflow: { steps: [{ id: "a", agent: "echo" }] } });
   const { taskId } = await mesh.submit({ agent: "echo", input: 1 }, { delayMs: 3_600_000 });
+  const deduped = { dedupe: { key: "sync-1", windowMs: 60_000 }, steps: [{ id: "a", agent: "echo" }] };
+  const first = await mesh.submitWorkflow(deduped);
+  assert.equal((await mesh.submitWorkflow(deduped)).taskId, first.taskId);
   const web = await startConsole(root);
   t.after(() => web.stop());
 
@@ -25,9 +28,11 @@ test("serve-web: /api/schedules lists schedules; a task's steps say why they wai
   const page = await (await fetch(`${web.url}/`)).text();
   assert.match(page, /<h2>Schedules<\/h2>/);
   assert.match(page, /Waiting for/);
-  const stats = await (await fetch(`${web.url}/api/stats`)).json() as { steps: Record<string, number>; flow: { scheduledSteps: number; schedules: number } };
+  const stats = await (await fetch(`${web.url}/api/stats`)).json() as { steps: Record<string, number>; flow: { scheduledSteps: number; schedules: number; deduplicated: unknown } };
   assert.equal(stats.steps.SCHEDULED, 1);
   assert.equal(stats.flow.scheduledSteps, 1);
   assert.equal(stats.flow.schedules, 1);
+  assert.deepEqual(stats.flow.deduplicated, { dropped: 1, replaced: 0 });
+  assert.match((await cli(["metrics", "--root", root])).stdout, /relaymesh_dedupe_total\{outcome="dropped"\} 1/);
   assert.equal((await web.stop()).code, 0);
 });

@@ -10,11 +10,13 @@ export default async function task(globals: GlobalOptions, taskId: string): Prom
 }
 
 export function renderTask(view: ReturnType<typeof taskView>): string {
-  const head = `task ${view.taskId}${view.name ? ` (${view.name})` : ""}: ${view.status}, priority ${view.priority}, created ${time(view.createdAtMs)}`;
+  const head = `task ${view.taskId}${view.name ? ` (${view.name})` : ""}: ${view.status}${view.cancelReason ? ` (${view.cancelReason})` : ""}, ` +
+    `priority ${view.priority}, created ${time(view.createdAtMs)}${view.deadlineAtMs !== null ? `, deadline ${time(view.deadlineAtMs)}` : ""}` +
+    `${view.scheduleName ? `, fired by schedule ${view.scheduleName}` : ""}`;
   const steps = table(
-    ["STEP", "AGENT", "STATUS", "ATTEMPT", "EPOCH", "OWNER", "OUTPUT / ERROR"],
+    ["STEP", "AGENT", "STATUS", "ATTEMPT", "EPOCH", "OWNER", "OUTPUT / ERROR / WAITING FOR"],
     view.steps.map((s) => [s.stepId, s.agent, s.status, `${s.attempt}/${s.maxAttempts}`, s.leaseEpoch, s.leaseOwner,
-      s.error && s.status !== "SUCCESS" ? brief(s.error.message) : brief(s.output)]),
+      s.waitingFor !== null ? s.waitingFor : s.error && s.status !== "SUCCESS" ? brief(s.error.message) : brief(s.output)]),
   );
   return `${head}\n${steps}`;
 }

@@ -1,4 +1,4 @@
-import type { NewTask, SubmitOutcome } from "../types.js";
+import { DEDUPE_COUNTER, type NewTask, type SubmitOutcome } from "../types.js";
 import { statements, type Queryable } from "./db.js";
 
 /** Time and flow control on PostgreSQL: delayed starts, concurrency keys, rate-limit buckets, dedupe windows. */
@@ -19,12 +19,29 @@ const SQL = {
       expires_at_ms = CASE WHEN dedupe_keys.expires_at_ms <= $4 THEN excluded.expires_at_ms ELSE dedupe_keys.expires_at_ms END
     RETURNING task_id`,
   dedupeTake: `UPDATE dedupe_keys SET task_id = $2, expires_at_ms = $3 WHERE key = $1`,
+  bumpCounter: `INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
   dedupeHolder: `SELECT t.status, t.steps_total,
       (SELECT COUNT(*) FROM steps s WHERE s.task_id = t.task_id AND (s.started_at_ms IS NOT NULL OR s.status NOT IN ('WAITING', 'SCHEDULED', 'QUEUED', 'READY')))::int AS started
     FROM tasks t WHERE t.task_id = $1 FOR UPDATE`,
   replaceInputs: `UPDATE step_inputs i SET input_json = u.input FROM steps s, unnest($2::text[], $3::text[]) AS u(step_id, input)
     WHERE s.task_id = $1 AND s.step_id = u.step_id AND i.step_row_id = s.id AND s.status IN ('WAITING', 'SCHEDULED', 'QUEUED', 'READY')`,
-  queuedKeys: `SELECT DISTINCT concurrency_key AS k FROM steps WHERE status = 'QUEUED' LIMIT $1`,
+  /**
+   * Keys with QUEUED steps that a pass could change: the head (oldest QUEUED step) has a slot free,
+   * or its strategy cancels. Keys are walked one index seek each (a skip scan of steps_queued),
+   * not by reading every QUEUED step. Read before the keys are locked: a key seen full here was
+   * full in a committed state, and the transaction that frees a slot admits in its own pass.
+   */
+  queuedKeys: `WITH RECURSIVE k(key) AS (
+      (SELECT concurrency_key FROM steps WHERE status = 'QUEUED' ORDER BY concurrency_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT concurrency_key FROM steps WHERE status = 'QUEUED' AND concurrency_key > k.key ORDER BY concurrency_key LIMIT 1)
+      FROM k WHERE k.key IS NOT NULL)
+    SELECT k.key AS k FROM k
+      JOIN LATERAL (SELECT concurrency_limit AS lim, concurrency_strategy AS strategy FROM steps
+        WHERE status = 'QUEUED' AND concurrency_key = k.key ORDER BY ready_at_ms, id LIMIT 1) h ON TRUE
+    WHERE k.key IS NOT NULL AND (h.strategy <> 'queue' OR h.lim > (SELECT COUNT(*) FROM steps
+      WHERE concurrency_key = k.key AND status IN ('READY', 'RUNNING', 'RETRY_WAIT', 'THROTTLED')))
+    LIMIT $1`,
   /** Transaction-scoped locks (fine behind PgBouncer), one per key, taken in key order. */
   lockKeys: `SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) x`,
   holders: `SELECT concurrency_key AS k, COUNT(*)::int AS n FROM steps
@@ -70,6 +87,11 @@ export async function applyFlow(db: Queryable, tasks: NewTask[], now: number): P
   await q(db, "taskFlow", [tasks.map((t) => t.taskId), tasks.map((t) => t.deadlineAtMs ?? null), tasks.map((t) => t.schedule?.name ?? null)]);
 }
 
+/** Adds `n` to a counter (flow control's counters: schedules fired and skipped, dedupe outcomes). */
+export async function bumpCounter(db: Queryable, name: string, n: number): Promise<void> {
+  await q(db, "bumpCounter", [name, n]);
+}
+
 /**
  * A dedupe window for a submission: the earlier task's outcome when the window holds one
  * ("dropped", or "replaced" while its steps have not started), else null with the new task
@@ -82,9 +104,13 @@ export async function dedupe(db: Queryable, task: NewTask, now: number): Promise
   const [t] = await q<{ status: string; steps_total: number; started: number }>(db, "dedupeHolder", [holder!.task_id]);
   if (t) {
     const outcome = { taskId: holder!.task_id, created: false, steps: t.steps_total };
-    if (d.mode === "drop") return { ...outcome, deduplicated: "dropped" };
+    if (d.mode === "drop") {
+      await bumpCounter(db, `${DEDUPE_COUNTER}:dropped`, 1);
+      return { ...outcome, deduplicated: "dropped" };
+    }
     if (t.status === "PENDING" && t.started === 0) {
       await q(db, "replaceInputs", [holder!.task_id, task.steps.map((s) => s.stepId), task.steps.map((s) => s.inputJson)]);
+      await bumpCounter(db, `${DEDUPE_COUNTER}:replaced`, 1);
       return { ...outcome, deduplicated: "replaced" };
     }
   }

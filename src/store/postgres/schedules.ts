@@ -1,6 +1,7 @@
 import type { ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord } from "../types.js";
 import { PgBatch } from "./commit.js";
 import { statements, type Queryable } from "./db.js";
+import { bumpCounter } from "./flow.js";
 
 /** Schedules and deadlines on PostgreSQL. */
 const SQL = {
@@ -28,7 +29,6 @@ const SQL = {
     ON CONFLICT (name, slot_key) DO NOTHING RETURNING 1`,
   fired: `UPDATE schedules SET last_slot_ms = $2, last_task_id = $3, fired_count = fired_count + 1 WHERE name = $1`,
   skipped: `UPDATE schedules SET last_slot_ms = $2, skipped_count = skipped_count + 1 WHERE name = $1`,
-  bumpCounter: `INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
 } as const;
 
 const q = statements("sch", SQL);
@@ -97,9 +97,9 @@ export async function fireSchedule(db: Queryable, fire: ScheduleFire): Promise<S
     await q(db, "fired", [fire.name, slot.slotMs, outcome.taskId]);
     created.push({ slotKey: slot.slotKey, taskId: outcome.taskId });
   }
-  if (created.length > 0) await q(db, "bumpCounter", ["schedule_fired_total", created.length]);
+  if (created.length > 0) await bumpCounter(db, "schedule_fired_total", created.length);
   const skipped = fire.missed + fire.fires.filter((x) => x.outcome !== "fired").length;
-  if (skipped > 0) await q(db, "bumpCounter", ["schedule_skipped_total", skipped]);
+  if (skipped > 0) await bumpCounter(db, "schedule_skipped_total", skipped);
   return { applied: true, created };
 }
 

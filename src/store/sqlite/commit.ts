@@ -217,7 +217,7 @@ export function insertTask(s: Statements, f: FlowStatements, task: NewTask, now:
     if (existing) return { taskId: existing.task_id, created: false, steps: existing.steps_total };
   }
   if (task.dedupe) {
-    const earlier = dedupe(f, task, now);
+    const earlier = dedupe(s, f, task, now);
     if (earlier) return earlier;
   }
   s.insertTask.run({

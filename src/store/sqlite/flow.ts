@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import type { NewTask, SubmitOutcome } from "../types.js";
+import { DEDUPE_COUNTER, type NewTask, type SubmitOutcome } from "../types.js";
+import type { Statements } from "./statements.js";
 
 /** Statements of time and flow control (delays, concurrency keys, rate limits, dedupe), prepared once at open. */
 const SQL = {
@@ -10,7 +11,21 @@ const SQL = {
   /** Params: now, limit. SCHEDULED steps with a concurrency key go on to wait for a slot. */
   releaseTimed: `UPDATE steps SET status = CASE WHEN status = 'SCHEDULED' AND concurrency_key IS NOT NULL THEN 'QUEUED' ELSE 'READY' END
     WHERE id IN (SELECT id FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED') AND ready_at_ms <= ? ORDER BY ready_at_ms LIMIT ?)`,
-  queuedKeys: `SELECT DISTINCT concurrency_key AS k FROM steps WHERE status = 'QUEUED' LIMIT ?`,
+  /**
+   * Keys with QUEUED steps that a pass could change: the head (oldest QUEUED step) has a slot free,
+   * or its strategy cancels. Keys are walked one index seek each (a skip scan of steps_queued),
+   * not by reading every QUEUED step, and a full "queue" key costs two more seeks, no row read.
+   */
+  queuedKeys: `WITH RECURSIVE k(key) AS (
+      SELECT (SELECT MIN(concurrency_key) FROM steps WHERE status = 'QUEUED')
+      UNION ALL
+      SELECT (SELECT MIN(concurrency_key) FROM steps WHERE status = 'QUEUED' AND concurrency_key > k.key) FROM k WHERE k.key IS NOT NULL)
+    SELECT key AS k FROM (
+      SELECT key, h.concurrency_limit AS lim, h.concurrency_strategy AS strategy,
+        (SELECT COUNT(*) FROM steps WHERE concurrency_key = key AND status IN ('READY', 'RUNNING', 'RETRY_WAIT', 'THROTTLED')) AS held
+      FROM k JOIN steps h ON h.id = (SELECT id FROM steps WHERE status = 'QUEUED' AND concurrency_key = key ORDER BY ready_at_ms, id LIMIT 1)
+      WHERE key IS NOT NULL)
+    WHERE held < lim OR strategy <> 'queue' LIMIT ?`,
   holders: `SELECT COUNT(*) AS n FROM steps WHERE concurrency_key = ? AND status IN ('READY', 'RUNNING', 'RETRY_WAIT', 'THROTTLED')`,
   queuedOf: `SELECT id, task_id, concurrency_limit AS lim, concurrency_strategy AS strategy FROM steps
     WHERE status = 'QUEUED' AND concurrency_key = ? ORDER BY ready_at_ms, id LIMIT ?`,
@@ -43,6 +58,9 @@ export function prepareFlow(db: Database.Database): FlowStatements {
 
 /** Keys with QUEUED steps looked at per commit at most. */
 const KEYS_PER_PASS = 500;
+/** QUEUED steps of one key read at once, and looked at per commit at most. */
+const QUEUED_PAGE = 32;
+const STEPS_PER_KEY = 1_000;
 
 /**
  * Admits QUEUED steps to READY while their key has free slots (a slot: READY, RUNNING, RETRY_WAIT
@@ -52,20 +70,29 @@ const KEYS_PER_PASS = 500;
 export function admitQueued(f: FlowStatements, now: number, cancelTask: (taskId: string, reason: string) => void): void {
   for (const { k } of f.queuedKeys.all(KEYS_PER_PASS) as { k: string }[]) {
     let held = (f.holders.get(k) as { n: number }).n;
-    for (const q of f.queuedOf.all(k, 1_000) as { id: number; task_id: string; lim: number; strategy: string }[]) {
-      if (held >= q.lim && q.strategy === "cancel-in-progress") {
-        const victim = f.oldestHolderTask.get(k) as { task_id: string } | undefined;
-        if (victim && victim.task_id !== q.task_id) {
-          cancelTask(victim.task_id, "concurrency");
-          held = (f.holders.get(k) as { n: number }).n;
+    // A page at a time from the head: what a page admits or cancels leaves QUEUED, so the next page starts after it.
+    for (let seen = 0, more = true; more && seen < STEPS_PER_KEY;) {
+      const page = f.queuedOf.all(k, QUEUED_PAGE) as { id: number; task_id: string; lim: number; strategy: string }[];
+      more = page.length === QUEUED_PAGE;
+      for (const q of page) {
+        seen++;
+        if (held >= q.lim && q.strategy === "cancel-in-progress") {
+          const victim = f.oldestHolderTask.get(k) as { task_id: string } | undefined;
+          if (victim && victim.task_id !== q.task_id) {
+            cancelTask(victim.task_id, "concurrency");
+            held = (f.holders.get(k) as { n: number }).n;
+          }
+        }
+        if (held < q.lim) {
+          if (f.admit.run({ id: q.id, now }).changes > 0) held++;
+          continue;
+        }
+        if (q.strategy === "cancel-newest") cancelTask(q.task_id, "concurrency");
+        else {
+          more = false;
+          break;
         }
       }
-      if (held < q.lim) {
-        if (f.admit.run({ id: q.id, now }).changes > 0) held++;
-        continue;
-      }
-      if (q.strategy === "cancel-newest") cancelTask(q.task_id, "concurrency");
-      else break;
     }
   }
 }
@@ -115,14 +142,18 @@ export function takeTokens(f: FlowStatements, rows: readonly RateRow[], now: num
  * ("dropped", or "replaced" when its steps have not started), else null after recording the
  * new task as the key's holder (call before inserting it).
  */
-export function dedupe(f: FlowStatements, task: NewTask, now: number): SubmitOutcome | null {
+export function dedupe(s: Statements, f: FlowStatements, task: NewTask, now: number): SubmitOutcome | null {
   const d = task.dedupe!;
   const existing = f.dedupeGet.get(d.key) as { task_id: string; expires_at_ms: number; status: string; steps_total: number } | undefined;
   if (existing && existing.expires_at_ms > now) {
     const outcome = { taskId: existing.task_id, created: false, steps: existing.steps_total };
-    if (d.mode === "drop") return { ...outcome, deduplicated: "dropped" };
+    if (d.mode === "drop") {
+      s.bumpCounter.run(`${DEDUPE_COUNTER}:dropped`, 1);
+      return { ...outcome, deduplicated: "dropped" };
+    }
     if (existing.status === "PENDING" && (f.startedSteps.get(existing.task_id) as { n: number }).n === 0) {
       for (const step of task.steps) f.replaceInput.run(step.inputJson, existing.task_id, step.stepId);
+      s.bumpCounter.run(`${DEDUPE_COUNTER}:replaced`, 1);
       return { ...outcome, deduplicated: "replaced" };
     }
   }

@@ -25,7 +25,8 @@ export interface SqliteSchedules {
 
 export function prepareSchedules(db: Database.Database, s: Statements, f: FlowStatements): SqliteSchedules {
   const q = {
-    dueDeadlines: db.prepare(`SELECT task_id FROM tasks WHERE deadline_at_ms <= ? AND deadline_at_ms IS NOT NULL
+    // Without the hint the planner (no ANALYZE statistics) reads every open task through tasks_status_created.
+    dueDeadlines: db.prepare(`SELECT task_id FROM tasks INDEXED BY tasks_deadline WHERE deadline_at_ms <= ? AND deadline_at_ms IS NOT NULL
       AND status IN ('PENDING', 'RUNNING') ORDER BY deadline_at_ms LIMIT ?`),
     get: db.prepare(`SELECT * FROM schedules WHERE name = ?`),
     list: db.prepare(`SELECT * FROM schedules ORDER BY name`),

@@ -26,6 +26,8 @@ export interface SqliteStoreOptions {
   durability: "full" | "normal";
   /** How long a writer waits for another process's lock (default: 15000). */
   busyTimeoutMs?: number;
+  /** Called with every SQL statement this connection runs (benchmarks count statements with it). */
+  trace?: (sql: string) => void;
 }
 
 
@@ -59,7 +61,8 @@ export class SqliteStore implements Store {
   static open(options: SqliteStoreOptions): SqliteStore {
     let db: Database.Database;
     try {
-      db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 15_000 });
+      const trace = options.trace;
+      db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 15_000, ...(trace ? { verbose: (sql: unknown) => trace(String(sql)) } : {}) });
     } catch (cause) {
       throw new StoreError(`cannot open SQLite store at ${options.path}: ${(cause as Error).message}`, { cause });
     }
