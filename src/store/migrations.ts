@@ -493,7 +493,7 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    id: 13,
+    id: 12,
     name: "PostgreSQL: the claim walks its index in order whatever the statistics say",
     sqlite: `
       -- SQLite: nothing (its planner takes steps_ready in order).

@@ -19,6 +19,7 @@ const RELEASED: Record<number, string> = {
   9: "9633f598955f9370aef9eabb0ab7d5f56476ced7ccfcf6a9a711a061281e6325",
   10: "a3aecc9a13fd55e4f195f0b1ca98348e74b2bfde551dc0b1b7f87dc7d1791ae1",
   11: "dfe03b04d716e3668e53496ad2971a83a660dbee6d6c6db1fb518d6737011c1a",
+  12: "eb143904acd19c81a6de3818862d1ee5ac2616f363146343c09675c086970c4f",
 };
 
 test("migrations: numbered in increasing order (numbers may be reserved), with both dialects, and no released one was edited", () => {

@@ -24,7 +24,7 @@ function tailSql(afterClaim: boolean): string {
  * Claims up to $2 READY steps (of priority $6 with `oneClass`) for node $3, lease until $4,
  * at $5, agents $1 (null: any), and returns them with their payloads: input, the outputs of
  * their dependencies and their task's checkpoints, JSON members ready to join. Starts their
- * tasks. One statement: claim_pick (migration 13: `SELECT ... ORDER BY ... LIMIT ... FOR UPDATE
+ * tasks. One statement: claim_pick (migration 12: `SELECT ... ORDER BY ... LIMIT ... FOR UPDATE
  * SKIP LOCKED` along the index steps_claim) in a WITH, never `IN (subquery LIMIT)` (PostgreSQL
  * bug #15715). The class-wide claim also returns the tail (one row even when nothing is claimed).
  * Their tasks start by primary key: `(status = 'PENDING') IS TRUE` is a filter no index serves,
