@@ -2,13 +2,13 @@
  * How many steps a node claims beyond its running slots (prefetch), by Little's law: while a
  * group commit is being written the slots must not run dry, so a node keeps about
  * `concurrency × commit time ÷ step time` steps in hand, twice over (results of one commit's
- * worth of steps ride on the next). Steps that run longer than a commit need no more than the
- * floor (3 × concurrency); very short steps on a store whose commits cost network round trips
- * (PostgreSQL) get up to the ceiling, so that each commit carries many steps. An explicit
- * `prefetch` option fixes the figure instead.
+ * worth of steps ride on the next). Very short steps on a store whose commits cost network
+ * round trips (PostgreSQL) get up to the ceiling, so that each commit carries many steps; steps
+ * that run much longer than a commit get next to none, so a node does not sit on steps that
+ * idle nodes could run. Until both times are known, `concurrency`. An explicit `prefetch`
+ * option fixes the figure instead.
  */
 export class ClaimAhead {
-  static readonly FLOOR_PER_SLOT = 3;
   static readonly CEILING_PER_SLOT = 16;
   /** Weight of the newest sample in the moving averages. */
   static readonly ALPHA = 0.1;
@@ -29,9 +29,8 @@ export class ClaimAhead {
 
   get prefetch(): number {
     if (this.fixed !== null) return this.fixed;
-    const floor = ClaimAhead.FLOOR_PER_SLOT * this.concurrency;
-    if (this.#commitMs === null || this.#stepMs === null) return floor;
+    if (this.#commitMs === null || this.#stepMs === null) return this.concurrency;
     const wanted = Math.ceil((2 * this.concurrency * this.#commitMs) / Math.max(this.#stepMs, 0.01));
-    return Math.min(ClaimAhead.CEILING_PER_SLOT * this.concurrency, Math.max(floor, wanted));
+    return Math.min(ClaimAhead.CEILING_PER_SLOT * this.concurrency, wanted);
   }
 }
