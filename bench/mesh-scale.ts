@@ -80,6 +80,9 @@ async function drain(n: number): Promise<{ workers: number; tasks: number; secon
   }
 }
 
+/** Tasks submitted per kill: three workers of concurrency 8 run them all at once, and the two survivors have room for the victim's. */
+const PER_KILL = 16;
+
 /** Kill → every step the victim held is RUNNING elsewhere or finished, in ms, over `kills` kills. */
 async function failover(kills: number): Promise<number[]> {
   const settings = { leaseTimeoutMs: 60_000, suspectAfterMs: 1_500, deadAfterMs: 4_000 };
@@ -94,20 +97,27 @@ async function failover(kills: number): Promise<number[]> {
     let generation = 3;
     for (let k = 0; k < kills; k++) {
       const ids: string[] = [];
-      // Steps long enough that the victim still holds some while it is looked at.
-      for (let i = 0; i < 60; i++) ids.push((await mesh.submit({ agent: "record", input: { ms: 3_000 } })).taskId);
-      const [victimId, victim] = [...live][k % live.size]!;
-      // Wait until the victim holds steps.
+      // Steps long enough that the victim still holds some while it is looked at; fewer than the
+      // survivors' free slots, so the time measured is the failover's, not a wait for a free slot.
+      for (let i = 0; i < PER_KILL; i++) ids.push((await mesh.submit({ agent: "record", input: { ms: 3_000 } })).taskId);
+      // The victim: the next live worker in turn that holds steps of this round.
+      const order = [...live.keys()];
+      let victimId = "";
       let held: string[] = [];
       for (let tries = 0; tries < 200 && held.length === 0; tries++) {
-        held = [];
+        const owners = new Map<string, string[]>();
         for (const id of ids) {
           const st = (await mesh.getTask(id)).steps[0]!;
-          if (st.status === "RUNNING" && st.leaseOwner === victimId) held.push(id);
+          if (st.status === "RUNNING" && st.leaseOwner) owners.set(st.leaseOwner, [...(owners.get(st.leaseOwner) ?? []), id]);
+        }
+        for (let j = 0; j < order.length && held.length === 0; j++) {
+          const candidate = order[(k + j) % order.length]!;
+          if (owners.has(candidate)) [victimId, held] = [candidate, owners.get(candidate)!];
         }
         if (held.length === 0) await sleep(50);
       }
-      if (held.length === 0) throw new Error(`kill ${k + 1}: ${victimId} never held a step`);
+      if (held.length === 0) throw new Error(`kill ${k + 1}: no worker ever held a step`);
+      const victim = live.get(victimId)!;
       victim.kill("SIGKILL");
       const killedAt = performance.now();
       for (;;) {
@@ -124,7 +134,7 @@ async function failover(kills: number): Promise<number[]> {
       live.delete(victimId);
       const replacement = `n${++generation}`;
       live.set(replacement, worker(roots[1 + (k % 3)]!, s.url, replacement));
-      while ((await succeeded(mesh)) < (k + 1) * 60) await sleep(100);
+      while ((await succeeded(mesh)) < (k + 1) * PER_KILL) await sleep(100);
     }
     for (const c of live.values()) c.kill("SIGTERM");
     await mesh.close();
