@@ -68,7 +68,7 @@ export class SqliteStore implements Store {
     }
     const wanted = { journal_mode: "wal", synchronous: options.durability === "full" ? 2 : 1, foreign_keys: 0 };
     try {
-      db.pragma(`journal_mode = ${wanted.journal_mode}`);
+      setJournalMode(db, wanted.journal_mode, options.busyTimeoutMs ?? 15_000);
       db.pragma(`synchronous = ${wanted.synchronous}`);
       db.pragma(`foreign_keys = ${wanted.foreign_keys}`);
       const actual = {
@@ -494,3 +494,21 @@ const IDLE_BATCH: CommitBatch = {
   nowMs: 0, nodeId: "", leaseTimeoutMs: 0, submissions: [], completions: [], failures: [], renewals: [], releases: [],
   releaseRetriesLimit: 0, reclaimExpiredLimit: 0, claim: null,
 };
+
+/**
+ * Sets the journal mode. Switching a new file to WAL takes an exclusive lock, and SQLite answers
+ * SQLITE_BUSY at once, without its busy handler, when another process opening the same new root
+ * holds it: tried again (the open is synchronous, so the wait blocks) until `timeoutMs`.
+ */
+function setJournalMode(db: Database.Database, mode: string, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  for (let waitMs = 5; ; waitMs = Math.min(100, waitMs * 2)) {
+    try {
+      db.pragma(`journal_mode = ${mode}`);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== "SQLITE_BUSY" || Date.now() + waitMs > deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, waitMs);
+    }
+  }
+}
