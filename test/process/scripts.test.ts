@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cli, spawnCli, tempRoot, waitUntil, REPO } from "../helpers.js";
+import { cli, spawnCli, tempRoot, waitUntil, REPO, TEST_STORE } from "../helpers.js";
 import { reader } from "./setup.js";
 import { writeSettings } from "../helpers.js";
 
@@ -83,7 +83,15 @@ test("script agents: a SIGSTOPped worker's late checkpoint is refused after the 
   assert.deepEqual(await mesh.kv(taskId).get("counter"), { i: 40, pid: winnerPid });
 
   zombie.child.kill("SIGCONT");
-  await waitUntil(async () => (await mesh.leaseConflicts()).some((c) => c.nodeId === "zombie" && c.taskId === taskId), "the zombie's writes to be refused");
+  const refused = async () => (await mesh.leaseConflicts()).some((c) => c.nodeId === "zombie" && c.taskId === taskId);
+  if (TEST_STORE === "sqlite") {
+    await waitUntil(refused, "the zombie's writes to be refused");
+  } else {
+    // On PostgreSQL the stopped worker's session may have been ended by the server meanwhile
+    // (idle_in_transaction_session_timeout): its late checkpoint then fails to reach the store
+    // instead of being refused there. Either way it must not land (asserted below).
+    await waitUntil(refused, "the zombie's writes to be refused", 10_000).catch(() => undefined);
+  }
   zombie.child.kill("SIGTERM");
   await zombie.exited;
   assert.deepEqual(await mesh.kv(taskId).get("counter"), { i: 40, pid: winnerPid }, "the zombie never overwrote the winner's checkpoint");
