@@ -124,7 +124,7 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     ensureRoot(paths);
     // The settings a root starts with are the baseline `reload-settings` reports changes against.
     if (!existsSync(settingsFingerprintPath(paths))) writeJsonFile(settingsFingerprintPath(paths), fingerprint(config.settings));
-    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency, thread: o.work });
+    const store = await openStore(o.store ?? (process.env.RELAYMESH_STORE || undefined), paths.db, config.settings, { concurrency: o.concurrency, thread: o.storeThread });
     // On a shared store the cluster's copy of the settings that must agree wins over the file's.
     const cluster = store.shared ? await readClusterSettings(store).catch(async (error: unknown) => { await store.close(); throw error; }) : null;
     const mesh = new RelayMesh(o, paths, store, cluster ? underCluster(config.settings, cluster) : config.settings, agents, retryPolicies);

@@ -16,7 +16,7 @@ export const EngineOptionsSchema = z.strictObject({
    * Steps claimed ahead of free slots: leased, heartbeated and released on close like running
    * ones, they start as slots free up. Larger batches per commit raise throughput under load;
    * 0 claims only for free slots.
-   * @default 3 × concurrency
+   * @default adaptive (see ClaimAhead): about twice concurrency × commit time ÷ step time, at most 16 × concurrency
    */
   prefetch: z.number().int().min(0).max(10_000).optional(),
   /** Worker threads of the agent pool (default: the core count). */
@@ -25,6 +25,14 @@ export const EngineOptionsSchema = z.strictObject({
   nodeId: z.string().min(1).max(200).optional(),
   /** Start claiming and running steps at open (default: true). With false, call start() later. */
   work: z.boolean().default(true),
+  /**
+   * SQLite only: run the store's statements and fsyncs on a thread of its own, so they never
+   * block the event loop (also with `work: false`: an engine started later keeps its store).
+   * false: on the calling thread, for a process that opens, makes one call and closes (it
+   * skips the thread's start-up); the CLI's one-shot commands do this.
+   * @default true
+   */
+  storeThread: z.boolean().default(true),
   /** Settings layered over `<root>/relaymesh-settings.json` (same fields; validated together). */
   settings: z.record(z.string(), z.unknown()).optional(),
   /** Module agents, in addition to `<root>/agents/modules.json`. */

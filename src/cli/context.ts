@@ -23,6 +23,9 @@ export interface CommandResult {
 export function openMesh(globals: GlobalOptions, options: Omit<EngineOptions, "root" | "store"> = {}): Promise<RelayMesh> {
   return RelayMesh.open({
     actor: cliActor(),
+    // A one-shot command (work: false) makes its few calls on the calling thread, with no store thread
+    // to start; the long-running ones (worker, serve-web, serve-metrics) ask for the thread.
+    storeThread: options.work ?? true,
     ...options,
     ...(globals.root !== undefined ? { root: globals.root } : {}),
     ...(globals.store !== undefined ? { store: globals.store } : {}),

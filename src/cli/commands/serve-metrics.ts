@@ -7,7 +7,7 @@ export default async function serveMetrics(globals: GlobalOptions, flags: { port
   const port = intOption("port", flags.port, { min: 0, max: 65_535 }) ?? 9464;
   const path = flags.path ?? "/metrics";
   const bind = flags.bind ?? "127.0.0.1";
-  const mesh = await openMesh(globals, { work: false });
+  const mesh = await openMesh(globals, { work: false, storeThread: true });
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (req.method !== "GET" || url.pathname !== path) {

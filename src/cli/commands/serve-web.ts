@@ -40,7 +40,7 @@ export default async function serveWeb(globals: GlobalOptions, flags: ServeWebFl
   };
   const tls = flags.tlsKey !== undefined && flags.tlsCert !== undefined ? { key: readPem("tls-key", flags.tlsKey), cert: readPem("tls-cert", flags.tlsCert) } : undefined;
 
-  const mesh = await openMesh(globals, { work: false, actor: "web" });
+  const mesh = await openMesh(globals, { work: false, storeThread: true, actor: "web" });
   const web = createWebConsole(mesh, { tokens, allowGetWrites: flags.allowGetWrites === true, writeRateLimitPerMin, ...(tls ? { tls } : {}) });
   try {
     await new Promise<void>((resolve, reject) => web.server.once("error", reject).listen(port, bind, resolve));

@@ -25,6 +25,7 @@ export default async function worker(globals: GlobalOptions, flags: WorkerFlags)
     : flags.nodeId ?? (flags.workerId !== undefined ? `worker-${flags.workerId}` : undefined);
   const mesh = await openMesh(globals, {
     work: false,
+    storeThread: true,
     ...(concurrency !== undefined ? { concurrency } : {}),
     ...(nodeId !== undefined ? { nodeId } : {}),
   });
