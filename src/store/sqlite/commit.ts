@@ -105,11 +105,18 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch,
   }
 
   const unlocking: number[] = [];
+  // One statement for every completion (a statement per row cost more than the row); the ones it did not return were fenced off.
+  const completed = new Map<number, number>();
+  if (batch.completions.length > 0) {
+    const refs = JSON.stringify(batch.completions.map((c) => [rowId(c.stepKey), c.leaseEpoch]));
+    for (const r of s.completeSteps.all({ refs, nodeId: batch.nodeId, now }) as { id: number; dependents: number }[]) completed.set(r.id, r.dependents);
+  }
   for (const c of batch.completions) {
-    const row = s.completeStep.get({ ...fence(c), now }) as { dependents: number } | undefined;
-    if (!row) { refuse(c, "complete"); continue; }
-    s.insertOutput.run(rowId(c.stepKey), c.outputJson);
-    if (row.dependents > 0) unlocking.push(rowId(c.stepKey));
+    const id = rowId(c.stepKey);
+    const dependents = completed.get(id);
+    if (dependents === undefined) { refuse(c, "complete"); continue; }
+    s.insertOutput.run(id, c.outputJson);
+    if (dependents > 0) unlocking.push(id);
     closeSteps(c.taskId, 1, 0, 0);
     result.outcomes.push({ kind: "succeeded", ref: c });
   }

@@ -21,9 +21,11 @@ const SQL = {
   insertInput: `INSERT INTO step_inputs (step_row_id, input_json) VALUES (?, ?)`,
   insertEdge: `INSERT INTO edges (task_id, from_step, to_step) VALUES (?, ?, ?)`,
 
-  completeStep: `UPDATE steps SET status = 'SUCCESS', error_json = NULL, finished_at_ms = @now, lease_expires_at_ms = NULL
-    WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch
-    RETURNING dependents`,
+  /** Params: @refs, a JSON array of [step row id, lease epoch]; @nodeId, @now. The fenced ones that were RUNNING under those leases close. */
+  completeSteps: `UPDATE steps SET status = 'SUCCESS', error_json = NULL, finished_at_ms = @now, lease_expires_at_ms = NULL
+    FROM json_each(@refs) AS r
+    WHERE steps.id = r.value ->> 0 AND steps.status = 'RUNNING' AND steps.lease_owner = @nodeId AND steps.lease_epoch = r.value ->> 1
+    RETURNING steps.id, steps.dependents`,
   insertOutput: `INSERT INTO step_outputs (step_row_id, output_json) VALUES (?, ?)
     ON CONFLICT (step_row_id) DO UPDATE SET output_json = excluded.output_json`,
   retryStep: `UPDATE steps SET status = 'RETRY_WAIT', error_json = @errorJson, ready_at_ms = @atMs, lease_expires_at_ms = NULL
