@@ -111,15 +111,17 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch,
     const refs = JSON.stringify(batch.completions.map((c) => [rowId(c.stepKey), c.leaseEpoch]));
     for (const r of s.completeSteps.all({ refs, nodeId: batch.nodeId, now }) as { id: number; dependents: number }[]) completed.set(r.id, r.dependents);
   }
+  const outputs: [number, string][] = [];
   for (const c of batch.completions) {
     const id = rowId(c.stepKey);
     const dependents = completed.get(id);
     if (dependents === undefined) { refuse(c, "complete"); continue; }
-    s.insertOutput.run(id, c.outputJson);
+    outputs.push([id, c.outputJson]);
     if (dependents > 0) unlocking.push(id);
     closeSteps(c.taskId, 1, 0, 0);
     result.outcomes.push({ kind: "succeeded", ref: c });
   }
+  if (outputs.length > 0) s.insertOutputs.run(JSON.stringify(outputs));
   if (unlocking.length > 0) s.unlockDependentsOf.run({ ids: JSON.stringify(unlocking), now });
 
   for (const f of batch.failures) applyFailure(f);
@@ -270,16 +272,22 @@ function flowRow(row: { status: string; now: number }, step: NewStep, deadlineAt
 function claim(s: Statements, f: FlowStatements, batch: CommitBatch, result: CommitResult): boolean {
   const { limit, quotas = [0, 0, 0] } = batch.claim!;
   const agents = agentsParam(batch.claim!.agents);
+  // Which classes have READY steps: the picks below read only those. A quota of a class no
+  // higher class competes with is what the fill takes anyway, in the same order.
+  const probe = s.readyClasses.get({ agents }) as { c0: number; c1: number; c2: number };
+  const has = [probe.c0 === 1, probe.c1 === 1, probe.c2 === 1];
+  if (!has[0] && !has[1] && !has[2]) return false;
   const ids: number[] = [];
   const taken = [0, 0, 0];
-  for (let c = 0; c < 3 && ids.length < limit; c++) {
-    if (quotas[c]! <= 0) continue;
+  for (let c = 0; c < 2 && ids.length < limit; c++) {
+    if (quotas[c]! <= 0 || !has[c] || !(has[c + 1] || has[2])) continue;
     const before = ids.length;
     for (const r of s.readyOfClass.all({ priority: c, limit: Math.min(quotas[c]!, limit - ids.length), offset: 0, agents }) as { id: number }[]) ids.push(r.id);
     taken[c] = ids.length - before;
   }
   let highest = -1;
   for (let c = 2; c >= 0 && ids.length < limit; c--) {
+    if (!has[c]) continue;
     const before = ids.length;
     for (const r of s.readyOfClass.all({ priority: c, limit: limit - ids.length, offset: taken[c], agents }) as { id: number }[]) ids.push(r.id);
     if (ids.length > before) highest = Math.max(highest, c);

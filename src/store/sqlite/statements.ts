@@ -26,7 +26,8 @@ const SQL = {
     FROM json_each(@refs) AS r
     WHERE steps.id = r.value ->> 0 AND steps.status = 'RUNNING' AND steps.lease_owner = @nodeId AND steps.lease_epoch = r.value ->> 1
     RETURNING steps.id, steps.dependents`,
-  insertOutput: `INSERT INTO step_outputs (step_row_id, output_json) VALUES (?, ?)
+  /** Params: a JSON array of [step row id, output JSON as a string]. */
+  insertOutputs: `INSERT INTO step_outputs (step_row_id, output_json) SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
     ON CONFLICT (step_row_id) DO UPDATE SET output_json = excluded.output_json`,
   retryStep: `UPDATE steps SET status = 'RETRY_WAIT', error_json = @errorJson, ready_at_ms = @atMs, lease_expires_at_ms = NULL
     WHERE id = @id AND status = 'RUNNING' AND lease_owner = @nodeId AND lease_epoch = @leaseEpoch`,
