@@ -901,6 +901,38 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.equal(await b.findTaskByIdempotencyKey("same-key"), results[0]!.taskId);
     });
 
+    test("submissions committed together are stored as they would be one by one (rows, edges, inputs, claim order)", async (t) => {
+      const store = await open(t);
+      const shapes = () => [
+        newTask([{ id: "one", input: { n: 1, s: "quote \" and \\ and é" } }], { name: "single", parentSpanId: "0123456789abcdef" }),
+        newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }, { id: "c", dependsOn: ["a"] }, { id: "d", dependsOn: ["b", "c"] }], { priority: HIGH, failFast: true }),
+        newTask([{ id: "x", input: [1, 2.5, null] }, { id: "y", dependsOn: ["x"] }], { priority: LOW }),
+      ];
+      const together = shapes();
+      const alone = shapes();
+      const r = await store.commit(batch(T0, { submissions: together }));
+      assert.deepEqual(r.submitted, together.map((tk) => ({ taskId: tk.taskId, created: true, steps: tk.steps.length })));
+      for (const tk of alone) await submit(store, tk);
+      const view = async (taskId: string) => {
+        const { steps, edges, ...row } = await task(store, taskId);
+        return { row: { ...row, taskId: "", traceId: "" }, steps: steps.map((s) => ({ ...s, taskId: "", traceId: "" })), edges };
+      };
+      for (let i = 0; i < together.length; i++) assert.deepEqual(await view(together[i]!.taskId), await view(alone[i]!.taskId));
+      const claimed = (await store.commit(batch(T0 + 1, { claim: claimAll(10) }))).claimed;
+      assert.deepEqual(claimed.map((c) => [c.taskId, c.stepId, JSON.parse(c.payloadJson).input]), [
+        [together[1]!.taskId, "a", null], [alone[1]!.taskId, "a", null],
+        [together[0]!.taskId, "one", { n: 1, s: "quote \" and \\ and é" }], [alone[0]!.taskId, "one", { n: 1, s: "quote \" and \\ and é" }],
+        [together[2]!.taskId, "x", [1, 2.5, null]], [alone[2]!.taskId, "x", [1, 2.5, null]],
+      ]);
+      // Their dependents unlock as they finish (what each step's row says it unlocks).
+      const next = await store.commit(batch(T0 + 2, { completions: claimed.map((c) => ({ ...ref(c), outputJson: "1" })), claim: claimAll(10) }));
+      assert.deepEqual(next.claimed.map((c) => [c.taskId, c.stepId, JSON.parse(c.payloadJson).deps]), [
+        [together[1]!.taskId, "b", { a: 1 }], [together[1]!.taskId, "c", { a: 1 }], [alone[1]!.taskId, "b", { a: 1 }], [alone[1]!.taskId, "c", { a: 1 }],
+        [together[2]!.taskId, "y", { x: 1 }], [alone[2]!.taskId, "y", { x: 1 }],
+      ]);
+      assert.deepEqual(next.finishedTasks, [{ taskId: together[0]!.taskId, status: "SUCCESS" }, { taskId: alone[0]!.taskId, status: "SUCCESS" }]);
+    });
+
     test("a batch never fails for one item: a bad submission gets its own error, the rest of the batch commits", async (t) => {
       const store = await open(t);
       const running = newTask([{ id: "s" }]);

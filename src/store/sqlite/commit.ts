@@ -22,12 +22,16 @@ interface ExpiredRow {
 
 /** Inserts one task inside a savepoint (a nested better-sqlite3 transaction), so a failure leaves the batch whole. */
 export type InsertTask = (s: Statements, f: FlowStatements, task: NewTask, now: number) => SubmitOutcome;
+/** Inserts plain tasks (see isPlain) together inside a savepoint: all of them, or none and it throws. */
+export type InsertPlainTasks = (s: Statements, tasks: readonly NewTask[], now: number) => void;
+/** How a batch's submissions are inserted (each a nested transaction of the store's connection). */
+export interface Inserts { one: InsertTask; plain: InsertPlainTasks }
 
 /** The step row id behind an opaque step key. */
 const rowId = (key: string): number => Number(key);
 
 /** Applies one CommitBatch. Synchronous: the caller wraps it in one IMMEDIATE transaction. */
-export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch, insertOne: InsertTask): CommitResult {
+export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch, inserts: Inserts): CommitResult {
   const now = batch.nowMs;
   const result: CommitResult = {
     submitted: [], refused: [], outcomes: [], cancelledRunning: [], reclaimed: 0, released: 0, kvResults: [], claimed: [],
@@ -72,9 +76,25 @@ export function applyBatch(s: Statements, f: FlowStatements, batch: CommitBatch,
     }
   };
 
-  for (const task of batch.submissions) {
+  // Plain submissions go in with one statement per table; the others (and the plain ones, should
+  // that fail) one by one, each in a savepoint of its own, so one bad submission fails alone.
+  let plain: Set<NewTask> | null = null;
+  const candidates = batch.submissions.length > 1 ? batch.submissions.filter(isPlain) : [];
+  if (candidates.length > 1) {
     try {
-      result.submitted.push(insertOne(s, f, task, now));
+      inserts.plain(s, candidates, now);
+      plain = new Set(candidates);
+    } catch {
+      // inserted one by one below
+    }
+  }
+  for (const task of batch.submissions) {
+    if (plain?.has(task)) {
+      result.submitted.push({ taskId: task.taskId, created: true, steps: task.steps.length });
+      continue;
+    }
+    try {
+      result.submitted.push(inserts.one(s, f, task, now));
     } catch (error) {
       const wrapped = new StoreError(`submission of task ${task.taskId} was not stored: ${(error as Error).message}`, { cause: error });
       result.submitted.push({ taskId: task.taskId, created: false, steps: 0, error: errorToWire(wrapped) });
@@ -249,6 +269,37 @@ export function insertTask(s: Statements, f: FlowStatements, task: NewTask, now:
     for (const dep of step.dependsOn) s.insertEdge.run(task.taskId, dep, step.stepId);
   }
   return { taskId: task.taskId, created: true, steps: task.steps.length };
+}
+
+/** A submission with nothing to look up or set beyond its rows: no idempotency key, dedupe, deadline, schedule or step flow control. */
+function isPlain(task: NewTask): boolean {
+  return task.idempotencyKey === null && !task.dedupe && task.deadlineAtMs == null && !task.schedule && !task.steps.some(hasFlow);
+}
+
+/** Inserts plain tasks (isPlain), with one statement per table. Run it in a savepoint: it may fail part way. */
+export function insertPlainTasks(s: Statements, tasks: readonly NewTask[], now: number): void {
+  const taskRows: unknown[] = [];
+  const stepRows: unknown[] = [];
+  const inputs: unknown[] = [];
+  const edges: unknown[] = [];
+  for (const task of tasks) {
+    taskRows.push([task.taskId, task.name, task.priority, task.failFast ? 1 : 0, task.traceId, task.parentSpanId, task.steps.length]);
+    const dependents = new Map<string, number>();
+    for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
+    for (const step of task.steps) {
+      stepRows.push([
+        task.taskId, step.stepId, step.agent, step.dependsOn.length === 0 ? "READY" : "WAITING", step.priority, task.traceId,
+        JSON.stringify(step.dependsOn), step.dependsOn.length, dependents.get(step.stepId) ?? 0, step.maxAttempts, step.baseBackoffMs,
+        step.maxBackoffMs, step.timeoutMs,
+      ]);
+      inputs.push([task.taskId, step.stepId, step.inputJson]);
+      for (const dep of step.dependsOn) edges.push([task.taskId, dep, step.stepId]);
+    }
+  }
+  s.insertTasksMany.run({ tasks: JSON.stringify(taskRows), now });
+  s.insertStepsMany.run({ steps: JSON.stringify(stepRows), now });
+  s.insertInputsMany.run(JSON.stringify(inputs));
+  if (edges.length > 0) s.insertEdgesMany.run(JSON.stringify(edges));
 }
 
 function hasFlow(step: NewStep): boolean {

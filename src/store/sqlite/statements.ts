@@ -17,6 +17,22 @@ const SQL = {
     VALUES (@taskId, @stepId, @agent, @status, @priority, @traceId, @dependsOnJson, @depsOpen,
       @dependents, @maxAttempts, @baseBackoffMs, @maxBackoffMs, @timeoutMs, @readyAt, @notBeforeMs, @deadlineAtMs,
       @concurrencyKey, @concurrencyLimit, @concurrencyStrategy, @rateName, @rateBucket, @ratePerSec, @rateBurst)`,
+  /** Params: @now; @tasks, a JSON array of [task id, name, priority, fail fast, trace id, parent span id, steps]. */
+  insertTasksMany: `INSERT INTO tasks (task_id, name, status, priority, idempotency_key, fail_fast, trace_id, parent_span_id,
+      steps_total, steps_open, created_at_ms, updated_at_ms)
+    SELECT value ->> 0, value ->> 1, 'PENDING', value ->> 2, NULL, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 6, @now, @now
+    FROM json_each(@tasks)`,
+  /** Params: @now; @steps, a JSON array of insertStep's values in its column order (task id … timeout). */
+  insertStepsMany: `INSERT INTO steps (task_id, step_id, agent, status, priority, trace_id, depends_on_json, deps_open,
+      dependents, max_attempts, base_backoff_ms, max_backoff_ms, timeout_ms, ready_at_ms)
+    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7,
+      value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, @now
+    FROM json_each(@steps)`,
+  /** Params: a JSON array of [task id, step id, input JSON as a string], of steps just inserted. */
+  insertInputsMany: `INSERT INTO step_inputs (step_row_id, input_json)
+    SELECT s.id, j.value ->> 2 FROM json_each(?) j JOIN steps s ON s.task_id = j.value ->> 0 AND s.step_id = j.value ->> 1`,
+  /** Params: a JSON array of [task id, from step, to step]. */
+  insertEdgesMany: `INSERT INTO edges (task_id, from_step, to_step) SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`,
   setTaskFlow: `UPDATE tasks SET deadline_at_ms = @deadlineAtMs, schedule_name = @scheduleName WHERE task_id = @taskId`,
   insertInput: `INSERT INTO step_inputs (step_row_id, input_json) VALUES (?, ?)`,
   insertEdge: `INSERT INTO edges (task_id, from_step, to_step) VALUES (?, ?, ?)`,

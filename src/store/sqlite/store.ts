@@ -9,7 +9,7 @@ import type {
   NodeHeartbeat, ReplayResult, SettingsChange, AuditEntry, AuditFilter, TaskRecord, TaskStatus, TaskWithSteps, KvEntry, KvChange, OwnershipEvent,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord,
 } from "../types.js";
-import { agentsParam, applyBatch, insertTask, type InsertTask } from "./commit.js";
+import { agentsParam, applyBatch, insertPlainTasks, insertTask, type Inserts } from "./commit.js";
 import { toStepRecord, toTaskRecord, type StepRow, type TaskRow } from "../rows.js";
 import { importColumns, STORE_ERRORS_COUNTER, type ExportOptions, type ImportOptions, type ImportResult, type RowPage } from "../tables.js";
 import type { MembershipUpdate } from "../store.js";
@@ -123,13 +123,13 @@ export class SqliteStore implements Store {
     const ops = this.#ops;
     const flow = prepareFlow(db);
     this.#schedules = prepareSchedules(db, statements, flow);
-    const insertOne: InsertTask = db.transaction(insertTask);
-    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, flow, batch, insertOne));
+    const inserts: Inserts = { one: db.transaction(insertTask), plain: db.transaction(insertPlainTasks) };
+    const tx = db.transaction((batch: CommitBatch) => applyBatch(statements, flow, batch, inserts));
     this.#commitTx = (batch) => tx.immediate(batch);
     const reclaim = db.transaction((nodeIds: string[], limit: number, now: number, byNode: string) => {
       const n = ops.expireLeasesOf(nodeIds, limit);
       // Their leases now end first in expiry order, so this reclaim takes exactly them.
-      if (n > 0) applyBatch(statements, flow, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, insertOne);
+      if (n > 0) applyBatch(statements, flow, { ...IDLE_BATCH, nowMs: now, nodeId: byNode, reclaimExpiredLimit: n }, inserts);
       return n;
     });
     this.#reclaimTx = (...args) => reclaim.immediate(...args);
