@@ -930,7 +930,8 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         [together[1]!.taskId, "b", { a: 1 }], [together[1]!.taskId, "c", { a: 1 }], [alone[1]!.taskId, "b", { a: 1 }], [alone[1]!.taskId, "c", { a: 1 }],
         [together[2]!.taskId, "y", { x: 1 }], [alone[2]!.taskId, "y", { x: 1 }],
       ]);
-      assert.deepEqual(next.finishedTasks, [{ taskId: together[0]!.taskId, status: "SUCCESS" }, { taskId: alone[0]!.taskId, status: "SUCCESS" }]);
+      const byId = (a: { taskId: string }, b: { taskId: string }) => (a.taskId < b.taskId ? -1 : 1);
+      assert.deepEqual([...next.finishedTasks].sort(byId), [{ taskId: together[0]!.taskId, status: "SUCCESS" }, { taskId: alone[0]!.taskId, status: "SUCCESS" }].sort(byId));
     });
 
     test("a batch never fails for one item: a bad submission gets its own error, the rest of the batch commits", async (t) => {
@@ -953,6 +954,19 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.equal((await task(store, running.taskId)).status, "SUCCESS");
       assert.equal(await store.getTask(bad.taskId), null);
       assert.equal((await store.listTasks({ limit: 10, offset: 0 })).total, 3);
+    });
+
+    test("a batch of submissions only: a bad one gets its own error, the others commit", async (t) => {
+      const store = await open(t);
+      await submit(store, newTask([{ id: "warm" }]));
+      const good = [newTask([{ id: "a" }]), newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }])];
+      const bad = newTask([{ id: "dup" }, { id: "dup" }]);
+      const r = await store.commit(batch(T0 + 1, { submissions: [good[0]!, bad, good[1]!] }));
+      assert.deepEqual(r.submitted.map((x) => [x.taskId, x.created, x.error === undefined]), [
+        [good[0]!.taskId, true, true], [bad.taskId, false, false], [good[1]!.taskId, true, true],
+      ]);
+      assert.equal(await store.getTask(bad.taskId), null);
+      assert.deepEqual((await task(store, good[1]!.taskId)).steps.map((x) => [x.stepId, x.status]), [["a", "READY"], ["b", "WAITING"]]);
     });
 
     test("an idle claim writes nothing and reports the next retry time", async (t) => {

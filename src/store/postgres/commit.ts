@@ -229,6 +229,15 @@ export function isReadOnlyBatch(batch: CommitBatch): boolean {
     (batch.kvWrites?.length ?? 0) + (batch.progress?.length ?? 0) === 0;
 }
 
+/**
+ * A batch of plain submissions only (no dedupe, no step flow control) while no QUEUED step waits
+ * for admission: applied, it is one statement (an idempotency key met again adds one read), atomic
+ * on its own, so it needs no transaction around it.
+ */
+export function isOneStatement(batch: CommitBatch, hints: CommitHints): boolean {
+  return isSubmitOnly(batch) && !hints.queued && batch.submissions.every((t) => !t.dedupe && !hasStepFlow(t));
+}
+
 function isSubmitOnly(batch: CommitBatch): boolean {
   return batch.claim === null && batch.releaseRetriesLimit === 0 && batch.reclaimExpiredLimit === 0 && isReadOnlyBatch({ ...batch, submissions: [] });
 }

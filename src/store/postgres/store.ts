@@ -8,7 +8,7 @@ import type {
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "../types.js";
-import { PgBatch, emptyResult, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
+import { PgBatch, emptyResult, isOneStatement, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
 import { RETRYABLE_SQLSTATES, isConnectionError, type Queryable } from "./db.js";
 import { WakeChannel } from "./notify.js";
 import * as ops from "./ops.js";
@@ -151,15 +151,17 @@ export class PostgresStore implements Store {
       if (!p.busy) return { ...emptyResult(), nextRetryAtMs: p.retryAtMs };
     }
     let madeReady = 0;
-    const apply = (careful: boolean) => this.#tx("commit", async (c) => {
+    const applyOn = async (c: Queryable, careful: boolean) => {
       const b = new PgBatch(c, batch.nowMs, batch.nodeId, careful, this.#hints);
       const r = await b.apply(batch);
       madeReady = b.madeReady;
       return r;
-    }, { counted: careful });
+    };
+    const apply = (careful: boolean) => this.#tx("commit", (c) => applyOn(c, careful), { counted: careful });
     let result: CommitResult;
     try {
-      result = await apply(false);
+      // One statement commits alone: no BEGIN and COMMIT round trips (submissions pipelined behind a group commit, enqueues).
+      result = isOneStatement(batch, this.#hints) ? await this.#read("commit", (c) => applyOn(c, false), { counted: false }) : await apply(false);
     } catch (error) {
       // One bad submission must not fail the batch: again, each submission in a savepoint.
       if (batch.submissions.length === 0 || isConnectionError((error as Error).cause ?? error)) {
@@ -471,12 +473,12 @@ export class PostgresStore implements Store {
   }
 
   /** One statement (or a few, outside a transaction) on any connection. */
-  async #read<T>(operation: string, fn: (db: Queryable) => Promise<T>): Promise<T> {
+  async #read<T>(operation: string, fn: (db: Queryable) => Promise<T>, options: { counted?: boolean } = {}): Promise<T> {
     if (this.#closed) throw new StoreError("store is closed");
     try {
       return await fn(this.#pool);
     } catch (error) {
-      this.#count(operation, error);
+      if (options.counted ?? true) this.#count(operation, error);
       throw this.#wrap(error, operation);
     }
   }
