@@ -243,7 +243,8 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
 
   /**
    * Resolves with the task once it is SUCCESS, DEAD_LETTER or CANCELLED — whichever process ran
-   * it. Throws NotFoundError for an unknown id, and a RELAYMESH_ERR_WAIT_TIMEOUT error past `timeoutMs`.
+   * it. Throws NotFoundError for an unknown id, a RELAYMESH_ERR_WAIT_TIMEOUT error past `timeoutMs`,
+   * and a RELAYMESH_ERR_INVALID_STATE error once the engine is closed (it no longer watches the task).
    */
   async waitFor(taskId: string, options: { timeoutMs?: number; pollIntervalMs?: number } = {}): Promise<TaskWithSteps> {
     const o = parseArgument(WaitOptionsSchema, options, "waitFor");
@@ -254,12 +255,21 @@ export class RelayMesh extends TypedEmitter<EngineEventMap> {
     await new Promise<void>((resolve, reject) => {
       const done = (error?: Error) => {
         this.off("task:finished", onFinished);
+        this.off("engine:closing", onClosing);
         clearInterval(poller);
         if (deadline) clearTimeout(deadline);
         if (error) reject(error); else resolve();
       };
       const onFinished = (e: { taskId: string }) => { if (e.taskId === taskId) done(); };
       this.on("task:finished", onFinished);
+      // A close ends the wait once it is done (a task drained meanwhile still resolves it first).
+      const onClosing = () => {
+        const closed = () => done(new InvalidStateError(`waitFor: the engine was closed before task ${taskId} finished`));
+        // engine:closing is emitted just before the close's promise is set.
+        void Promise.resolve().then(() => this.#closing).then(closed, closed);
+      };
+      this.on("engine:closing", onClosing);
+      if (this.#closing) onClosing();
       const poller = setInterval(() => {
         // A store that is briefly unreachable (a restart) is reported, and the wait goes on.
         this.store.taskStatuses([taskId]).then((m) => { if (TERMINAL_TASK_STATUSES.has(m.get(taskId)!)) done(); },

@@ -366,6 +366,24 @@ test("waitFor: an unknown id is NOT_FOUND and an unfinished task times out with 
   await assert.rejects(mesh.waitFor(taskId, { timeoutMs: 50, pollIntervalMs: 10 }), { code: ErrorCode.WAIT_TIMEOUT });
 });
 
+test("waitFor: a close ends the wait with INVALID_STATE once it is done; a task the close drains still resolves it", async (t) => {
+  const e = env(t);
+  const idle = await e.open({ work: false });
+  const { taskId } = await idle.submit({ agent: "echo" });
+  // Nobody works on it: without the close the wait would poll for ever (and keep the process alive).
+  const waiting = idle.waitFor(taskId, { pollIntervalMs: 10 });
+  await idle.close();
+  await withDeadline(assert.rejects(waiting, { code: ErrorCode.INVALID_STATE, message: new RegExp(taskId) }), WAIT_MS, "the wait to end with the close");
+
+  const worker = await e.open();
+  const started = next(worker, "step:started");
+  const long = await worker.submit({ agent: "sleep", input: { ms: 300 } });
+  await started;
+  const drained = worker.waitFor(long.taskId, { pollIntervalMs: 10 });
+  await worker.close();
+  assert.equal((await drained).status, "SUCCESS", "the close drained the step first");
+});
+
 test("close: is idempotent and drains in-flight work", async (t) => {
   const e = env(t);
   const mesh = await e.open();
