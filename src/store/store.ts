@@ -35,6 +35,13 @@ export interface Store {
   readonly shared: boolean;
 
   /**
+   * True when commits made while others are in flight are applied in the order made, off the
+   * caller's thread (the SQLite store thread): one sent behind another starts the moment the
+   * first ends, and sees what it wrote.
+   */
+  readonly ordered?: boolean;
+
+  /**
    * The store's clock in epoch ms: lease expiry, heartbeat ages and every `nowMs` the engine
    * passes come from it, so clock skew between machines cannot expire a healthy lease (SQLite:
    * the local clock; PostgreSQL: the server's clock, tracked as an offset from the local one).
