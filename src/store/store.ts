@@ -35,11 +35,12 @@ export interface Store {
   readonly shared: boolean;
 
   /**
-   * True when commits made while others are in flight are applied in the order made, off the
-   * caller's thread (the SQLite store thread): one sent behind another starts the moment the
-   * first ends, and sees what it wrote.
+   * How commits made while others are in flight are applied. "ordered": in the order made, off
+   * the caller's thread (the SQLite store thread), so one sent behind another starts the moment
+   * the first ends and sees what it wrote. "concurrent": at once, each on a connection of its own
+   * (PostgreSQL). Absent: during the call itself (a store on the calling thread).
    */
-  readonly ordered?: boolean;
+  readonly pipelining?: "ordered" | "concurrent";
 
   /**
    * The store's clock in epoch ms: lease expiry, heartbeat ages and every `nowMs` the engine

@@ -505,11 +505,14 @@ export class Supervisor {
   async #flush(): Promise<void> {
     for (const op of this.#ops.splice(0)) await op();
     // Submissions beside results go out first, in a short commit of their own, so they are
-    // acknowledged after it rather than after the whole group; an ordered store applies the group
-    // right behind it (its claim sees them), and the submitters' next ones meet the group in flight.
-    if (this.#o.store.ordered && this.#submits.length > 0 && this.#completions.length + this.#failures.length > 0 && !this.#submitting) {
+    // acknowledged after it rather than after the whole group, and the submitters' next ones meet
+    // the group in flight. An ordered store applies the group right behind it (its claim sees them);
+    // beside a concurrent one the group's claim may not have, so a claim follows.
+    const pipelining = this.#o.store.pipelining;
+    if (pipelining && this.#submits.length > 0 && this.#completions.length + this.#failures.length > 0 && !this.#submitting) {
       this.#submitting = this.#flushSubmits().finally(() => {
         this.#submitting = null;
+        if (pipelining === "concurrent") this.#wakeDue = true;
         if (this.#flushing) { if (this.#submits.length > 0) this.#pipelineSubmits(); } else this.#schedule();
       });
     }

@@ -56,6 +56,7 @@ const CONNECTIONS_LIMIT_SHARE = 0.9;
 export class PostgresStore implements Store {
   readonly location: string;
   readonly shared = true;
+  readonly pipelining = "concurrent";
   readonly #target: PgTarget;
   readonly #pool: pg.Pool;
   readonly #wake: WakeChannel;

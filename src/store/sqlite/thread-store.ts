@@ -23,7 +23,7 @@ const WORKER_FILE = new URL("./store.worker.js", import.meta.url);
 export class SqliteThreadStore implements Store {
   readonly location: string;
   readonly shared = false;
-  readonly ordered = true;
+  readonly pipelining = "ordered";
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   #seq = 0;
