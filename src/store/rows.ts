@@ -1,5 +1,5 @@
 import type { WireError } from "../errors.js";
-import type { StepRecord, StepStatus, TaskRecord, TaskStatus } from "./types.js";
+import type { NewTask, StepRecord, StepStatus, TaskRecord, TaskStatus } from "./types.js";
 
 /** A tasks row as either dialect returns it (fail_fast: BOOLEAN on PostgreSQL, 0/1 on SQLite). */
 export interface TaskRow {
@@ -33,4 +33,11 @@ export function toStepRecord(r: StepRow): StepRecord {
     replays: r.replays, notBeforeMs: r.not_before_ms, concurrencyKey: r.concurrency_key, concurrencyLimit: r.concurrency_limit,
     rateLimit: r.rate_name,
   };
+}
+
+/** A new task's steps: how many of its steps wait on each (the `dependents` column). */
+export function dependentCounts(task: NewTask): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const step of task.steps) for (const dep of step.dependsOn) counts.set(dep, (counts.get(dep) ?? 0) + 1);
+  return counts;
 }

@@ -467,11 +467,17 @@ export class Supervisor {
     setImmediate(() => {
       this.#submitScheduled = false;
       if (!this.#flushing || this.#submits.length === 0) return this.#schedule();
-      this.#submitting = this.#flushSubmits().finally(() => {
-        this.#submitting = null;
-        this.#wakeDue = true;
-        if (this.#flushing) { if (this.#submits.length > 0) this.#pipelineSubmits(); } else this.#schedule();
-      });
+      // The group commit in flight was sent before them: its claim cannot have seen their steps.
+      this.#sendSubmits(true);
+    });
+  }
+
+  /** Commits the queued submissions on their own, beside the group commit; `claimAfter`: claim again once they are in. */
+  #sendSubmits(claimAfter: boolean): void {
+    this.#submitting = this.#flushSubmits().finally(() => {
+      this.#submitting = null;
+      if (claimAfter) this.#wakeDue = true;
+      if (this.#flushing) { if (this.#submits.length > 0) this.#pipelineSubmits(); } else this.#schedule();
     });
   }
 
@@ -510,11 +516,7 @@ export class Supervisor {
     // beside a concurrent one the group's claim may not have, so a claim follows.
     const pipelining = this.#o.store.pipelining;
     if (pipelining && this.#submits.length > 0 && this.#completions.length + this.#failures.length > 0 && !this.#submitting) {
-      this.#submitting = this.#flushSubmits().finally(() => {
-        this.#submitting = null;
-        if (pipelining === "concurrent") this.#wakeDue = true;
-        if (this.#flushing) { if (this.#submits.length > 0) this.#pipelineSubmits(); } else this.#schedule();
-      });
+      this.#sendSubmits(pipelining === "concurrent");
     }
     const submits = this.#submits;
     const completions = this.#completions;

@@ -13,19 +13,18 @@ test("ClaimAhead: an explicit prefetch is kept; concurrency until commit and ste
   assert.equal(a.prefetch, 8, "still no step time");
 });
 
-test("ClaimAhead: by Little's law, twice concurrency × commit ÷ step, at most 16 × concurrency, next to none for long steps", () => {
+/** The adaptive prefetch of concurrency 8 after one commit and one step of these durations. */
+function prefetchAfter(commitMs: number, stepMs: number): number {
   const a = new ClaimAhead(8, null);
-  a.commitTook(2);
-  a.stepTook(1);
-  assert.equal(a.prefetch, 32, "2 × 8 × 2 ms ÷ 1 ms");
-  const short = new ClaimAhead(8, null);
-  short.commitTook(8);
-  short.stepTook(0.2);
-  assert.equal(short.prefetch, 16 * 8, "very short steps on slow commits: the ceiling");
-  const long = new ClaimAhead(8, null);
-  long.commitTook(5);
-  long.stepTook(3_000);
-  assert.equal(long.prefetch, 1, "three-second steps: next to none");
+  a.commitTook(commitMs);
+  a.stepTook(stepMs);
+  return a.prefetch;
+}
+
+test("ClaimAhead: by Little's law, twice concurrency × commit ÷ step, at most 16 × concurrency, next to none for long steps", () => {
+  assert.equal(prefetchAfter(2, 1), 32, "2 × 8 × 2 ms ÷ 1 ms");
+  assert.equal(prefetchAfter(8, 0.2), 16 * 8, "very short steps on slow commits: the ceiling");
+  assert.equal(prefetchAfter(5, 3_000), 1, "three-second steps: next to none");
 });
 
 test("ClaimAhead: the times are moving averages, so one slow commit moves the figure a tenth of the way", () => {

@@ -1,5 +1,6 @@
 import { ErrorCode, StoreError, errorToWire } from "../../errors.js";
 import { countForced, reclaimEvent, type ReclaimedLease } from "../claim.js";
+import { dependentCounts } from "../rows.js";
 import type {
   ClaimedStep, CommitBatch, CommitResult, LeaseConflict, LeaseRef, NewTask, StepFailure, SubmitOutcome, TaskStatus,
 } from "../types.js";
@@ -617,8 +618,7 @@ export class PgBatch {
 function stepColumns(tasks: NewTask[]): unknown[][] {
   const cols: unknown[][] = Array.from({ length: 16 }, () => []);
   for (const task of tasks) {
-    const dependents = new Map<string, number>();
-    for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
+    const dependents = dependentCounts(task);
     for (const s of task.steps) {
       const row = [task.taskId, s.stepId, s.agent, s.priority, task.traceId, JSON.stringify(s.dependsOn), s.dependsOn.length,
         dependents.get(s.stepId) ?? 0, s.maxAttempts, s.baseBackoffMs, s.maxBackoffMs, s.timeoutMs, s.inputJson];

@@ -5,6 +5,7 @@ import type {
 import type { Statements } from "./statements.js";
 import { admitQueued, dedupe, takeTokens, type FlowStatements, type RateRow } from "./flow.js";
 import { countForced, reclaimEvent } from "../claim.js";
+import { dependentCounts } from "../rows.js";
 
 /** The claim's agent filter as a statement parameter: a JSON array, or null for any agent. */
 export function agentsParam(agents: readonly string[] | undefined): string | null {
@@ -255,11 +256,10 @@ export function insertTask(s: Statements, f: FlowStatements, task: NewTask, now:
   });
   const deadlineAtMs = task.deadlineAtMs ?? null;
   if (deadlineAtMs !== null || task.schedule) s.setTaskFlow.run({ taskId: task.taskId, deadlineAtMs, scheduleName: task.schedule?.name ?? null });
-  const dependents = new Map<string, number>();
-  for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
+  const dependents = dependentCounts(task);
   for (const step of task.steps) {
     const row = {
-      taskId: task.taskId, stepId: step.stepId, agent: step.agent, status: step.dependsOn.length === 0 ? "READY" : "WAITING",
+      taskId: task.taskId, stepId: step.stepId, agent: step.agent, status: initialStatus(step),
       priority: step.priority, traceId: task.traceId, dependsOnJson: JSON.stringify(step.dependsOn),
       depsOpen: step.dependsOn.length, dependents: dependents.get(step.stepId) ?? 0, maxAttempts: step.maxAttempts, baseBackoffMs: step.baseBackoffMs,
       maxBackoffMs: step.maxBackoffMs, timeoutMs: step.timeoutMs, now,
@@ -284,11 +284,10 @@ export function insertPlainTasks(s: Statements, tasks: readonly NewTask[], now: 
   const edges: unknown[] = [];
   for (const task of tasks) {
     taskRows.push([task.taskId, task.name, task.priority, task.failFast ? 1 : 0, task.traceId, task.parentSpanId, task.steps.length]);
-    const dependents = new Map<string, number>();
-    for (const step of task.steps) for (const dep of step.dependsOn) dependents.set(dep, (dependents.get(dep) ?? 0) + 1);
+    const dependents = dependentCounts(task);
     for (const step of task.steps) {
       stepRows.push([
-        task.taskId, step.stepId, step.agent, step.dependsOn.length === 0 ? "READY" : "WAITING", step.priority, task.traceId,
+        task.taskId, step.stepId, step.agent, initialStatus(step), step.priority, task.traceId,
         JSON.stringify(step.dependsOn), step.dependsOn.length, dependents.get(step.stepId) ?? 0, step.maxAttempts, step.baseBackoffMs,
         step.maxBackoffMs, step.timeoutMs,
       ]);
@@ -300,6 +299,11 @@ export function insertPlainTasks(s: Statements, tasks: readonly NewTask[], now: 
   s.insertStepsMany.run({ steps: JSON.stringify(stepRows), now });
   s.insertInputsMany.run(JSON.stringify(inputs));
   if (edges.length > 0) s.insertEdgesMany.run(JSON.stringify(edges));
+}
+
+/** Where a new step starts before flow control: READY, or WAITING on its dependencies. */
+function initialStatus(step: NewStep): "READY" | "WAITING" {
+  return step.dependsOn.length === 0 ? "READY" : "WAITING";
 }
 
 function hasFlow(step: NewStep): boolean {
