@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RelayMesh, ErrorCode, type EngineEventMap, type EngineEventName, type EngineOptions, type TaskWithSteps } from "../../src/index.js";
-import { REPO, storeFor, tempRoot, waitUntil, withDeadline } from "../helpers.js";
+import { REPO, TEST_STORE, storeFor, tempRoot, waitUntil, withDeadline } from "../helpers.js";
+import { openMesh } from "../../src/cli/context.js";
 
 const FIXTURES = join(REPO, "test/fixtures/agents");
 const WAIT_MS = 15_000;
@@ -382,6 +383,25 @@ test("waitFor: a close ends the wait with INVALID_STATE once it is done; a task 
   const drained = worker.waitFor(long.taskId, { pollIntervalMs: 10 });
   await worker.close();
   assert.equal((await drained).status, "SUCCESS", "the close drained the step first");
+});
+
+test("storeThread: SQLite runs on a store thread also with work: false (an engine started later keeps it); false, and the CLI's one-shot commands, keep it on the calling thread", { skip: TEST_STORE === "postgres" ? "the store thread is the SQLite store's" : false }, async (t) => {
+  const e = env(t);
+  const later = await e.open({ work: false });
+  assert.equal(later.store.pipelining, "ordered", "a store thread");
+  await later.start();
+  const { taskId } = await later.submit({ agent: "echo", input: 1 });
+  assert.equal((await later.waitFor(taskId, { timeoutMs: WAIT_MS })).status, "SUCCESS");
+  const here = await e.open({ work: false, storeThread: false });
+  assert.equal(here.store.pipelining, undefined, "the calling thread");
+  for (const [options, expected] of [[{ work: false }, undefined], [{ work: false, storeThread: true }, "ordered"], [{ work: true }, "ordered"]] as const) {
+    const mesh = await openMesh({ root: e.root }, { ...options, threads: 1 });
+    try {
+      assert.equal(mesh.store.pipelining, expected, JSON.stringify(options));
+    } finally {
+      await mesh.close({ timeoutMs: 0 });
+    }
+  }
 });
 
 test("close: is idempotent and drains in-flight work", async (t) => {
