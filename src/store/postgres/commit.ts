@@ -119,12 +119,12 @@ const SQL = {
         WHERE done.dependents > 0 GROUP BY e.task_id, e.to_step) AS x
       WHERE steps.task_id = x.task_id AND steps.step_id = x.to_step RETURNING 1),
     n AS (SELECT task_id, COUNT(*)::int AS closed FROM done GROUP BY task_id),
-    lk AS (SELECT t.task_id FROM tasks t WHERE t.task_id IN (SELECT task_id FROM n) ORDER BY t.task_id FOR UPDATE),
-    cl AS (UPDATE tasks SET steps_open = tasks.steps_open - n.closed, updated_at_ms = $4,
-        status = CASE WHEN tasks.steps_open > n.closed THEN tasks.status WHEN tasks.dead_count > 0 THEN 'DEAD_LETTER'
+    lk AS (SELECT t.task_id, n.closed FROM n JOIN tasks t ON t.task_id = n.task_id ORDER BY t.task_id FOR UPDATE OF t),
+    cl AS (UPDATE tasks SET steps_open = tasks.steps_open - lk.closed, updated_at_ms = $4,
+        status = CASE WHEN tasks.steps_open > lk.closed THEN tasks.status WHEN tasks.dead_count > 0 THEN 'DEAD_LETTER'
           WHEN tasks.cancelled_count > 0 THEN 'CANCELLED' ELSE 'SUCCESS' END,
-        finished_at_ms = CASE WHEN tasks.steps_open > n.closed THEN tasks.finished_at_ms ELSE $4 END
-      FROM n JOIN lk ON lk.task_id = n.task_id WHERE tasks.task_id = n.task_id AND tasks.status IN ('PENDING', 'RUNNING')
+        finished_at_ms = CASE WHEN tasks.steps_open > lk.closed THEN tasks.finished_at_ms ELSE $4 END
+      FROM lk WHERE tasks.task_id = lk.task_id AND tasks.status IN ('PENDING', 'RUNNING')
       RETURNING tasks.task_id, tasks.status, tasks.steps_open)
     SELECT done.id, done.task_id, NULL AS status, (SELECT COUNT(*) FROM unl)::int AS unlocked FROM done
     UNION ALL SELECT NULL, cl.task_id, cl.status, NULL FROM cl WHERE cl.steps_open <= 0`,
