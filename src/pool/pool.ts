@@ -84,6 +84,8 @@ export class AgentPool {
   readonly controlChannel = `relaymesh:${randomUUID()}`;
   readonly resultChannel = `relaymesh-results:${randomUUID()}`;
   readonly threads: number;
+  /** A thread's share of the slots: the most attempts one thread message carries when they cannot block their thread. */
+  readonly #share: number;
   readonly #piscina: Piscina;
   readonly #ownsPiscina: boolean;
   readonly #control: BroadcastChannel;
@@ -109,12 +111,13 @@ export class AgentPool {
 
   constructor(options: AgentPoolOptions) {
     this.threads = options.threads ?? availableParallelism();
+    this.#share = Math.max(1, Math.ceil(options.concurrency / this.threads));
     this.#ownsPiscina = !options.piscina;
     this.#piscina = options.piscina ?? new Piscina({
       filename: AGENT_WORKER_FILE,
       minThreads: this.threads,
       maxThreads: this.threads,
-      concurrentTasksPerWorker: Math.max(1, Math.ceil(options.concurrency / this.threads)),
+      concurrentTasksPerWorker: this.#share,
       idleTimeout: 60_000,
       // A batch posts results before its slow attempts settle: the thread's event loop must keep running between tasks.
       atomics: "disabled",
@@ -169,7 +172,12 @@ export class AgentPool {
    */
   run<T>(steps: readonly StepRun[], tokens: readonly T[], settle: SettleFn<T>): void {
     // Without late results, one attempt per message, so a slow attempt holds back no other.
-    const chunks = this.#lateResults ? Math.min(this.threads, steps.length) : steps.length;
+    // Module agents may block their thread: spread over the threads. Built-ins and scripts never
+    // do: up to a thread's share per message, so fewer messages cross threads (each one wakes its
+    // receiver, the dearest part of a short step).
+    const chunks = !this.#lateResults ? steps.length
+      : steps.some((step) => step.agent.kind === "module") ? Math.min(this.threads, steps.length)
+      : Math.ceil(steps.length / this.#share);
     const size = Math.ceil(steps.length / chunks);
     for (let from = 0; from < steps.length; from += size) {
       this.#runChunk(steps.slice(from, from + size), tokens.slice(from, from + size), settle);
