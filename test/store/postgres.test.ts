@@ -105,6 +105,29 @@ describe("PostgresStore claims (PostgreSQL only)", { skip: skipPg }, () => {
   });
 });
 
+describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => {
+  test("a claim of steps this store just left READY goes straight to the claim (no probe first) and takes no quota of a class without READY steps; an idle claim only reads", async (t) => {
+    const { url, drop } = pgSchemaUrl();
+    const store = PostgresStore.open({ url, poolSize: 2 });
+    const original = pg.Client.prototype.query;
+    t.after(async () => { pg.Client.prototype.query = original; await store.close(); await drop(); });
+    await store.migrate();
+    const statements: string[] = [];
+    pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+      statements.push(typeof config === "string" ? config : (config as { name?: string }).name ?? "?");
+      return (original as (...a: unknown[]) => unknown).call(this, config, ...rest);
+    } as never;
+    const claim = { limit: 10, quotas: [3, 3, 0] as [number, number, number] };
+    assert.equal((await store.commit(batch(T0, { claim }))).claimed.length, 0);
+    assert.deepEqual(statements, ["c_workProbe"], "an idle claim is one read");
+    // Submissions committed on their own (pipelined beside a group commit), then the claim that follows them.
+    await store.commit(batch(T0, { submissions: [newTask([{ id: "s" }]), newTask([{ id: "s" }])] }));
+    statements.length = 0;
+    assert.equal((await store.commit(batch(T0, { claim }))).claimed.length, 2);
+    assert.deepEqual(statements, ["BEGIN", "c_claim", "COMMIT"]);
+  });
+});
+
 describe("PostgresStore wake-up hints (PostgreSQL only)", { skip: skipPg }, () => {
   test("a submission committed by one store wakes the others' listeners (NOTIFY, after the commit), not its own", async (t) => {
     const { url, drop } = pgSchemaUrl();

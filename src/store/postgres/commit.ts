@@ -187,10 +187,8 @@ const SQL = {
   claimClass: claimSql(true),
   /** The tail alone, when no claim ran. */
   tail: `SELECT ${tailSql(false)}`,
-  workProbe: `SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS ready,
-    EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS queued,
-    LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
-      (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
+  /** The tail, and the earliest lease expiry. */
+  workProbe: `SELECT ${tailSql(false)},
     (SELECT MIN(lease_expires_at_ms) FROM steps WHERE status = 'RUNNING') AS expires_at`,
   expireOwnedBy: `WITH x AS (SELECT id FROM steps WHERE status = 'RUNNING' AND lease_owner = ANY($1::text[]) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
     UPDATE steps s SET lease_expires_at_ms = 0 FROM x WHERE s.id = x.id RETURNING s.task_id, s.step_id, s.lease_epoch, s.lease_owner`,
@@ -213,13 +211,15 @@ interface TailRow { retry_at: number | null; queued: boolean; c0: boolean; c1: b
 /**
  * What one store instance's last commit saw, so that the next can skip statements with nothing
  * to do: the earliest timed wait (0: not known yet, release retries), whether steps wait
- * QUEUED, and which priority classes had READY steps left (a quota claim of a class that is
- * empty, or that no higher class competes with, is skipped: the class-wide claim takes its share).
+ * QUEUED, and which priority classes are known to have READY steps (its own submissions, or
+ * left by its last claim). A quota claim of a class that has none, or that no higher class
+ * competes with, is skipped: the class-wide claim takes its share. A claim while some class has
+ * them goes straight to the claim; otherwise a read (probe) first finds out whether to claim.
  */
 export interface CommitHints { retryAt: number | null; queued: boolean; ready: [boolean, boolean, boolean] }
 
 export function unknownHints(): CommitHints {
-  return { retryAt: 0, queued: true, ready: [true, true, true] };
+  return { retryAt: 0, queued: true, ready: [false, false, false] };
 }
 
 const rowId = (key: string): number => Number(key);
@@ -245,11 +245,11 @@ function isSubmitOnly(batch: CommitBatch): boolean {
 
 /** A read outside any transaction: whether a write-free batch has anything to do, and the next retry time. */
 export async function probe(db: Queryable, batch: CommitBatch, hints: CommitHints): Promise<{ busy: boolean; retryAtMs: number | null }> {
-  const [p] = await q<{ ready: boolean; queued: boolean; retry_at: number | null; expires_at: number | null }>(db, "workProbe", [batch.claim?.agents ?? null]);
+  const [p] = await q<TailRow & { expires_at: number | null }>(db, "workProbe", [batch.claim?.agents ?? null]);
   hints.retryAt = p!.retry_at;
   hints.queued = p!.queued;
-  hints.ready = [p!.ready, p!.ready, p!.ready];
-  const busy = (batch.claim !== null && batch.claim.limit > 0 && (p!.ready || p!.queued)) ||
+  hints.ready = [p!.c0, p!.c1, p!.c2];
+  const busy = (batch.claim !== null && batch.claim.limit > 0 && (hints.ready.some(Boolean) || p!.queued)) ||
     (batch.releaseRetriesLimit > 0 && p!.retry_at !== null && p!.retry_at <= batch.nowMs) ||
     (batch.reclaimExpiredLimit > 0 && p!.expires_at !== null && p!.expires_at < batch.nowMs);
   return { busy, retryAtMs: p!.retry_at };
@@ -380,7 +380,12 @@ export class PgBatch {
     const created = tasks.filter((t) => inserted.has(t.taskId));
     const flowing = created.filter(hasStepFlow);
     if (flowing.length > 0) await applyFlow(this.db, flowing, this.nowMs);
-    for (const t of created) if (t.steps.some((s) => s.dependsOn.length === 0)) this.madeReady++;
+    for (const t of created) {
+      if (!t.steps.some((s) => s.dependsOn.length === 0)) continue;
+      this.madeReady++;
+      // Their classes have READY steps now: the claim behind them takes its quotas from these.
+      if (!hasStepFlow(t)) for (const s of t.steps) if (s.dependsOn.length === 0) this.hints.ready[s.priority] = true;
+    }
     return all.map((t): SubmitOutcome => {
       const e = early.get(t.taskId);
       if (e) return e;

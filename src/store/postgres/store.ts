@@ -146,8 +146,9 @@ export class PostgresStore implements Store {
 
   async commit(batch: CommitBatch): Promise<CommitResult> {
     this.#assertOpen();
-    // An idle poll reads; it takes no lock and writes no row.
-    if (isReadOnlyBatch(batch)) {
+    // An idle poll reads; it takes no lock and writes no row. A claim of steps this store's last
+    // commits left READY (its own submissions, the claim's backlog) goes straight to the claim.
+    if (isReadOnlyBatch(batch) && !(batch.claim && batch.claim.limit > 0 && this.#hints.ready.some(Boolean))) {
       const p = await this.#read("commit", (c) => probe(c, batch, this.#hints));
       if (!p.busy) return { ...emptyResult(), nextRetryAtMs: p.retryAtMs };
     }
