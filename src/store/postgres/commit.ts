@@ -381,10 +381,11 @@ export class PgBatch {
     const flowing = created.filter(hasStepFlow);
     if (flowing.length > 0) await applyFlow(this.db, flowing, this.nowMs);
     for (const t of created) {
-      if (!t.steps.some((s) => s.dependsOn.length === 0)) continue;
+      const roots = t.steps.filter((s) => s.dependsOn.length === 0);
+      if (roots.length === 0) continue;
       this.madeReady++;
       // Their classes have READY steps now: the claim behind them takes its quotas from these.
-      if (!hasStepFlow(t)) for (const s of t.steps) if (s.dependsOn.length === 0) this.hints.ready[s.priority] = true;
+      if (!hasStepFlow(t)) for (const s of roots) this.hints.ready[s.priority] = true;
     }
     return all.map((t): SubmitOutcome => {
       const e = early.get(t.taskId);
