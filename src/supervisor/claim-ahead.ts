@@ -5,8 +5,10 @@
  * worth of steps ride on the next). Very short steps on a store whose commits cost network
  * round trips (PostgreSQL) get up to the ceiling, so that each commit carries many steps; steps
  * that run much longer than a commit get next to none, so a node does not sit on steps that
- * idle nodes could run. Until both times are known, `concurrency`. An explicit `prefetch`
- * option fixes the figure instead.
+ * idle nodes could run. Until both times are known, none: a node that has run nothing yet
+ * cannot tell whether held steps would help it, and holding them keeps them from idle nodes (a
+ * fresh node taking over a dead node's three-second steps held twice its slots while another
+ * node sat idle). An explicit `prefetch` option fixes the figure instead.
  */
 export class ClaimAhead {
   static readonly CEILING_PER_SLOT = 16;
@@ -29,7 +31,7 @@ export class ClaimAhead {
 
   get prefetch(): number {
     if (this.fixed !== null) return this.fixed;
-    if (this.#commitMs === null || this.#stepMs === null) return this.concurrency;
+    if (this.#commitMs === null || this.#stepMs === null) return 0;
     const wanted = Math.ceil((2 * this.concurrency * this.#commitMs) / Math.max(this.#stepMs, 0.01));
     return Math.min(ClaimAhead.CEILING_PER_SLOT * this.concurrency, wanted);
   }

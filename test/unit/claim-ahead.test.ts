@@ -2,15 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ClaimAhead } from "../../src/supervisor/claim-ahead.js";
 
-test("ClaimAhead: an explicit prefetch is kept; concurrency until commit and step times are known", () => {
+test("ClaimAhead: an explicit prefetch is kept; none until commit and step times are known", () => {
   const fixed = new ClaimAhead(8, 5);
   fixed.commitTook(10);
   fixed.stepTook(0.1);
   assert.equal(fixed.prefetch, 5);
   const a = new ClaimAhead(8, null);
-  assert.equal(a.prefetch, 8);
+  assert.equal(a.prefetch, 0);
   a.commitTook(5);
-  assert.equal(a.prefetch, 8, "still no step time");
+  assert.equal(a.prefetch, 0, "still no step time");
 });
 
 /** The adaptive prefetch of concurrency 8 after one commit and one step of these durations. */
