@@ -83,10 +83,14 @@ export interface ClaimedStep extends LeaseRef {
   leaseExpiresAtMs: number;
   /** The task's deadline (epoch ms), if it has one. */
   deadlineAtMs: number | null;
+  /** How many steps of its task depend on it (its success can unlock none of them when 0). */
+  dependents: number;
 }
 
 export interface StepCompletion extends LeaseRef {
   outputJson: string;
+  /** The step's ClaimedStep.dependents: a completion known to unlock nothing needs no claim after it. */
+  dependents?: number;
 }
 
 export interface StepFailure extends LeaseRef {

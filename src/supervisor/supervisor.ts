@@ -782,7 +782,9 @@ export class Supervisor {
       this.stats.executed++;
       this.#ran.set(step.stepKey, { taskId: step.taskId, stepId: step.stepId, attempt: step.attempt, durationMs, traceId: step.traceId, spanId: f.spanId });
       if (result.type === "result") {
-        this.#completions.push({ stepKey: step.stepKey, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch, outputJson: result.outputJson });
+        this.#completions.push({
+          stepKey: step.stepKey, taskId: step.taskId, stepId: step.stepId, leaseEpoch: step.leaseEpoch, outputJson: result.outputJson, dependents: step.dependents,
+        });
       } else {
         this.#failures.push({ ...pickRef(step), attempt: step.attempt, error: result.error, next: this.#nextAfterFailure(step, result) });
       }

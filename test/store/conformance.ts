@@ -689,6 +689,17 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.equal(got.steps[0]!.error, null);
     });
 
+    test("claim: a claimed step says how many steps of its task depend on it", async (t) => {
+      const store = await open(t);
+      await submit(store, newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }, { id: "c", dependsOn: ["a"] }, { id: "d", dependsOn: ["b", "c"] }]));
+      const a = await claimOne(store, T0 + 1);
+      assert.equal(a.dependents, 2);
+      const next = await store.commit(batch(T0 + 2, { completions: [{ ...ref(a), outputJson: "1", dependents: a.dependents }], claim: claimAll() }));
+      assert.deepEqual(next.claimed.map((c) => [c.stepId, c.dependents]).sort(), [["b", 1], ["c", 1]]);
+      const last = await store.commit(batch(T0 + 3, { completions: next.claimed.map((c) => ({ ...ref(c), outputJson: "1", dependents: c.dependents })), claim: claimAll() }));
+      assert.deepEqual(last.claimed.map((c) => [c.stepId, c.dependents]), [["d", 0]]);
+    });
+
     test("commit: an empty batch changes nothing and returns empty results", async (t) => {
       const store = await open(t);
       const r: CommitResult = await store.commit(batch(T0));

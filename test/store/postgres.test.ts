@@ -4,7 +4,7 @@ import { PostgresStore } from "../../src/store/postgres/store.js";
 import { parsePgUrl } from "../../src/store/postgres/url.js";
 import type { Store } from "../../src/store/store.js";
 import pg from "pg";
-import { T0, batch, newTask, storeConformance, type StoreFactory } from "./conformance.js";
+import { T0, batch, newTask, ref, storeConformance, type StoreFactory } from "./conformance.js";
 import { meshConformance } from "./mesh-conformance.js";
 import { PG_URL, pgSchemaUrl, skipPg } from "./pg.js";
 
@@ -106,7 +106,7 @@ describe("PostgresStore claims (PostgreSQL only)", { skip: skipPg }, () => {
 });
 
 describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => {
-  test("a claim of steps this store just left READY goes straight to the claim (no probe first) and takes no quota of a class without READY steps; an idle claim only reads", async (t) => {
+  test("a claim of steps this store just left READY goes straight to the claim (no probe first) and takes no quota of a class without READY steps; an idle claim only reads; successes that unlock nothing at light load are one statement", async (t) => {
     const { url, drop } = pgSchemaUrl();
     const store = PostgresStore.open({ url, poolSize: 2 });
     const original = pg.Client.prototype.query;
@@ -125,8 +125,25 @@ describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => 
     // Submissions committed on their own (pipelined beside a group commit), then the claim that follows them.
     await store.commit(batch(T0, { submissions: [newTask([{ id: "s" }]), newTask([{ id: "s" }])] }));
     statements.length = 0;
-    assert.equal((await store.commit(batch(T0, { claim }))).claimed.length, 2);
+    const claimed = (await store.commit(batch(T0, { claim }))).claimed;
+    assert.equal(claimed.length, 2);
     assert.deepEqual(statements, ["BEGIN", "c_claim", "COMMIT"]);
+    // Their successes unlock nothing and nothing else is READY: the completing statement alone, no transaction, no claim.
+    assert.deepEqual(claimed.map((c) => c.dependents), [0, 0]);
+    const done = (c: (typeof claimed)[number]) => ({ ...ref(c), outputJson: "1", dependents: c.dependents });
+    statements.length = 0;
+    const r = await store.commit(batch(T0 + 1, { completions: claimed.map(done), claim }));
+    assert.deepEqual(statements, ["c_complete"]);
+    assert.equal(r.outcomes.filter((o) => o.kind === "succeeded").length, 2);
+    assert.deepEqual(r.finishedTasks.map((f) => f.status), ["SUCCESS", "SUCCESS"]);
+    // A success that unlocks a dependent is committed with the claim that takes it.
+    await store.commit(batch(T0 + 2, { submissions: [newTask([{ id: "a" }, { id: "b", dependsOn: ["a"] }])] }));
+    const [a] = (await store.commit(batch(T0 + 3, { claim }))).claimed;
+    assert.equal(a!.dependents, 1);
+    statements.length = 0;
+    const next = await store.commit(batch(T0 + 4, { completions: [done(a!)], claim }));
+    assert.deepEqual(statements, ["BEGIN", "c_complete", "c_claim", "COMMIT"]);
+    assert.deepEqual(next.claimed.map((c) => c.stepId), ["b"]);
   });
 });
 

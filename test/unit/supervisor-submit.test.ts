@@ -42,7 +42,7 @@ function fakePool() {
 const claimed = (n: number): ClaimedStep => ({
   stepKey: String(n), taskId: `t${n}`, stepId: "s", leaseEpoch: 1, agent: "echo", payloadJson: `{"input":null,"deps":{},"kv":{}}`,
   attempt: 1, maxAttempts: 3, deadlineAtMs: null, baseBackoffMs: 100, maxBackoffMs: 1_000, timeoutMs: null, priority: 1,
-  traceId: "0".repeat(32), leaseExpiresAtMs: 31_000,
+  traceId: "0".repeat(32), leaseExpiresAtMs: 31_000, dependents: 0,
 });
 
 const newTask = (taskId: string): NewTask => ({

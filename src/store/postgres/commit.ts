@@ -36,7 +36,7 @@ function claimSql(oneClass: boolean): string {
   const claimed = `c AS (UPDATE steps s SET status = 'RUNNING', lease_owner = $3, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $4,
         attempt = s.attempt + 1, started_at_ms = $5, finished_at_ms = NULL
       FROM picked WHERE s.id = picked.id
-      RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.lease_epoch, s.attempt, s.max_attempts,
+      RETURNING s.id, s.task_id, s.step_id, s.agent, s.depends_on_json, s.dependents, s.lease_epoch, s.attempt, s.max_attempts,
         s.base_backoff_ms, s.max_backoff_ms, s.timeout_ms, s.priority, s.trace_id, s.ready_at_ms,
         s.deadline_at_ms, s.rate_bucket, s.rate_name, s.rate_per_sec, s.rate_burst),
     st AS (UPDATE tasks SET status = 'RUNNING', updated_at_ms = $5
@@ -170,7 +170,7 @@ const SQL = {
         'message', format('lease of node "%s" expired on attempt %s of %s; no attempts left', s.lease_owner, s.attempt, s.max_attempts))::text END,
       lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = NULL
     FROM x WHERE s.id = x.id
-    RETURNING s.id, s.task_id, s.step_id, s.status, (SELECT fail_fast FROM tasks t WHERE t.task_id = s.task_id) AS fail_fast,
+    RETURNING s.id, s.task_id, s.step_id, s.status, s.priority, (SELECT fail_fast FROM tasks t WHERE t.task_id = s.task_id) AS fail_fast,
       x.from_node, x.from_epoch, x.expired_at, s.lease_epoch AS to_epoch`,
   bumpCounter: `INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
   closeTasks: `UPDATE tasks SET steps_open = tasks.steps_open - d.closed, dead_count = tasks.dead_count + d.dead,
@@ -200,7 +200,7 @@ const SQL = {
 const q = statements("c", SQL);
 
 interface ClaimRow extends RateRow {
-  id: number; task_id: string; step_id: string; agent: string; depends_on_json: string; lease_epoch: number; attempt: number;
+  id: number; task_id: string; step_id: string; agent: string; depends_on_json: string; dependents: number; lease_epoch: number; attempt: number;
   max_attempts: number; base_backoff_ms: number; max_backoff_ms: number; timeout_ms: number | null; priority: number; trace_id: string;
   ready_at_ms: number; deadline_at_ms: number | null;
   input_json: string | null; deps_json: string | null; kv_json: string | null;
@@ -237,6 +237,20 @@ export function isReadOnlyBatch(batch: CommitBatch): boolean {
  */
 export function isOneStatement(batch: CommitBatch, hints: CommitHints): boolean {
   return isSubmitOnly(batch) && !hints.queued && batch.submissions.every((t) => !t.dedupe && !hasStepFlow(t));
+}
+
+/**
+ * Successes that unlock nothing (no completed step has dependents) while no class is known to
+ * have READY steps, none wait QUEUED and no timed wait is due, with nothing else in the batch
+ * (light load): the completing statement is atomic alone, so it needs no transaction, and with
+ * nothing to claim no claim follows it. A refused completion's conflict record follows in a
+ * statement of its own.
+ */
+export function isLightCompletion(batch: CommitBatch, hints: CommitHints): boolean {
+  return batch.completions.length > 0 && batch.completions.every((c) => c.dependents === 0) &&
+    batch.submissions.length + batch.renewals.length + batch.failures.length + batch.releases.length +
+      (batch.kvWrites?.length ?? 0) + (batch.progress?.length ?? 0) === 0 &&
+    batch.reclaimExpiredLimit === 0 && !hints.queued && !hints.ready.some(Boolean) && (hints.retryAt === null || hints.retryAt > batch.nowMs);
 }
 
 function isSubmitOnly(batch: CommitBatch): boolean {
@@ -282,6 +296,7 @@ export class PgBatch {
 
   /** Applies every part of `batch` in order (see CommitBatch). */
   async apply(batch: CommitBatch): Promise<CommitResult> {
+    const light = isLightCompletion(batch, this.hints);
     if (batch.submissions.length > 0) await this.submit(batch.submissions);
     if (batch.kvWrites && batch.kvWrites.length > 0) await this.kvWrites(batch);
     if (batch.progress && batch.progress.length > 0) {
@@ -308,6 +323,11 @@ export class PgBatch {
       this.hints.queued = admitted.queued;
     }
     await this.closeTasks();
+    // Nothing became claimable and nothing was known to be: no claim, and the hints stand.
+    if (light && this.madeReady === 0) {
+      this.result.nextRetryAtMs = this.hints.retryAt;
+      return this.result;
+    }
     const agents = batch.claim?.agents ?? null;
     let tail = batch.claim && batch.claim.limit > 0 ? await this.claim(batch) : null;
     // A commit of plain submissions only (pipelined) leaves the tail to the group commit behind it.
@@ -518,7 +538,7 @@ export class PgBatch {
   }
 
   async reclaimExpired(limit: number): Promise<number> {
-    const rows = await q<{ id: number; task_id: string; step_id: string; status: string; fail_fast: boolean } & ReclaimedLease>(this.db, "reclaimExpired",
+    const rows = await q<{ id: number; task_id: string; step_id: string; status: string; priority: number; fail_fast: boolean } & ReclaimedLease>(this.db, "reclaimExpired",
       [this.nowMs, limit, ErrorCode.LEASE_LOST]);
     if (rows.length > 0) {
       const events = rows.map((r) => reclaimEvent(r, r.status));
@@ -527,7 +547,11 @@ export class PgBatch {
     }
     for (const r of rows) {
       if (r.status === "DEAD_LETTER") await this.afterDead(r.task_id, r.step_id, r.fail_fast);
-      else this.madeReady++;
+      else {
+        this.madeReady++;
+        // READY again in its class: the claim behind a reclaim (maintenance) goes straight to it.
+        this.hints.ready[r.priority] = true;
+      }
     }
     // Steps taken from DEAD nodes are counted as such (dead_owner_reclaimed_total), not as expired.
     const expired = rows.filter((r) => r.expired_at !== 0).length;
@@ -646,6 +670,6 @@ function toClaimed(row: ClaimRow, leaseExpiresAtMs: number): ClaimedStep {
       row.deadline_at_ms === null ? "" : `,"deadlineMs":${row.deadline_at_ms}`}}`,
     attempt: row.attempt, maxAttempts: row.max_attempts, deadlineAtMs: row.deadline_at_ms,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
-    traceId: row.trace_id, leaseExpiresAtMs,
+    traceId: row.trace_id, leaseExpiresAtMs, dependents: row.dependents,
   };
 }

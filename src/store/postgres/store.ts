@@ -8,7 +8,7 @@ import type {
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "../types.js";
-import { PgBatch, emptyResult, isOneStatement, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
+import { PgBatch, emptyResult, isLightCompletion, isOneStatement, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
 import { RETRYABLE_SQLSTATES, isConnectionError, type Queryable } from "./db.js";
 import { WakeChannel } from "./notify.js";
 import * as ops from "./ops.js";
@@ -162,8 +162,10 @@ export class PostgresStore implements Store {
     const apply = (careful: boolean) => this.#tx("commit", (c) => applyOn(c, careful), { counted: careful });
     let result: CommitResult;
     try {
-      // One statement commits alone: no BEGIN and COMMIT round trips (submissions pipelined behind a group commit, enqueues).
-      result = isOneStatement(batch, this.#hints) ? await this.#read("commit", (c) => applyOn(c, false), { counted: false }) : await apply(false);
+      // One statement commits alone: no BEGIN and COMMIT round trips (submissions pipelined behind a group commit, enqueues,
+      // successes at light load).
+      const alone = isOneStatement(batch, this.#hints) || isLightCompletion(batch, this.#hints);
+      result = alone ? await this.#read("commit", (c) => applyOn(c, false), { counted: false }) : await apply(false);
     } catch (error) {
       // One bad submission must not fail the batch: again, each submission in a savepoint.
       if (batch.submissions.length === 0 || isConnectionError((error as Error).cause ?? error)) {
@@ -255,7 +257,7 @@ export class PostgresStore implements Store {
 
   async reclaimStepsOfNodes(nodeIds: string[], limit: number, nowMs: number, byNode: string): Promise<number> {
     if (nodeIds.length === 0 || limit <= 0) return 0;
-    const n = await this.#tx("reclaimStepsOfNodes", (c) => new PgBatch(c, nowMs, byNode).reclaimFromNodes(nodeIds, limit));
+    const n = await this.#tx("reclaimStepsOfNodes", (c) => new PgBatch(c, nowMs, byNode, true, this.#hints).reclaimFromNodes(nodeIds, limit));
     if (n > 0) this.#wake.hint();
     return n;
   }

@@ -13,7 +13,7 @@ export function agentsParam(agents: readonly string[] | undefined): string | nul
 }
 
 interface ClaimRow extends RateRow {
-  id: number; task_id: string; step_id: string; agent: string; depends_on_json: string;
+  id: number; task_id: string; step_id: string; agent: string; depends_on_json: string; dependents: number;
   lease_epoch: number; attempt: number; max_attempts: number; base_backoff_ms: number; max_backoff_ms: number;
   timeout_ms: number | null; priority: number; trace_id: string; deadline_at_ms: number | null;
 }
@@ -404,6 +404,6 @@ function toClaimed(row: ClaimRow, input: string, deps: string, kv: string, lease
     payloadJson: `{"input":${input},"deps":{${deps}},"kv":{${kv}}${row.deadline_at_ms === null ? "" : `,"deadlineMs":${row.deadline_at_ms}`}}`,
     attempt: row.attempt, maxAttempts: row.max_attempts, deadlineAtMs: row.deadline_at_ms,
     baseBackoffMs: row.base_backoff_ms, maxBackoffMs: row.max_backoff_ms, timeoutMs: row.timeout_ms, priority: row.priority,
-    traceId: row.trace_id, leaseExpiresAtMs,
+    traceId: row.trace_id, leaseExpiresAtMs, dependents: row.dependents,
   };
 }

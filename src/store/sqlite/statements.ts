@@ -120,7 +120,7 @@ const SQL = {
   claimSteps: `UPDATE steps SET status = 'RUNNING', lease_owner = @nodeId, lease_epoch = lease_epoch + 1,
       lease_expires_at_ms = @expiresAtMs, attempt = attempt + 1, started_at_ms = @now, finished_at_ms = NULL
     WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'READY'
-    RETURNING id, task_id, step_id, agent, depends_on_json, lease_epoch, attempt, max_attempts,
+    RETURNING id, task_id, step_id, agent, depends_on_json, dependents, lease_epoch, attempt, max_attempts,
       base_backoff_ms, max_backoff_ms, timeout_ms, priority, trace_id, deadline_at_ms, rate_bucket, rate_name, rate_per_sec, rate_burst`,
   /** Params: JSON array of step row ids. */
   inputsOf: `SELECT step_row_id AS id, input_json FROM step_inputs WHERE step_row_id IN (SELECT value FROM json_each(?))`,
