@@ -511,4 +511,22 @@ export const MIGRATIONS: readonly Migration[] = [
             ORDER BY priority DESC, ready_at_ms, id LIMIT lim FOR UPDATE SKIP LOCKED';
     `,
   },
+  {
+    id: 13,
+    name: "PostgreSQL: a claim at light load runs without a transaction when no READY step is rate-limited",
+    sqlite: `
+      -- SQLite: nothing (its claims always run in the group commit's transaction).
+    `,
+    pg: `
+      -- A claim's rate-limited steps take tokens in the claim's transaction. The tail asks whether
+      -- any READY step is rate-limited (this index keeps that a lookup, not a walk of the READY
+      -- set); while none is, a claim alone is one statement picking steps without a rate limit.
+      CREATE INDEX steps_ready_rated ON steps (agent) WHERE status = 'READY' AND rate_bucket IS NOT NULL;
+      CREATE FUNCTION claim_pick_unrated(lim integer, agents text[], class integer) RETURNS SETOF bigint
+        LANGUAGE sql VOLATILE ROWS 32 SET search_path FROM CURRENT SET enable_sort = off SET enable_bitmapscan = off SET enable_seqscan = off
+        AS 'SELECT id FROM steps WHERE status = ''READY'' AND (class IS NULL OR priority = class)
+              AND (agents IS NULL OR agent = ANY(agents)) AND rate_bucket IS NULL
+            ORDER BY priority DESC, ready_at_ms, id LIMIT lim FOR UPDATE SKIP LOCKED';
+    `,
+  },
 ];

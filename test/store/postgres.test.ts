@@ -106,7 +106,7 @@ describe("PostgresStore claims (PostgreSQL only)", { skip: skipPg }, () => {
 });
 
 describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => {
-  test("a claim of steps this store just left READY goes straight to the claim (no probe first) and takes no quota of a class without READY steps; an idle claim only reads; successes that unlock nothing at light load are one statement", async (t) => {
+  test("a claim of steps this store just left READY goes straight to the claim (no probe first), alone (no transaction), and takes no quota of a class without READY steps; an idle claim only reads; successes that unlock nothing at light load are one statement", async (t) => {
     const { url, drop } = pgSchemaUrl();
     const store = PostgresStore.open({ url, poolSize: 2 });
     const original = pg.Client.prototype.query;
@@ -127,7 +127,7 @@ describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => 
     statements.length = 0;
     const claimed = (await store.commit(batch(T0, { claim }))).claimed;
     assert.equal(claimed.length, 2);
-    assert.deepEqual(statements, ["BEGIN", "c_claim", "COMMIT"]);
+    assert.deepEqual(statements, ["c_claimUnrated"], "one class READY, none rate-limited: the claim alone, no transaction");
     // Their successes unlock nothing and nothing else is READY: the completing statement alone, no transaction, no claim.
     assert.deepEqual(claimed.map((c) => c.dependents), [0, 0]);
     const done = (c: (typeof claimed)[number]) => ({ ...ref(c), outputJson: "1", dependents: c.dependents });
@@ -144,6 +144,42 @@ describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => 
     const next = await store.commit(batch(T0 + 4, { completions: [done(a!)], claim }));
     assert.deepEqual(statements, ["BEGIN", "c_complete", "c_claim", "COMMIT"]);
     assert.deepEqual(next.claimed.map((c) => c.stepId), ["b"]);
+  });
+
+  test("a claim alone never takes a rate-limited step: one another store made READY behind its hints is left to the next claim, which takes its token in a transaction", async (t) => {
+    const { url, drop } = pgSchemaUrl();
+    const a = PostgresStore.open({ url, poolSize: 2 });
+    const b = PostgresStore.open({ url, poolSize: 2 });
+    const original = pg.Client.prototype.query;
+    t.after(async () => { pg.Client.prototype.query = original; await a.close(); await b.close(); await drop(); });
+    await a.migrate();
+    await b.migrate();
+    const claim = { limit: 10 };
+    // Store a learns that nothing waits (an idle probe), then store b submits a rate-limited step a does not know of.
+    assert.equal((await a.commit(batch(T0, { claim }))).claimed.length, 0);
+    const limited = newTask([{ id: "limited" }]);
+    limited.steps[0]!.rateLimit = { name: "api", bucket: "api", perSecond: 1, burst: 1 };
+    await b.commit(batch(T0, { submissions: [limited] }));
+    await a.commit(batch(T0, { submissions: [newTask([{ id: "plain" }])] }));
+    const statements: string[] = [];
+    pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+      const name = typeof config === "string" ? config : (config as { name?: string }).name ?? "?";
+      if (!name.startsWith("SELECT pg_notify")) statements.push(name);
+      return (original as (...args: unknown[]) => unknown).call(this, config, ...rest);
+    } as never;
+    const first = await a.commit(batch(T0 + 1, { claim }));
+    assert.deepEqual(statements, ["c_claimUnrated"]);
+    assert.deepEqual(first.claimed.map((c) => c.stepId), ["plain"], "the claim alone took the plain step only");
+    statements.length = 0;
+    const second = await a.commit(batch(T0 + 2, { claim }));
+    assert.deepEqual(second.claimed.map((c) => c.stepId), ["limited"]);
+    assert.equal(statements[0], "BEGIN", `the full claim, in a transaction: ${statements.join(", ")}`);
+    assert.ok(statements.includes("c_claim") && statements.at(-1) === "COMMIT");
+    // It took the bucket's one token: a second rate-limited step now waits THROTTLED.
+    const again = newTask([{ id: "limited-2" }]);
+    again.steps[0]!.rateLimit = limited.steps[0]!.rateLimit;
+    assert.deepEqual((await a.commit(batch(T0 + 3, { submissions: [again], claim }))).claimed, []);
+    assert.equal((await a.getTask(again.taskId))!.steps[0]!.status, "THROTTLED");
   });
 });
 

@@ -9,14 +9,16 @@ import { admitQueued, applyFlow, dedupe, hasStepFlow, setCancelReason, takeToken
 
 /**
  * What a batch leaves for the next: the earliest timed wait (retry, delayed start, rate-limit
- * token), whether steps wait QUEUED, and per priority class whether READY steps are left that
- * this node could run (the claim's backlog). In the claim's own statement the steps it took
+ * token), whether steps wait QUEUED, whether READY steps this node could run are rate-limited
+ * (their claim takes tokens, so it needs a transaction), and per priority class whether READY
+ * steps are left that this node could run (the claim's backlog). In the claim's own statement the steps it took
  * are still READY in the snapshot, hence `NOT IN picked`.
  */
 function tailSql(afterClaim: boolean): string {
   return `LEAST((SELECT MIN(ready_at_ms) FROM steps WHERE status = 'RETRY_WAIT'),
       (SELECT MIN(ready_at_ms) FROM steps WHERE status IN ('SCHEDULED', 'THROTTLED'))) AS retry_at,
     EXISTS (SELECT 1 FROM steps WHERE status = 'QUEUED') AS queued,
+    EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND rate_bucket IS NOT NULL AND ($1::text[] IS NULL OR agent = ANY($1::text[]))) AS rated,
     ${[0, 1, 2].map((c) => `EXISTS (SELECT 1 FROM steps WHERE status = 'READY' AND priority = ${c} AND ($1::text[] IS NULL OR agent = ANY($1::text[]))${
       afterClaim ? " AND id NOT IN (SELECT id FROM picked)" : ""}) AS c${c}`).join(",\n    ")}`;
 }
@@ -31,8 +33,8 @@ function tailSql(afterClaim: boolean): string {
  * Their tasks start by primary key: `(status = 'PENDING') IS TRUE` is a filter no index serves,
  * so stale statistics cannot turn it into a scan of every PENDING task.
  */
-function claimSql(oneClass: boolean): string {
-  const picked = `picked AS (SELECT p AS id FROM claim_pick($2::int, $1::text[], ${oneClass ? "$6::int" : "NULL"}) AS p)`;
+function claimSql(oneClass: boolean, pick: "claim_pick" | "claim_pick_unrated" = "claim_pick"): string {
+  const picked = `picked AS (SELECT p AS id FROM ${pick}($2::int, $1::text[], ${oneClass ? "$6::int" : "NULL"}) AS p)`;
   const claimed = `c AS (UPDATE steps s SET status = 'RUNNING', lease_owner = $3, lease_epoch = s.lease_epoch + 1, lease_expires_at_ms = $4,
         attempt = s.attempt + 1, started_at_ms = $5, finished_at_ms = NULL
       FROM picked WHERE s.id = picked.id
@@ -183,6 +185,8 @@ const SQL = {
     RETURNING tasks.task_id, tasks.status, tasks.steps_open`,
   /** The claim (see claimSql) and the tail that follows it, in one statement. */
   claim: claimSql(false),
+  /** The claim of steps without a rate limit, with its tail: atomic alone, run without a transaction (see isClaimAlone). */
+  claimUnrated: claimSql(false, "claim_pick_unrated"),
   /** A quota claim of one priority class (same index, equality on its first column). */
   claimClass: claimSql(true),
   /** The tail alone, when no claim ran. */
@@ -206,7 +210,7 @@ interface ClaimRow extends RateRow {
   input_json: string | null; deps_json: string | null; kv_json: string | null;
 }
 
-interface TailRow { retry_at: number | null; queued: boolean; c0: boolean; c1: boolean; c2: boolean }
+interface TailRow { retry_at: number | null; queued: boolean; rated: boolean; c0: boolean; c1: boolean; c2: boolean }
 
 /**
  * What one store instance's last commit saw, so that the next can skip statements with nothing
@@ -216,10 +220,16 @@ interface TailRow { retry_at: number | null; queued: boolean; c0: boolean; c1: b
  * competes with, is skipped: the class-wide claim takes its share. A claim while some class has
  * them goes straight to the claim; otherwise a read (probe) first finds out whether to claim.
  */
-export interface CommitHints { retryAt: number | null; queued: boolean; ready: [boolean, boolean, boolean] }
+export interface CommitHints {
+  retryAt: number | null;
+  queued: boolean;
+  /** READY steps with a rate limit may wait (their claim takes tokens in the claim's transaction). */
+  rated: boolean;
+  ready: [boolean, boolean, boolean];
+}
 
 export function unknownHints(): CommitHints {
-  return { retryAt: 0, queued: true, ready: [false, false, false] };
+  return { retryAt: 0, queued: true, rated: true, ready: [false, false, false] };
 }
 
 const rowId = (key: string): number => Number(key);
@@ -253,6 +263,19 @@ export function isLightCompletion(batch: CommitBatch, hints: CommitHints): boole
     batch.reclaimExpiredLimit === 0 && !hints.queued && !hints.ready.some(Boolean) && (hints.retryAt === null || hints.retryAt > batch.nowMs);
 }
 
+/**
+ * A claim with nothing else to do (no writes, no reclaim, no due timed wait, none QUEUED), while at
+ * most one priority class is known to have READY steps (so no quota claim runs) and none is known
+ * to be rate-limited: the claim and its tail are one statement, atomic alone, so it needs no
+ * transaction. It takes only steps without a rate limit (claim_pick_unrated), so a hint gone stale
+ * never takes one without its token; its tail then says so, and the next claim is the full one.
+ */
+export function isClaimAlone(batch: CommitBatch, hints: CommitHints): boolean {
+  return batch.claim !== null && batch.claim.limit > 0 && isReadOnlyBatch(batch) && batch.reclaimExpiredLimit === 0 &&
+    !hints.queued && !hints.rated && hints.ready.filter(Boolean).length <= 1 &&
+    (batch.releaseRetriesLimit === 0 || hints.retryAt === null || hints.retryAt > batch.nowMs);
+}
+
 function isSubmitOnly(batch: CommitBatch): boolean {
   return batch.claim === null && batch.releaseRetriesLimit === 0 && batch.reclaimExpiredLimit === 0 && isReadOnlyBatch({ ...batch, submissions: [] });
 }
@@ -262,6 +285,7 @@ export async function probe(db: Queryable, batch: CommitBatch, hints: CommitHint
   const [p] = await q<TailRow & { expires_at: number | null }>(db, "workProbe", [batch.claim?.agents ?? null]);
   hints.retryAt = p!.retry_at;
   hints.queued = p!.queued;
+  hints.rated = p!.rated;
   hints.ready = [p!.c0, p!.c1, p!.c2];
   const busy = (batch.claim !== null && batch.claim.limit > 0 && (hints.ready.some(Boolean) || p!.queued)) ||
     (batch.releaseRetriesLimit > 0 && p!.retry_at !== null && p!.retry_at <= batch.nowMs) ||
@@ -283,6 +307,8 @@ export class PgBatch {
   madeReady = 0;
   readonly #closing = new Map<string, [closed: number, dead: number, cancelled: number]>();
   #refusing: { ref: LeaseRef; operation: string }[] = [];
+  /** This batch is a claim alone (isClaimAlone): no transaction around it, steps without a rate limit only. */
+  #claimAlone = false;
   /** Quota picks of the claim per class, and the highest class the rest of it took (for countForced). */
   #quotaTaken = [0, 0, 0];
   #highestRest = -1;
@@ -297,6 +323,7 @@ export class PgBatch {
   /** Applies every part of `batch` in order (see CommitBatch). */
   async apply(batch: CommitBatch): Promise<CommitResult> {
     const light = isLightCompletion(batch, this.hints);
+    this.#claimAlone = isClaimAlone(batch, this.hints);
     if (batch.submissions.length > 0) await this.submit(batch.submissions);
     if (batch.kvWrites && batch.kvWrites.length > 0) await this.kvWrites(batch);
     if (batch.progress && batch.progress.length > 0) {
@@ -335,6 +362,7 @@ export class PgBatch {
     tail ??= (await q<TailRow>(this.db, "tail", [agents]))[0]!;
     this.hints.retryAt = tail.retry_at;
     this.hints.queued = tail.queued;
+    this.hints.rated = tail.rated;
     this.hints.ready = [tail.c0, tail.c1, tail.c2];
     this.result.nextRetryAtMs = tail.retry_at;
     if (batch.claim && this.result.claimed.length >= batch.claim.limit) this.result.claimBacklog = [tail.c0, tail.c1, tail.c2];
@@ -406,6 +434,7 @@ export class PgBatch {
       this.madeReady++;
       // Their classes have READY steps now: the claim behind them takes its quotas from these.
       if (!hasStepFlow(t)) for (const s of roots) this.hints.ready[s.priority] = true;
+      if (t.steps.some((s) => s.rateLimit != null)) this.hints.rated = true;
     }
     return all.map((t): SubmitOutcome => {
       const e = early.get(t.taskId);
@@ -605,7 +634,8 @@ export class PgBatch {
     let tail: TailRow | null = null;
     let rest: ClaimRow[] = [];
     if (limit > quotaRows.length) {
-      const got = await q<ClaimRow & TailRow>(this.db, "claim", [agents, limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs]);
+      const got = await q<ClaimRow & TailRow>(this.db, this.#claimAlone ? "claimUnrated" : "claim",
+        [agents, limit - quotaRows.length, this.nodeId, expiresAtMs, this.nowMs]);
       tail = got[0]!;
       rest = got.filter((r) => r.id !== null).sort(claimOrder);
     }

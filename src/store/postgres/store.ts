@@ -8,7 +8,7 @@ import type {
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "../types.js";
-import { PgBatch, emptyResult, isLightCompletion, isOneStatement, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
+import { PgBatch, emptyResult, isClaimAlone, isLightCompletion, isOneStatement, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
 import { RETRYABLE_SQLSTATES, isConnectionError, type Queryable } from "./db.js";
 import { WakeChannel } from "./notify.js";
 import * as ops from "./ops.js";
@@ -163,8 +163,8 @@ export class PostgresStore implements Store {
     let result: CommitResult;
     try {
       // One statement commits alone: no BEGIN and COMMIT round trips (submissions pipelined behind a group commit, enqueues,
-      // successes at light load).
-      const alone = isOneStatement(batch, this.#hints) || isLightCompletion(batch, this.#hints);
+      // successes and claims at light load).
+      const alone = isOneStatement(batch, this.#hints) || isLightCompletion(batch, this.#hints) || isClaimAlone(batch, this.#hints);
       result = alone ? await this.#read("commit", (c) => applyOn(c, false), { counted: false }) : await apply(false);
     } catch (error) {
       // One bad submission must not fail the batch: again, each submission in a savepoint.
