@@ -33,8 +33,8 @@ test("RelayMesh.open: a pool whose threads cannot start is rejected with RELAYME
   for (const e of poolErrors) assert.equal((e as { code?: string }).code, "ERR_MODULE_NOT_FOUND");
 });
 
-test("AgentPool.run: attempts that cannot block their thread go up to a thread's share per message; module agents are spread over the threads", async (t) => {
-  // Two threads, 8 slots: a thread's share is 4. The pool's messages are counted on the Piscina it is given.
+test("AgentPool.run: attempts that cannot block their thread go in one message; module agents are spread over the threads", async (t) => {
+  // Two threads, 8 slots. The pool's messages are counted on the Piscina it is given.
   const piscina = new Piscina({ filename: AGENT_WORKER_FILE, minThreads: 2, maxThreads: 2, concurrentTasksPerWorker: 4, atomics: "disabled" });
   const pool = new AgentPool({ threads: 2, concurrency: 8, piscina, onAgentMessage: () => {} });
   t.after(async () => { await pool.close(); await piscina.close({ force: true }); });
@@ -56,7 +56,7 @@ test("AgentPool.run: attempts that cannot block their thread go up to a thread's
 
   const echoed = await runAll(attempts({ kind: "builtin", name: "echo" }, 8));
   assert.deepEqual(echoed.map((r) => r.type === "result" && JSON.parse(r.outputJson)), Array.from({ length: 8 }, (_, i) => ({ bytes: i + 1 })));
-  assert.equal(messages, 2, "8 built-in attempts in two messages of 4");
+  assert.equal(messages, 1, "8 built-in attempts in one message");
   messages = 0;
   await runAll(attempts({ kind: "builtin", name: "echo" }, 3));
   assert.equal(messages, 1, "3 built-in attempts in one message");
