@@ -1,4 +1,4 @@
-import { describe, test } from "node:test";
+import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { parsePgUrl } from "../../src/store/postgres/url.js";
@@ -105,20 +105,27 @@ describe("PostgresStore claims (PostgreSQL only)", { skip: skipPg }, () => {
   });
 });
 
+/** Records the name (or text) of every statement any pg client sends from now until the test ends. */
+function spyStatements(t: TestContext): string[] {
+  const statements: string[] = [];
+  const original = pg.Client.prototype.query;
+  t.after(() => { pg.Client.prototype.query = original; });
+  pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+    const name = typeof config === "string" ? config : (config as { name?: string }).name ?? "?";
+    // The NOTIFY hint a submission sends is throttled and sent later, outside any commit.
+    if (!name.startsWith("SELECT pg_notify")) statements.push(name);
+    return (original as (...a: unknown[]) => unknown).call(this, config, ...rest);
+  } as never;
+  return statements;
+}
+
 describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => {
   test("a claim of steps this store just left READY goes straight to the claim (no probe first), alone (no transaction), and takes no quota of a class without READY steps; an idle claim only reads; successes that unlock nothing at light load are one statement", async (t) => {
     const { url, drop } = pgSchemaUrl();
     const store = PostgresStore.open({ url, poolSize: 2 });
-    const original = pg.Client.prototype.query;
-    t.after(async () => { pg.Client.prototype.query = original; await store.close(); await drop(); });
+    t.after(async () => { await store.close(); await drop(); });
     await store.migrate();
-    const statements: string[] = [];
-    pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-      const name = typeof config === "string" ? config : (config as { name?: string }).name ?? "?";
-      // The NOTIFY hint a submission sends is throttled and sent later, outside any commit.
-      if (!name.startsWith("SELECT pg_notify")) statements.push(name);
-      return (original as (...a: unknown[]) => unknown).call(this, config, ...rest);
-    } as never;
+    const statements = spyStatements(t);
     const claim = { limit: 10, quotas: [3, 3, 0] as [number, number, number] };
     assert.equal((await store.commit(batch(T0, { claim }))).claimed.length, 0);
     assert.deepEqual(statements, ["c_workProbe"], "an idle claim is one read");
@@ -150,8 +157,7 @@ describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => 
     const { url, drop } = pgSchemaUrl();
     const a = PostgresStore.open({ url, poolSize: 2 });
     const b = PostgresStore.open({ url, poolSize: 2 });
-    const original = pg.Client.prototype.query;
-    t.after(async () => { pg.Client.prototype.query = original; await a.close(); await b.close(); await drop(); });
+    t.after(async () => { await a.close(); await b.close(); await drop(); });
     await a.migrate();
     await b.migrate();
     const claim = { limit: 10 };
@@ -161,12 +167,7 @@ describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => 
     limited.steps[0]!.rateLimit = { name: "api", bucket: "api", perSecond: 1, burst: 1 };
     await b.commit(batch(T0, { submissions: [limited] }));
     await a.commit(batch(T0, { submissions: [newTask([{ id: "plain" }])] }));
-    const statements: string[] = [];
-    pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-      const name = typeof config === "string" ? config : (config as { name?: string }).name ?? "?";
-      if (!name.startsWith("SELECT pg_notify")) statements.push(name);
-      return (original as (...args: unknown[]) => unknown).call(this, config, ...rest);
-    } as never;
+    const statements = spyStatements(t);
     const first = await a.commit(batch(T0 + 1, { claim }));
     assert.deepEqual(statements, ["c_claimUnrated"]);
     assert.deepEqual(first.claimed.map((c) => c.stepId), ["plain"], "the claim alone took the plain step only");
