@@ -119,6 +119,17 @@ function spyStatements(t: TestContext): string[] {
   return statements;
 }
 
+/** Two stores on one fresh schema (dropped when the test ends), both migrated. */
+async function twoStores(t: TestContext): Promise<[PostgresStore, PostgresStore]> {
+  const { url, drop } = pgSchemaUrl();
+  const a = PostgresStore.open({ url, poolSize: 2 });
+  const b = PostgresStore.open({ url, poolSize: 2 });
+  t.after(async () => { await a.close(); await b.close(); await drop(); });
+  await a.migrate();
+  await b.migrate();
+  return [a, b];
+}
+
 describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => {
   test("a claim of steps this store just left READY goes straight to the claim (no probe first), alone (no transaction), and takes no quota of a class without READY steps; an idle claim only reads; successes that unlock nothing at light load are one statement", async (t) => {
     const { url, drop } = pgSchemaUrl();
@@ -154,12 +165,7 @@ describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => 
   });
 
   test("a claim alone never takes a rate-limited step: one another store made READY behind its hints is left to the next claim, which takes its token in a transaction", async (t) => {
-    const { url, drop } = pgSchemaUrl();
-    const a = PostgresStore.open({ url, poolSize: 2 });
-    const b = PostgresStore.open({ url, poolSize: 2 });
-    t.after(async () => { await a.close(); await b.close(); await drop(); });
-    await a.migrate();
-    await b.migrate();
+    const [a, b] = await twoStores(t);
     const claim = { limit: 10 };
     // Store a learns that nothing waits (an idle probe), then store b submits a rate-limited step a does not know of.
     assert.equal((await a.commit(batch(T0, { claim }))).claimed.length, 0);
@@ -186,12 +192,7 @@ describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => 
 
 describe("PostgresStore wake-up hints (PostgreSQL only)", { skip: skipPg }, () => {
   test("a submission committed by one store wakes the others' listeners (NOTIFY, after the commit), not its own", async (t) => {
-    const { url, drop } = pgSchemaUrl();
-    const a = PostgresStore.open({ url, poolSize: 2 });
-    const b = PostgresStore.open({ url, poolSize: 2 });
-    t.after(async () => { await a.close(); await b.close(); await drop(); });
-    await a.migrate();
-    await b.migrate();
+    const [a, b] = await twoStores(t);
     let woken = 0;
     let self = 0;
     const listening = (store: PostgresStore, count: () => void) => new Promise<void>((resolve) => {
