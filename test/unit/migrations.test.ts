@@ -21,6 +21,7 @@ const RELEASED: Record<number, string> = {
   11: "dfe03b04d716e3668e53496ad2971a83a660dbee6d6c6db1fb518d6737011c1a",
   12: "eb143904acd19c81a6de3818862d1ee5ac2616f363146343c09675c086970c4f",
   13: "e199381fb4c57a11392de3d32c68e2a15c6cf8c3253a62a2131ff7756c4656a2",
+  14: "fba44bde2d68e2354634e6005af4010ca0861d33eca2505dbef1b2177855221d",
 };
 
 test("migrations: numbered in increasing order (numbers may be reserved), with both dialects, and no released one was edited", () => {
