@@ -1,10 +1,11 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { PostgresStore } from "../../src/store/postgres/store.js";
+import { PgBatch, unknownHints } from "../../src/store/postgres/commit.js";
 import { parsePgUrl } from "../../src/store/postgres/url.js";
 import type { Store } from "../../src/store/store.js";
 import pg from "pg";
-import { T0, batch, newTask, ref, storeConformance, type StoreFactory } from "./conformance.js";
+import { NODE as NODE_A, T0, batch, newTask, ref, storeConformance, type StoreFactory } from "./conformance.js";
 import { meshConformance } from "./mesh-conformance.js";
 import { PG_URL, pgSchemaUrl, skipPg } from "./pg.js";
 
@@ -162,6 +163,27 @@ describe("PostgresStore round trips (PostgreSQL only)", { skip: skipPg }, () => 
     const next = await store.commit(batch(T0 + 4, { completions: [done(a!)], claim }));
     assert.deepEqual(statements, ["BEGIN", "c_complete", "c_claim", "COMMIT"]);
     assert.deepEqual(next.claimed.map((c) => c.stepId), ["b"]);
+  });
+
+  test("a batch decides by the hints the store saw when it chose to run it without a transaction, not by hints a commit beside it moved since", async (t) => {
+    const { url, schema, drop } = pgSchemaUrl();
+    const store = PostgresStore.open({ url, poolSize: 2 });
+    const base = new URL(url);
+    base.search = "";
+    const client = new pg.Client({ connectionString: base.toString(), options: `-c search_path="${schema}"` });
+    t.after(async () => { await client.end(); await store.close(); await drop(); });
+    await store.migrate();
+    await client.connect();
+    await store.commit(batch(T0, { submissions: [newTask([{ id: "s" }])] }));
+    const [c] = (await store.commit(batch(T0, { claim: { limit: 1 } }))).claimed;
+    // Seen: nothing waits. Live (moved by another commit meanwhile): every class READY, steps QUEUED, a retry due.
+    const seen = { retryAt: null, queued: false, rated: false, ready: [false, false, false] as [boolean, boolean, boolean] };
+    const live = { ...unknownHints(), retryAt: T0, ready: [true, true, true] as [boolean, boolean, boolean] };
+    const statements = spyStatements(t);
+    const r = await new PgBatch(client, T0 + 1, NODE_A, false, live, seen)
+      .apply(batch(T0 + 1, { completions: [{ ...ref(c!), outputJson: "1", dependents: 0 }], releaseRetriesLimit: 10, claim: { limit: 8 } }));
+    assert.deepEqual(statements, ["c_complete"], "the one statement the store chose, no claim, no admission, no retry release");
+    assert.deepEqual(r.finishedTasks.map((f) => f.status), ["SUCCESS"]);
   });
 
   test("a claim alone never takes a rate-limited step: one another store made READY behind its hints is left to the next claim, which takes its token in a transaction", async (t) => {

@@ -232,6 +232,11 @@ export function unknownHints(): CommitHints {
   return { retryAt: 0, queued: true, rated: true, ready: [false, false, false] };
 }
 
+/** A copy of `hints` as they stand: what a batch decides by, unmoved by commits running beside it. */
+export function snapshotHints(hints: CommitHints): CommitHints {
+  return { ...hints, ready: [...hints.ready] };
+}
+
 const rowId = (key: string): number => Number(key);
 
 /** True when a batch writes nothing (claims, retry release and reclaims only). */
@@ -316,14 +321,17 @@ export class PgBatch {
   /**
    * @param careful each submission in a savepoint of its own (a batch whose fast path failed).
    * @param hints what the previous commit's tail saw; updated by this batch.
+   * @param seen the hints this batch decides by: a snapshot taken when the store chose whether it
+   *   runs in a transaction, so a commit running beside it (on another connection) cannot turn a
+   *   one-statement batch into several statements outside a transaction.
    */
   constructor(readonly db: Queryable, readonly nowMs: number, readonly nodeId: string, readonly careful = true,
-    readonly hints: CommitHints = unknownHints()) {}
+    readonly hints: CommitHints = unknownHints(), readonly seen: CommitHints = hints) {}
 
   /** Applies every part of `batch` in order (see CommitBatch). */
   async apply(batch: CommitBatch): Promise<CommitResult> {
-    const light = isLightCompletion(batch, this.hints);
-    this.#claimAlone = isClaimAlone(batch, this.hints);
+    const light = isLightCompletion(batch, this.seen);
+    this.#claimAlone = isClaimAlone(batch, this.seen);
     if (batch.submissions.length > 0) await this.submit(batch.submissions);
     if (batch.kvWrites && batch.kvWrites.length > 0) await this.kvWrites(batch);
     if (batch.progress && batch.progress.length > 0) {
@@ -334,10 +342,10 @@ export class PgBatch {
     if (batch.completions.length > 0) await this.complete(batch);
     if (batch.failures.length > 0) await this.fail(batch.failures);
     if (batch.releases.length > 0) await this.release(batch.releases);
-    let queued = this.hints.queued;
+    let queued = this.seen.queued;
     // Due retries and timed waits: skipped while the last tail saw none due (a wait another node
     // adds meanwhile is seen by this batch's tail and released by the next commit).
-    if (batch.releaseRetriesLimit > 0 && this.hints.retryAt !== null && this.hints.retryAt <= this.nowMs) {
+    if (batch.releaseRetriesLimit > 0 && this.seen.retryAt !== null && this.seen.retryAt <= this.nowMs) {
       const [r] = await q<{ ready: number; queued: boolean }>(this.db, "releaseRetries", [this.nowMs, batch.releaseRetriesLimit]);
       this.madeReady += r!.ready;
       queued ||= r!.queued;
@@ -352,7 +360,7 @@ export class PgBatch {
     await this.closeTasks();
     // Nothing became claimable and nothing was known to be: no claim, and the hints stand.
     if (light && this.madeReady === 0) {
-      this.result.nextRetryAtMs = this.hints.retryAt;
+      this.result.nextRetryAtMs = this.seen.retryAt;
       return this.result;
     }
     const agents = batch.claim?.agents ?? null;
@@ -433,8 +441,10 @@ export class PgBatch {
       if (roots.length === 0) continue;
       this.madeReady++;
       // Their classes have READY steps now: the claim behind them takes its quotas from these.
-      if (!hasStepFlow(t)) for (const s of roots) this.hints.ready[s.priority] = true;
-      if (t.steps.some((s) => s.rateLimit != null)) this.hints.rated = true;
+      for (const h of new Set([this.hints, this.seen])) {
+        if (!hasStepFlow(t)) for (const s of roots) h.ready[s.priority] = true;
+        if (t.steps.some((s) => s.rateLimit != null)) h.rated = true;
+      }
     }
     return all.map((t): SubmitOutcome => {
       const e = early.get(t.taskId);
@@ -626,7 +636,7 @@ export class PgBatch {
     for (let c = 0; c < 2; c++) {
       const n = Math.min(quotas[c]!, limit - quotaRows.length);
       // A quota matters only while a higher class competes for the claim.
-      if (n <= 0 || !this.hints.ready[c] || !this.hints.ready.some((ready, h) => ready && h > c)) continue;
+      if (n <= 0 || !this.seen.ready[c] || !this.seen.ready.some((ready, h) => ready && h > c)) continue;
       const rows = await q<ClaimRow>(this.db, "claimClass", [agents, n, this.nodeId, expiresAtMs, this.nowMs, c]);
       taken[c] = rows.length;
       quotaRows.push(...rows.sort(claimOrder));

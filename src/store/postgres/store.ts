@@ -8,7 +8,7 @@ import type {
   PurgeQuery, PurgeResult, ReplayResult, SettingsChange, TaskRecord, TaskStatus, TaskWithSteps,
   ScheduleDefinition, ScheduleFire, ScheduleFireResult, ScheduleRecord, AuditEntry, AuditFilter,
 } from "../types.js";
-import { PgBatch, emptyResult, isClaimAlone, isLightCompletion, isOneStatement, isReadOnlyBatch, probe, unknownHints } from "./commit.js";
+import { PgBatch, emptyResult, isClaimAlone, isLightCompletion, isOneStatement, isReadOnlyBatch, probe, snapshotHints, unknownHints } from "./commit.js";
 import { RETRYABLE_SQLSTATES, isConnectionError, type Queryable } from "./db.js";
 import { WakeChannel } from "./notify.js";
 import * as ops from "./ops.js";
@@ -153,8 +153,9 @@ export class PostgresStore implements Store {
       if (!p.busy) return { ...emptyResult(), nextRetryAtMs: p.retryAtMs };
     }
     let madeReady = 0;
+    const seen = snapshotHints(this.#hints);
     const applyOn = async (c: Queryable, careful: boolean) => {
-      const b = new PgBatch(c, batch.nowMs, batch.nodeId, careful, this.#hints);
+      const b = new PgBatch(c, batch.nowMs, batch.nodeId, careful, this.#hints, seen);
       const r = await b.apply(batch);
       madeReady = b.madeReady;
       return r;
@@ -164,7 +165,7 @@ export class PostgresStore implements Store {
     try {
       // One statement commits alone: no BEGIN and COMMIT round trips (submissions pipelined behind a group commit, enqueues,
       // successes and claims at light load).
-      const alone = isOneStatement(batch, this.#hints) || isLightCompletion(batch, this.#hints) || isClaimAlone(batch, this.#hints);
+      const alone = isOneStatement(batch, seen) || isLightCompletion(batch, seen) || isClaimAlone(batch, seen);
       result = alone ? await this.#read("commit", (c) => applyOn(c, false), { counted: false }) : await apply(false);
     } catch (error) {
       // One bad submission must not fail the batch: again, each submission in a savepoint.
