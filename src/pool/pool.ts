@@ -84,8 +84,6 @@ export class AgentPool {
   readonly controlChannel = `relaymesh:${randomUUID()}`;
   readonly resultChannel = `relaymesh-results:${randomUUID()}`;
   readonly threads: number;
-  /** A thread's share of the slots: the most attempts one thread message carries when they cannot block their thread. */
-  readonly #share: number;
   readonly #piscina: Piscina;
   readonly #ownsPiscina: boolean;
   readonly #control: BroadcastChannel;
@@ -111,13 +109,14 @@ export class AgentPool {
 
   constructor(options: AgentPoolOptions) {
     this.threads = options.threads ?? availableParallelism();
-    this.#share = Math.max(1, Math.ceil(options.concurrency / this.threads));
+    // A thread's share of the slots: messages one thread runs at once (one attempt each at most when they may block it).
+    const share = Math.max(1, Math.ceil(options.concurrency / this.threads));
     this.#ownsPiscina = !options.piscina;
     this.#piscina = options.piscina ?? new Piscina({
       filename: AGENT_WORKER_FILE,
       minThreads: this.threads,
       maxThreads: this.threads,
-      concurrentTasksPerWorker: this.#share,
+      concurrentTasksPerWorker: share,
       idleTimeout: 60_000,
       // A batch posts results before its slow attempts settle: the thread's event loop must keep running between tasks.
       atomics: "disabled",

@@ -239,6 +239,11 @@ export function snapshotHints(hints: CommitHints): CommitHints {
 
 const rowId = (key: string): number => Number(key);
 
+/** A retry, delayed start or rate-limit token the last tail saw is due at `nowMs`. */
+function timedWaitDue(retryAt: number | null, nowMs: number): boolean {
+  return retryAt !== null && retryAt <= nowMs;
+}
+
 /** True when a batch writes nothing (claims, retry release and reclaims only). */
 export function isReadOnlyBatch(batch: CommitBatch): boolean {
   return batch.submissions.length + batch.renewals.length + batch.completions.length + batch.failures.length + batch.releases.length +
@@ -262,10 +267,8 @@ export function isOneStatement(batch: CommitBatch, hints: CommitHints): boolean 
  * statement of its own.
  */
 export function isLightCompletion(batch: CommitBatch, hints: CommitHints): boolean {
-  return batch.completions.length > 0 && batch.completions.every((c) => c.dependents === 0) &&
-    batch.submissions.length + batch.renewals.length + batch.failures.length + batch.releases.length +
-      (batch.kvWrites?.length ?? 0) + (batch.progress?.length ?? 0) === 0 &&
-    batch.reclaimExpiredLimit === 0 && !hints.queued && !hints.ready.some(Boolean) && (hints.retryAt === null || hints.retryAt > batch.nowMs);
+  return batch.completions.length > 0 && batch.completions.every((c) => c.dependents === 0) && isReadOnlyBatch({ ...batch, completions: [] }) &&
+    batch.reclaimExpiredLimit === 0 && !hints.queued && !hints.ready.some(Boolean) && !timedWaitDue(hints.retryAt, batch.nowMs);
 }
 
 /**
@@ -278,7 +281,7 @@ export function isLightCompletion(batch: CommitBatch, hints: CommitHints): boole
 export function isClaimAlone(batch: CommitBatch, hints: CommitHints): boolean {
   return batch.claim !== null && batch.claim.limit > 0 && isReadOnlyBatch(batch) && batch.reclaimExpiredLimit === 0 &&
     !hints.queued && !hints.rated && hints.ready.filter(Boolean).length <= 1 &&
-    (batch.releaseRetriesLimit === 0 || hints.retryAt === null || hints.retryAt > batch.nowMs);
+    (batch.releaseRetriesLimit === 0 || !timedWaitDue(hints.retryAt, batch.nowMs));
 }
 
 function isSubmitOnly(batch: CommitBatch): boolean {
@@ -293,7 +296,7 @@ export async function probe(db: Queryable, batch: CommitBatch, hints: CommitHint
   hints.rated = p!.rated;
   hints.ready = [p!.c0, p!.c1, p!.c2];
   const busy = (batch.claim !== null && batch.claim.limit > 0 && (hints.ready.some(Boolean) || p!.queued)) ||
-    (batch.releaseRetriesLimit > 0 && p!.retry_at !== null && p!.retry_at <= batch.nowMs) ||
+    (batch.releaseRetriesLimit > 0 && timedWaitDue(p!.retry_at, batch.nowMs)) ||
     (batch.reclaimExpiredLimit > 0 && p!.expires_at !== null && p!.expires_at < batch.nowMs);
   return { busy, retryAtMs: p!.retry_at };
 }
@@ -328,6 +331,18 @@ export class PgBatch {
   constructor(readonly db: Queryable, readonly nowMs: number, readonly nodeId: string, readonly careful = true,
     readonly hints: CommitHints = unknownHints(), readonly seen: CommitHints = hints) {}
 
+  /** Steps of this class are READY now: in the store's hints and in those this batch decides by. */
+  #markReady(priority: number): void {
+    this.hints.ready[priority] = true;
+    this.seen.ready[priority] = true;
+  }
+
+  /** READY steps with a rate limit may wait now (see #markReady). */
+  #markRated(): void {
+    this.hints.rated = true;
+    this.seen.rated = true;
+  }
+
   /** Applies every part of `batch` in order (see CommitBatch). */
   async apply(batch: CommitBatch): Promise<CommitResult> {
     const light = isLightCompletion(batch, this.seen);
@@ -345,7 +360,7 @@ export class PgBatch {
     let queued = this.seen.queued;
     // Due retries and timed waits: skipped while the last tail saw none due (a wait another node
     // adds meanwhile is seen by this batch's tail and released by the next commit).
-    if (batch.releaseRetriesLimit > 0 && this.seen.retryAt !== null && this.seen.retryAt <= this.nowMs) {
+    if (batch.releaseRetriesLimit > 0 && timedWaitDue(this.seen.retryAt, this.nowMs)) {
       const [r] = await q<{ ready: number; queued: boolean }>(this.db, "releaseRetries", [this.nowMs, batch.releaseRetriesLimit]);
       this.madeReady += r!.ready;
       queued ||= r!.queued;
@@ -441,10 +456,8 @@ export class PgBatch {
       if (roots.length === 0) continue;
       this.madeReady++;
       // Their classes have READY steps now: the claim behind them takes its quotas from these.
-      for (const h of new Set([this.hints, this.seen])) {
-        if (!hasStepFlow(t)) for (const s of roots) h.ready[s.priority] = true;
-        if (t.steps.some((s) => s.rateLimit != null)) h.rated = true;
-      }
+      if (!hasStepFlow(t)) for (const s of roots) this.#markReady(s.priority);
+      if (t.steps.some((s) => s.rateLimit != null)) this.#markRated();
     }
     return all.map((t): SubmitOutcome => {
       const e = early.get(t.taskId);
@@ -589,7 +602,7 @@ export class PgBatch {
       else {
         this.madeReady++;
         // READY again in its class: the claim behind a reclaim (maintenance) goes straight to it.
-        this.hints.ready[r.priority] = true;
+        this.#markReady(r.priority);
       }
     }
     // Steps taken from DEAD nodes are counted as such (dead_owner_reclaimed_total), not as expired.
